@@ -1,0 +1,1 @@
+"""Actors: state, lifetimes, supervision and orchestration."""

@@ -1,0 +1,1 @@
+"""The HTTP + WebSocket front: translates requests into actor messages."""

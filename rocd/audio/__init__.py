@@ -1,0 +1,1 @@
+"""Audio mechanisms: frames, ring buffers, resampling, mixing and device drivers."""

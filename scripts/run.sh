@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set everything up, then run the daemon in the foreground with its defaults
+# (API on 127.0.0.1:4610, state in the user's data directory). Extra arguments go to `rocd serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+exec .venv/bin/rocd serve "$@"
