@@ -59,9 +59,7 @@ def read_udp(path: Path) -> list[Datagram]:
         dst_ip = ".".join(str(b) for b in ip[16:20])
         udp = ip[ihl:total]
         sport, dport, ulen = struct.unpack_from(">HHH", udp)
-        out.append(
-            Datagram(sec + usec / 1e6, (src_ip, sport), (dst_ip, dport), bytes(udp[8:ulen]))
-        )
+        out.append(Datagram(sec + usec / 1e6, (src_ip, sport), (dst_ip, dport), bytes(udp[8:ulen])))
     return out
 
 
