@@ -1,0 +1,85 @@
+"""The daemon's few error types, each knowing how it looks over HTTP.
+
+Actors raise these for outcomes the caller must hear about (an unknown device, a bad
+value, a full mailbox); the API layer maps any of them to a response from `status` and
+`code` alone, without a ladder of `if`s. Anything else escaping a handler is a bug: the
+actor crashes, its supervisor restarts it, and the caller sees `ActorCrashed`.
+
+The wire layer (rocd.net) keeps its own errors: it knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class RocdError(Exception):
+    """Base of every error that crosses an actor or API boundary."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: list[dict[str, Any]] = details or []
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body every API error has: error code, message, details."""
+        return {"error": self.code, "message": self.message, "details": self.details}
+
+
+class NotFound(RocdError):
+    """No resource (actor, peer, device...) with that identity."""
+
+    status = 404
+    code = "not_found"
+
+
+class InvalidRequest(RocdError):
+    """The request is well-formed but its values are not acceptable."""
+
+    status = 422
+    code = "invalid"
+
+
+class Conflict(RocdError):
+    """The request contradicts the current state (a name taken, a port in use...)."""
+
+    status = 409
+    code = "conflict"
+
+
+class Busy(RocdError):
+    """A mailbox is full: the actor is overloaded, try again later."""
+
+    status = 503
+    code = "busy"
+
+
+class Unavailable(RocdError):
+    """Something the request needs is down (a sound server, a peer link)."""
+
+    status = 503
+    code = "unavailable"
+
+
+class ActorGone(RocdError):
+    """The actor asked has stopped for good; its mailbox is closed."""
+
+    status = 503
+    code = "gone"
+
+
+class AskTimeout(RocdError):
+    """No reply within the ask's deadline."""
+
+    status = 504
+    code = "timeout"
+
+
+class ActorCrashed(RocdError):
+    """The actor failed while handling the request; its supervisor restarts it."""
+
+    status = 500
+    code = "crashed"
