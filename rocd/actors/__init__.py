@@ -5,7 +5,16 @@ The runtime (mailbox, ask/tell, supervisor, registry) and the domain actors buil
 """
 
 from ._actor import DEFAULT_ASK_TIMEOUT, Actor, ActorRef, Request
-from ._events import Event, EventBus, EventFilter, Recent, Subscribe, Subscription
+from ._events import (
+    BusStats,
+    Event,
+    EventBus,
+    EventFilter,
+    GetBusStats,
+    Recent,
+    Subscribe,
+    Subscription,
+)
 from ._mailbox import Mailbox, MailboxStats
 from ._node import GetPeerInfo, Node, PeerInfo, Rename, SetApiUrl, check_name
 from ._registry import Registry
@@ -18,11 +27,13 @@ __all__ = [
     "SCHEMA_VERSION",
     "Actor",
     "ActorRef",
+    "BusStats",
     "Child",
     "DeleteSetting",
     "Event",
     "EventBus",
     "EventFilter",
+    "GetBusStats",
     "GetIdentity",
     "GetPeerInfo",
     "GetSetting",

@@ -51,11 +51,13 @@ class EventFilter(msgspec.Struct, frozen=True):
 
 
 class Subscription:
-    """A subscriber's end: iterate for events; `dropped_reason` says why it ended early."""
+    """A subscriber's end: iterate for events; `dropped_reason` says why it ended early
+    and `overrun` whether that was because the subscriber did not keep up."""
 
     def __init__(self, receive: trio.MemoryReceiveChannel[Event]) -> None:
         self._receive = receive
         self.dropped_reason: str | None = None
+        self.overrun = False
 
     def __aiter__(self) -> Subscription:
         return self
@@ -91,6 +93,16 @@ class Recent(Request[list[Event]], frozen=True):
     """The last events published (up to `limit`), oldest first."""
 
     limit: int = 100
+
+
+class BusStats(msgspec.Struct, frozen=True):
+    published: int
+    dropped: int  # did not fit in the bus's mailbox
+    subscribers: int
+
+
+class GetBusStats(Request[BusStats], frozen=True):
+    pass
 
 
 class _Subscriber:
@@ -146,6 +158,8 @@ class EventBus(Actor):
                 return subscription
             case Recent():
                 return list(self._history)[-msg.limit :] if msg.limit > 0 else []
+            case GetBusStats():
+                return BusStats(self._seq, self.dropped_events, len(self._subscribers))
         return await super().handle(msg)
 
     def _fan_out(self, msg: Publish) -> None:
@@ -162,6 +176,7 @@ class EventBus(Actor):
                 sub.send.send_nowait(event)
             except trio.WouldBlock:
                 sub.subscription.dropped_reason = "slow subscriber: event queue full"
+                sub.subscription.overrun = True
                 sub.send.close()
                 log.warning("dropped a slow event subscriber (queue full at event %d)", event.seq)
                 continue

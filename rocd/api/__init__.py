@@ -1,1 +1,8 @@
-"""The HTTP + WebSocket front: translates requests into actor messages."""
+"""The HTTP + WebSocket front: requests in, actor messages out; nothing else."""
+
+from ._app import create_app
+from ._context import ApiContext
+from ._openapi import openapi_document
+from ._routes import API, Api, ErrorBody, Operation
+
+__all__ = ["API", "Api", "ApiContext", "ErrorBody", "Operation", "create_app", "openapi_document"]

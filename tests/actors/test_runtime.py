@@ -18,7 +18,15 @@ from rocd.actors import (
     Supervisor,
     SupervisorGaveUp,
 )
-from rocd.errors import ActorCrashed, ActorGone, AskTimeout, Busy, Conflict, InvalidRequest, NotFound
+from rocd.errors import (
+    ActorCrashed,
+    ActorGone,
+    AskTimeout,
+    Busy,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+)
 
 
 class Add(msgspec.Struct, frozen=True):
@@ -97,7 +105,9 @@ async def start_tree(nursery: trio.Nursery, **kw: Any) -> tuple[Supervisor, Regi
     return sup, registry, events
 
 
-async def test_tell_then_ask_sees_the_effects_in_order(autojump_clock: trio.testing.MockClock) -> None:
+async def test_tell_then_ask_sees_the_effects_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     async with trio.open_nursery() as nursery:
         sup, registry, _ = await start_tree(nursery)
         counter = Counter("c1")
@@ -131,7 +141,7 @@ async def test_ask_times_out_at_its_deadline(autojump_clock: trio.testing.MockCl
         counter = Counter("c1")
         await sup.start_child(counter)
         t0 = trio.current_time()
-        with pytest.raises(AskTimeout, match="did not answer Nap within 1.5 s"):
+        with pytest.raises(AskTimeout, match=r"did not answer Nap within 1\.5 s"):
             await counter.ref.ask(Nap(10.0), within=1.5)
         assert trio.current_time() - t0 == pytest.approx(1.5)
         nursery.cancel_scope.cancel()
@@ -252,7 +262,9 @@ async def test_a_supervisor_that_gives_up_is_restarted_by_its_parent_with_its_ch
 ) -> None:
     async with trio.open_nursery() as nursery:
         root, registry, events = await start_tree(nursery, max_restarts=5, within=60.0)
-        inner = Supervisor("devices", registry=registry, publish=events, max_restarts=1, within=60.0)
+        inner = Supervisor(
+            "devices", registry=registry, publish=events, max_restarts=1, within=60.0
+        )
         await root.start_child(inner)
         flaky, steady = Counter("flaky"), Counter("steady")
         await inner.start_child(flaky)

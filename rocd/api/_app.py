@@ -1,0 +1,53 @@
+"""The Quart-Trio application: routes from the resource modules, one error mapping.
+
+Errors (rule: one place per adapter):
+- a RocdError from an actor or a handler -> its own status and JSON body;
+- an unknown route or method -> 404 / 405 with the same JSON shape;
+- anything else -> 500 "internal" with a log line carrying the traceback; the client never
+  sees a stack trace.
+Cancellation is never turned into an error response (quart-trio lets it through).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Quart
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from rocd.errors import RocdError
+
+from . import _events_ws, _openapi, _peers, _system  # noqa: F401  (they declare routes)
+from ._context import ApiContext
+from ._routes import API, Api, ErrorBody, json_response
+
+log = logging.getLogger("rocd.api")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "too_large"}
+
+
+def create_app(ctx: ApiContext, api: Api = API) -> Quart:
+    """The app serving `api`'s operations (all of rocd's unless told otherwise)."""
+    app = QuartTrio("rocd")
+    app.config["MAX_CONTENT_LENGTH"] = 1 << 20  # 1 MiB: API bodies are small JSON documents
+    api.install(app, ctx)
+
+    @app.errorhandler(RocdError)
+    async def rocd_error(exc: RocdError) -> Any:
+        return json_response(exc.to_json(), exc.status)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        body = ErrorBody(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
+        return json_response(body, status)
+
+    @app.errorhandler(Exception)
+    async def internal_error(exc: Exception) -> Any:
+        log.error("internal error while serving a request: %r", exc, exc_info=exc)
+        body = ErrorBody("internal", "internal error; the daemon's log has the details")
+        return json_response(body, 500)
+
+    return app

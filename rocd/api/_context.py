@@ -1,0 +1,16 @@
+"""What API handlers reach: actor refs and the registry, nothing that holds state itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rocd.actors import ActorRef, Registry, Supervisor
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    registry: Registry
+    node: ActorRef  # this instance (kind "node")
+    events: ActorRef  # the event bus
+    supervisor: Supervisor  # the root, for health (restarts, failures)
+    started: float  # trio clock when the daemon started, seconds

@@ -1,0 +1,185 @@
+"""Declaring API operations once: the route, its models, its errors, its handler.
+
+A handler is a plain async function over msgspec models: it receives the decoded body and
+query and the path parameters, asks actors, and returns a model. The wrapper around it
+does the HTTP part (decode, validate, encode, status), and the same declarations produce
+the OpenAPI document, so the document cannot drift from what the server does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+from quart import Quart, request
+
+from rocd.errors import InvalidRequest
+
+from ._context import ApiContext
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+_JSON = {"content-type": "application/json"}
+
+
+class ErrorBody(msgspec.Struct):
+    """The body of every 4xx/5xx answer."""
+
+    error: str  # machine-readable code: not_found, invalid, busy, timeout, ...
+    message: str  # one human-readable sentence
+    details: list[dict[str, Any]] = []
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # OpenAPI form: /peers/{uid}
+    summary: str
+    tag: str
+    handler: Callable[..., Awaitable[Any]]
+    response: Any = None  # type of the success body (None: no body)
+    status: int = 200
+    body: type[msgspec.Struct] | None = None
+    query: type[msgspec.Struct] | None = None
+    errors: tuple[int, ...] = ()
+    websocket: bool = False
+    description: str = ""
+    media_type: str = "application/json"  # anything else: the handler returns text
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+    @property
+    def rule(self) -> str:
+        """The same path in Quart's syntax."""
+        return re.sub(r"{(\w+)}", r"<\1>", self.path)
+
+
+class Api:
+    """The set of operations; `install` puts them on a Quart app."""
+
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        response: Any = None,
+        status: int = 200,
+        body: type[msgspec.Struct] | None = None,
+        query: type[msgspec.Struct] | None = None,
+        errors: tuple[int, ...] = (),
+        websocket: bool = False,
+        description: str = "",
+        media_type: str = "application/json",
+    ) -> Callable[[F], F]:
+        def register(fn: F) -> F:
+            self.operations.append(
+                Operation(
+                    method.upper(),
+                    path,
+                    summary,
+                    tag,
+                    fn,
+                    response,
+                    status,
+                    body,
+                    query,
+                    errors,
+                    websocket,
+                    description or (fn.__doc__ or "").strip(),
+                    media_type,
+                )
+            )
+            return fn
+
+        return register
+
+    def install(self, app: Quart, ctx: ApiContext) -> None:
+        for op in self.operations:
+            view = _websocket_view(op, ctx) if op.websocket else _http_view(op, ctx)
+            name = f"{op.tag}.{op.handler.__name__}"
+            if op.websocket:
+                app.add_websocket(op.rule, name, view)
+            else:
+                app.add_url_rule(op.rule, name, view, methods=[op.method])
+
+
+def validation_error(
+    exc: msgspec.ValidationError | msgspec.DecodeError, where: str
+) -> InvalidRequest:
+    """A msgspec complaint as a 422 whose details name the offending field."""
+    text = str(exc)
+    match = re.match(r"(.*) - at `\$\.?(.*)`$", text)
+    message, field = (match.group(1), match.group(2)) if match else (text, "")
+    named = re.match(r"Object (?:missing required|contains unknown) field `(\w+)`", message)
+    if named:
+        field = f"{field}.{named.group(1)}" if field else named.group(1)
+    detail: dict[str, Any] = {"in": where, "message": message.replace("`", "")}
+    if field:
+        detail["field"] = field
+    prefix = f"{field}: " if field else ""
+    return InvalidRequest(f"invalid {where}: {prefix}{detail['message']}", details=[detail])
+
+
+def decode_body(data: bytes, model: type[msgspec.Struct]) -> Any:
+    if not data.strip():
+        raise InvalidRequest(
+            "request body must be a JSON object", details=[{"in": "body", "message": "empty"}]
+        )
+    try:
+        return msgspec.json.decode(data, type=model)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise validation_error(exc, "body") from None
+
+
+def decode_query(args: dict[str, str], model: type[msgspec.Struct]) -> Any:
+    try:
+        return msgspec.convert(args, type=model, strict=False)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, "query") from None
+
+
+def json_response(value: Any, status: int = 200) -> tuple[bytes, int, dict[str, str]]:
+    return msgspec.json.encode(value), status, _JSON
+
+
+def _http_view(op: Operation, ctx: ApiContext) -> Callable[..., Awaitable[Any]]:
+    async def view(**path: str) -> Any:
+        kwargs: dict[str, Any] = dict(path)
+        if op.body is not None:
+            kwargs["body"] = decode_body(await request.get_data(True, False, False), op.body)
+        if op.query is not None:
+            kwargs["query"] = decode_query(dict(request.args), op.query)
+        result = await op.handler(ctx, **kwargs)
+        if op.response is None:
+            return b"", op.status, {}
+        if op.media_type != "application/json":
+            return result, op.status, {"content-type": op.media_type}
+        return json_response(result, op.status)
+
+    return view
+
+
+def _websocket_view(op: Operation, ctx: ApiContext) -> Callable[..., Awaitable[Any]]:
+    async def view(**path: str) -> None:
+        from quart import websocket
+
+        kwargs: dict[str, Any] = dict(path)
+        if op.query is not None:
+            kwargs["query"] = decode_query(dict(websocket.args), op.query)
+        await op.handler(ctx, **kwargs)
+
+    return view
+
+
+#: The operations of the rocd API; resource modules add theirs at import.
+API = Api()

@@ -1,0 +1,53 @@
+"""A real daemon in the test's nursery: state on disk, the API on a free port."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from rocd.config import ApiConfig, Config
+from rocd.daemon import Daemon, DaemonInfo
+
+
+@dataclass
+class RunningDaemon:
+    daemon: Daemon
+    info: DaemonInfo
+    http: httpx.AsyncClient
+
+    @property
+    def url(self) -> str:
+        return self.info.api_url
+
+    @property
+    def ws_url(self) -> str:
+        return self.info.api_url.replace("http://", "ws://", 1)
+
+
+async def start_daemon(nursery: trio.Nursery, state_dir: Path, **config: object) -> Daemon:
+    daemon = Daemon(Config(state_dir=str(state_dir), api=ApiConfig(port=0), **config))  # type: ignore[arg-type]
+    await nursery.start(daemon.run)
+    return daemon
+
+
+@pytest.fixture
+async def rocd(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[RunningDaemon]:
+    daemon = Daemon(Config(state_dir=str(tmp_path), api=ApiConfig(port=0)))
+    with trio.fail_after(10):
+        info = await nursery.start(daemon.run)
+    async with httpx.AsyncClient(base_url=info.api_url, timeout=10) as http:
+        yield RunningDaemon(daemon, info, http)
+    daemon.request_stop()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """Sockets leaked by a test warn (as errors) in that test, not in a later one."""
+    yield
+    gc.collect()

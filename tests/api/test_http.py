@@ -1,0 +1,156 @@
+"""The HTTP API against a real hypercorn server: every route, error shapes, OpenAPI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import trio
+from openapi_spec_validator import validate
+
+from rocd.actors import Registry, Supervisor
+from rocd.api import API as ROCD_API
+from rocd.api import Api, ApiContext, create_app, openapi_document
+
+from .conftest import RunningDaemon
+
+
+def assert_error_shape(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error", "message", "details"}
+    assert body["error"] == code
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    assert "Traceback" not in response.text
+    return body
+
+
+async def test_health_and_version(rocd: RunningDaemon) -> None:
+    health = (await rocd.http.get("/health")).json()
+    assert health["status"] == "ok"
+    assert health["uid"] == rocd.info.uid
+    assert health["actors"] == {"store": 1, "events": 1, "node": 1}
+    assert health["crashes"] == 0
+    assert health["uptime_s"] >= 0
+    version = (await rocd.http.get("/version")).json()
+    assert version["rocd"] == "0.1.0"
+    assert version["api"] == "1"
+    assert version["protocol"] == "roc-0.4"
+
+
+async def test_peers_lists_this_instance_as_self(rocd: RunningDaemon) -> None:
+    peers = (await rocd.http.get("/peers")).json()
+    assert len(peers) == 1
+    me = peers[0]
+    assert me["uid"] == rocd.info.uid
+    assert me["self"] is True
+    assert me["state"] == "online"
+    assert me["api"] == rocd.url
+    assert (await rocd.http.get(f"/peers/{rocd.info.uid}")).json() == me
+    assert (await rocd.http.get("/peers/self")).json() == me
+
+
+async def test_unknown_peer_is_404_with_the_error_shape(rocd: RunningDaemon) -> None:
+    body = assert_error_shape(await rocd.http.get("/peers/0123456789ab"), 404, "not_found")
+    assert "0123456789ab" in body["message"]
+    r = await rocd.http.put("/peers/0123456789ab", json={"name": "x"})
+    assert_error_shape(r, 404, "not_found")
+
+
+async def test_rename_is_answered_and_persisted(rocd: RunningDaemon, tmp_path: Path) -> None:
+    r = await rocd.http.put("/peers/self", json={"name": "Kitchen speaker"})
+    assert r.status_code == 200
+    assert r.json()["name"] == "Kitchen speaker"
+    assert (await rocd.http.get("/peers/self")).json()["name"] == "Kitchen speaker"
+    # The same state directory read by a fresh store sees the new name.
+    from rocd.actors import StateDB
+
+    db = StateDB(tmp_path / "state.db")
+    assert db.get("node", "name") == "Kitchen speaker"
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "fragment"),
+    [
+        (b'{"name": 5}', "name", "Expected str, got int"),
+        (b"{}", "name", "missing required field"),
+        (b'{"name": "ok", "colour": "red"}', "colour", "unknown field"),
+        (b'{"name": "   "}', "name", "1 to 64 characters"),
+        (b'{"name": "' + b"x" * 65 + b'"}', "name", "1 to 64 characters"),
+        (b"not json", None, "malformed"),
+        (b"", None, "must be a JSON object"),
+    ],
+)
+async def test_bad_bodies_are_422_naming_the_field(
+    rocd: RunningDaemon, body: bytes, field: str | None, fragment: str
+) -> None:
+    r = await rocd.http.put("/peers/self", content=body)
+    err = assert_error_shape(r, 422, "invalid")
+    assert fragment in err["message"]
+    if field is not None:
+        assert err["details"][0]["field"] == field
+
+
+async def test_unknown_route_and_method_keep_the_error_shape(rocd: RunningDaemon) -> None:
+    assert_error_shape(await rocd.http.get("/no/such/thing"), 404, "not_found")
+    assert_error_shape(await rocd.http.delete("/peers/self"), 405, "method_not_allowed")
+
+
+async def test_internal_failures_are_500_without_a_stack_trace(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hypercorn.config
+    import hypercorn.trio
+
+    api = Api()
+
+    @api.route("GET", "/broken", summary="always fails", tag="test", response=dict[str, str])
+    async def broken(ctx: ApiContext) -> dict[str, str]:
+        raise ZeroDivisionError("secret internals")
+
+    registry = Registry()
+    ctx = ApiContext(registry, None, None, Supervisor("root", registry=registry), 0.0)  # type: ignore[arg-type]
+    cfg = hypercorn.config.Config()
+    cfg.bind = ["127.0.0.1:0"]
+    cfg.accesslog = None
+    with trio.fail_after(10):
+        binds = await nursery.start(hypercorn.trio.serve, create_app(ctx, api), cfg)
+        async with httpx.AsyncClient(base_url=binds[0]) as http:
+            r = await http.get("/broken")
+    body = assert_error_shape(r, 500, "internal")
+    assert "secret internals" not in r.text
+    assert "log" in body["message"]
+    assert any("secret internals" in rec.getMessage() for rec in caplog.records)
+
+
+async def test_openapi_document_is_valid_and_covers_every_route(rocd: RunningDaemon) -> None:
+    doc = (await rocd.http.get("/openapi.json")).json()
+    validate(doc)  # OpenAPI 3.1 schema validation
+    assert doc["openapi"] == "3.1.0"
+    declared = {(op.path, op.method.lower()) for op in ROCD_API.operations}
+    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert declared == documented
+    for route in ("/health", "/version", "/peers", "/peers/{uid}", "/events", "/openapi.json"):
+        assert route in doc["paths"]
+    put = doc["paths"]["/peers/{uid}"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PeerUpdate"
+    }
+    assert set(put["responses"]) == {"200", "404", "422", "500"}
+    assert "self" in doc["components"]["schemas"]["PeerInfo"]["properties"]
+    assert doc == msgspec.json.decode(msgspec.json.encode(openapi_document(ROCD_API)))
+
+
+async def test_docs_page_lists_every_operation(rocd: RunningDaemon) -> None:
+    r = await rocd.http.get("/docs")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    for op in ROCD_API.operations:
+        assert f"<code>{op.path}</code>" in r.text
+    assert "<script" not in r.text  # works offline
