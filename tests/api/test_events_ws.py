@@ -46,7 +46,7 @@ async def test_events_arrive_as_json_messages(rocd: RunningDaemon) -> None:
 
 async def read_until_closed(ws: WebSocketConnection) -> CloseReason:
     """Read (and drop) messages until the server closes; its close code and reason."""
-    with pytest.raises(ConnectionClosed) as closed:
+    with pytest.raises(ConnectionClosed) as closed:  # noqa: PT012 - read until it ends
         while True:
             await ws.get_message()
     assert closed.value.reason is not None
