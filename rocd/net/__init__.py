@@ -53,7 +53,7 @@ from ._rtcp_xr import (
     Rrtr,
     XrBlock,
 )
-from ._rtp import RtpExtension, RtpPacket
+from ._rtp import RTP_HEADER_SIZE, RtpExtension, RtpPacket
 from ._wrap import (
     SeqExtender,
     TimestampExtender,
@@ -73,6 +73,7 @@ __all__ = [
     "L16_STEREO",
     "NTP32_UNAVAILABLE",
     "NTP64_UNAVAILABLE",
+    "RTP_HEADER_SIZE",
     "Bye",
     "DelayMetrics",
     "Dlrr",

@@ -12,8 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._errors import MalformedPacket
-
-Buffer = bytes | bytearray | memoryview
+from ._types import Buffer
 
 _BE_S16 = np.dtype(">i2")
 _SCALE = np.float32(32768.0)

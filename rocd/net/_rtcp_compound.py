@@ -27,10 +27,9 @@ from ._rtcp import (
     SenderReport,
 )
 from ._rtcp_xr import ExtendedReport
+from ._types import Buffer
 
 RtcpPacket = SenderReport | ReceiverReport | Sdes | Bye | ExtendedReport | RawRtcpPacket
-
-Buffer = bytes | bytearray | memoryview
 
 _HEADER = struct.Struct(">BBH")
 _PARSERS: dict[int, Callable[[int, bytes], RtcpPacket]] = {

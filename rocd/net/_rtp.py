@@ -16,6 +16,7 @@ import struct
 import msgspec
 
 from ._errors import MalformedPacket
+from ._types import Buffer
 
 RTP_VERSION = 2
 RTP_HEADER_SIZE = 12
@@ -27,8 +28,6 @@ _EXT_HEADER = struct.Struct(">HH")
 _CSRC_STRUCTS = tuple(struct.Struct(f">{n}I") for n in range(MAX_CSRCS + 1))
 # Padding as Roc writes it: zero bytes, the last one holding the pad count (1..255).
 _PADDING = (b"", *(bytes(n - 1) + bytes((n,)) for n in range(1, MAX_PADDING + 1)))
-
-Buffer = bytes | bytearray | memoryview
 
 
 class RtpExtension(msgspec.Struct, frozen=True, gc=False):

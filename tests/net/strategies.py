@@ -41,18 +41,21 @@ def words(max_words: int = 8) -> st.SearchStrategy[bytes]:
 
 rtp_extensions = st.builds(RtpExtension, profile=u16, data=words())
 
-rtp_packets = st.builds(
-    RtpPacket,
-    payload_type=st.integers(0, 127),
-    seq=u16,
-    timestamp=u32,
-    ssrc=u32,
-    payload=st.binary(max_size=1500),
-    marker=st.booleans(),
-    padding=st.integers(0, 255),
-    csrcs=st.lists(u32, max_size=15).map(tuple),
-    extension=st.none() | rtp_extensions,
-)
+
+def rtp_packet_strategy(max_payload: int = 1500) -> st.SearchStrategy[RtpPacket]:
+    return st.builds(
+        RtpPacket,
+        payload_type=st.integers(0, 127),
+        seq=u16,
+        timestamp=u32,
+        ssrc=u32,
+        payload=st.binary(max_size=max_payload),
+        marker=st.booleans(),
+        padding=st.integers(0, 255),
+        csrcs=st.lists(u32, max_size=15).map(tuple),
+        extension=st.none() | rtp_extensions,
+    )
+
 
 report_blocks = st.builds(
     ReportBlock,
@@ -63,38 +66,6 @@ report_blocks = st.builds(
     jitter=u32,
     lsr=u32,
     dlsr=u32,
-)
-
-_reports = st.lists(report_blocks, max_size=31).map(tuple)
-
-sender_reports = st.builds(
-    SenderReport,
-    ssrc=u32,
-    ntp_timestamp=u64,
-    rtp_timestamp=u32,
-    packet_count=u32,
-    octet_count=u32,
-    reports=_reports,
-    extension=words(),
-)
-
-receiver_reports = st.builds(ReceiverReport, ssrc=u32, reports=_reports, extension=words())
-
-sdes_items = st.builds(SdesItem, type=st.integers(1, 255), value=st.binary(max_size=255))
-sdes_chunks = st.builds(SdesChunk, ssrc=u32, items=st.lists(sdes_items, max_size=4).map(tuple))
-sdes_packets = st.builds(Sdes, chunks=st.lists(sdes_chunks, max_size=31).map(tuple))
-
-byes = st.builds(
-    Bye,
-    ssrcs=st.lists(u32, max_size=31).map(tuple),
-    reason=st.none() | st.binary(max_size=255),
-)
-
-raw_rtcp_packets = st.builds(
-    RawRtcpPacket,
-    packet_type=st.sampled_from([192, 193, 204, 205, 206, 208, 0, 255]),
-    count=st.integers(0, 31),
-    body=words(),
 )
 
 intervals = st.sampled_from(MetricInterval)
@@ -141,12 +112,47 @@ xr_blocks: st.SearchStrategy[XrBlock] = st.one_of(
     ),
 )
 
+
+def rtcp_packet_strategy(max_items: int = 31) -> st.SearchStrategy[RtcpPacket]:
+    """Any RTCP packet, with at most `max_items` report blocks, chunks, SSRCs or XR blocks."""
+    reports = st.lists(report_blocks, max_size=max_items).map(tuple)
+    sdes_items = st.builds(SdesItem, type=st.integers(1, 255), value=st.binary(max_size=255))
+    sdes_chunks = st.builds(SdesChunk, ssrc=u32, items=st.lists(sdes_items, max_size=4).map(tuple))
+    return st.one_of(
+        st.builds(
+            SenderReport,
+            ssrc=u32,
+            ntp_timestamp=u64,
+            rtp_timestamp=u32,
+            packet_count=u32,
+            octet_count=u32,
+            reports=reports,
+            extension=words(),
+        ),
+        st.builds(ReceiverReport, ssrc=u32, reports=reports, extension=words()),
+        st.builds(Sdes, chunks=st.lists(sdes_chunks, max_size=max_items).map(tuple)),
+        st.builds(
+            Bye,
+            ssrcs=st.lists(u32, max_size=max_items).map(tuple),
+            reason=st.none() | st.binary(max_size=255),
+        ),
+        st.builds(
+            ExtendedReport,
+            ssrc=u32,
+            blocks=st.lists(xr_blocks, max_size=min(max_items, 6)).map(tuple),
+        ),
+        st.builds(
+            RawRtcpPacket,
+            packet_type=st.sampled_from([192, 193, 204, 205, 206, 208, 0, 255]),
+            count=st.integers(0, 31),
+            body=words(),
+        ),
+    )
+
+
+rtp_packets = rtp_packet_strategy()
+rtcp_packets = rtcp_packet_strategy()
 extended_reports = st.builds(
     ExtendedReport, ssrc=u32, blocks=st.lists(xr_blocks, max_size=6).map(tuple)
 )
-
-rtcp_packets: st.SearchStrategy[RtcpPacket] = st.one_of(
-    sender_reports, receiver_reports, sdes_packets, byes, extended_reports, raw_rtcp_packets
-)
-
 compounds = st.lists(rtcp_packets, min_size=1, max_size=5)

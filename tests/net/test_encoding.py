@@ -94,3 +94,23 @@ def test_payload_not_whole_frames_is_malformed() -> None:
     with pytest.raises(MalformedPacket, match="whole number"):
         L16_STEREO.payload_samples(883)
     assert L16_STEREO.payload_samples(0) == 0
+
+
+@given(
+    st.builds(
+        Encoding,
+        payload_type=st.integers(1, 127),
+        rate=st.integers(1, 384_000),
+        channels=st.integers(1, 1024),
+    ),
+    st.integers(0, 100_000),
+)
+def test_payload_size_round_trip(enc: Encoding, samples: int) -> None:
+    size = enc.payload_bytes(samples)
+    assert size == 2 * enc.channels * samples
+    assert enc.payload_samples(size) == samples
+    if samples:
+        with pytest.raises(MalformedPacket):
+            enc.payload_samples(size - 1)
+    # Duration is nearest-ns exact: within half a ns of samples / rate.
+    assert abs(enc.samples_to_ns(samples) * enc.rate - samples * 10**9) * 2 <= enc.rate
