@@ -112,7 +112,7 @@ def test_build_rejects_what_the_wire_cannot_carry() -> None:
         build_source_datagram(LDPC, b"", SourcePayloadId(0, 0, 3))
     with pytest.raises(ValueError, match="out of range"):
         build_repair_datagram(RS8M, RepairPayloadId(0, 255, 18, 256), b"x")
-    with pytest.raises(ValueError, match="K..N-1"):
+    with pytest.raises(ValueError, match=r"K\.\.N-1"):
         build_repair_datagram(LDPC, RepairPayloadId(0, 2, 3, 10), b"x")
 
 
@@ -140,10 +140,12 @@ def test_sbn_diff_wraps_at_16_bits() -> None:
 def test_captured_datagrams_parse_and_rebuild_identically(name: str, scheme: FecScheme) -> None:
     for datagram in by_port(VECTORS / name, SOURCE_PORT):
         rtp, pid = parse_source_datagram(scheme, datagram)
-        assert rtp[0] == 0x80 and pid.k == 18
+        assert rtp[0] == 0x80
+        assert pid.k == 18
         assert build_source_datagram(scheme, rtp, pid) == datagram
     for datagram in by_port(VECTORS / name, REPAIR_PORT):
         symbol, rpid = parse_repair_datagram(scheme, datagram)
-        assert rpid.k == 18 and rpid.n == (255 if scheme is RS8M else 28)
+        assert rpid.k == 18
+        assert rpid.n == (255 if scheme is RS8M else 28)
         rebuilt = build_repair_datagram(scheme, RepairPayloadId(rpid.sbn, rpid.esi, 18, 28), symbol)
         assert rebuilt == datagram

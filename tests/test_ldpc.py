@@ -11,52 +11,13 @@ from hypothesis import strategies as st
 from rocd.net import LDPC_N1, LDPC_SEED, FecDecodeError, FecScheme, LdpcStaircaseCodec
 from rocd.net._ldpc import _matrix, _Prng
 from tests.fec_blocks import captured_blocks
+from tests.ldpc_oracle import dense_h, determined
 
 CODEC = LdpcStaircaseCodec()
 
 
 def _block(rng: random.Random, k: int, length: int) -> list[bytes]:
     return [rng.randbytes(length) for _ in range(k)]
-
-
-def _dense_h(k: int, r: int) -> np.ndarray:
-    """H as a dense 0/1 matrix, columns indexed by ESI."""
-    h = np.zeros((r, k + r), dtype=np.uint8)
-    for i, mask in enumerate(_matrix(k, r, LDPC_N1, LDPC_SEED).row_masks):
-        for e in range(k + r):
-            h[i, e] = mask >> e & 1
-    return h
-
-
-def _rank_gf2(a: np.ndarray) -> int:
-    a = a.copy() % 2
-    rank = 0
-    for col in range(a.shape[1]):
-        rows = np.nonzero(a[rank:, col])[0]
-        if rows.size == 0:
-            continue
-        pivot = rank + rows[0]
-        a[[rank, pivot]] = a[[pivot, rank]]
-        below_or_above = np.nonzero(a[:, col])[0]
-        for row in below_or_above:
-            if row != rank:
-                a[row] ^= a[rank]
-        rank += 1
-        if rank == a.shape[0]:
-            break
-    return rank
-
-
-def _determined(k: int, r: int, lost: set[int]) -> set[int]:
-    """Lost source ESIs that H pins down: their column is independent of the other unknowns'."""
-    h = _dense_h(k, r)
-    unknown = sorted(lost)
-    full = _rank_gf2(h[:, unknown])
-    return {
-        e
-        for e in unknown
-        if e < k and _rank_gf2(h[:, [u for u in unknown if u != e]]) < full
-    }
 
 
 def test_prng_is_the_minimal_standard_generator() -> None:
@@ -78,7 +39,7 @@ def test_captured_repair_symbols_are_rebuilt() -> None:
 
 @pytest.mark.parametrize(("k", "r"), [(18, 10), (1, 7), (2, 9), (50, 8), (100, 50)])
 def test_matrix_shape(k: int, r: int) -> None:
-    h = _dense_h(k, r)
+    h = dense_h(k, r)
     src, rep = h[:, :k], h[:, k:]
     assert (src.sum(axis=0) >= min(LDPC_N1, r)).all()  # N1 ones per source column (or more)
     assert (src.sum(axis=1) >= min(2, k)).all()  # every row holds two sources (K > 1)
@@ -112,15 +73,13 @@ def test_every_parity_equation_holds(k: int, r: int, length: int, seed: int) -> 
     seed=st.integers(0, 2**32),
     loss=st.floats(0.0, 0.6),
 )
-def test_recovery_matches_rank_oracle(
-    k: int, r: int, length: int, seed: int, loss: float
-) -> None:
+def test_recovery_matches_rank_oracle(k: int, r: int, length: int, seed: int, loss: float) -> None:
     rng = random.Random(seed)
     source = _block(rng, k, length)
     everything = dict(enumerate(source + CODEC.encode(source, r)))
     lost = {e for e in everything if rng.random() < loss}
     symbols = {e: s for e, s in everything.items() if e not in lost}
-    expected = _determined(k, r, lost)
+    expected = determined(k, r, lost)
     assert CODEC.recover(k, k + r, symbols) == {e: source[e] for e in expected}
     if expected == {e for e in lost if e < k}:
         assert CODEC.decode(k, k + r, symbols) == source
@@ -137,7 +96,7 @@ def test_default_block_random_losses() -> None:
         everything = dict(enumerate(source + CODEC.encode(source, 10)))
         lost = set(rng.sample(range(28), rng.randint(1, 10)))
         symbols = {e: s for e, s in everything.items() if e not in lost}
-        expected = _determined(18, 10, lost)
+        expected = determined(18, 10, lost)
         assert CODEC.recover(18, 28, symbols) == {e: source[e] for e in expected}
         decoded += expected == {e for e in lost if e < 18}
     assert 150 < decoded < 300  # both outcomes are exercised

@@ -51,12 +51,13 @@ class FecReaderStats:
 
     source_received: int = 0  # source datagrams accepted (first copies)
     repair_received: int = 0  # repair datagrams accepted (first copies)
-    recovered: int = 0  # source packets rebuilt from repair symbols
+    recovered: int = 0  # source packets rebuilt from repair symbols (some may be overtaken)
     unrepaired_blocks: int = 0  # blocks dropped with source packets still missing
     lost: int = 0  # source packets missing from those blocks
     malformed: int = 0  # datagrams that do not parse or give an unusable geometry
     inconsistent: int = 0  # packets whose K, N or length disagree with their block
-    duplicates: int = 0  # second copies (and originals arriving after their rebuild)
+    duplicates: int = 0  # second copies
+    overtaken: int = 0  # originals that arrived after they had been rebuilt (not returned)
     late: int = 0  # packets for blocks already dropped from the window
     resets: int = 0  # SBN jumps that restarted the reader
 
@@ -64,7 +65,7 @@ class FecReaderStats:
 class _Block:
     """What has arrived for one block; its symbols are freed once every source is in."""
 
-    __slots__ = ("k", "length", "missing", "n", "repairs", "seen", "symbols")
+    __slots__ = ("k", "length", "missing", "n", "rebuilt", "repairs", "seen", "symbols")
 
     def __init__(self, k: int, n: int | None, length: int) -> None:
         self.k = k
@@ -72,6 +73,7 @@ class _Block:
         self.length = length
         self.seen: set[int] = set()  # ESIs received or rebuilt, for duplicate detection
         self.symbols: dict[int, bytes] = {}
+        self.rebuilt: set[int] = set()  # rebuilt source ESIs whose original has not come
         self.missing = k  # source packets neither received nor rebuilt
         self.repairs = 0  # repair symbols held
 
@@ -102,6 +104,11 @@ class FecReader:
         self._blocks: dict[int, _Block] = {}
         self._newest: int | None = None
         self.stats = FecReaderStats()
+
+    @property
+    def held_blocks(self) -> int:
+        """Blocks currently kept (at most `window_blocks`)."""
+        return len(self._blocks)
 
     def feed_source(self, datagram: bytes) -> list[bytes]:
         """RTP packets released by a source datagram: its own first, then any rebuilt ones."""
@@ -148,7 +155,11 @@ class FecReader:
             self.stats.inconsistent += 1
             return []
         if esi in block.seen:
-            self.stats.duplicates += 1
+            if esi in block.rebuilt:
+                block.rebuilt.discard(esi)
+                self.stats.overtaken += 1
+            else:
+                self.stats.duplicates += 1
             return []
         block.seen.add(esi)
         is_source = esi < k
@@ -185,6 +196,7 @@ class FecReader:
             if esi in block.seen:
                 continue
             block.seen.add(esi)
+            block.rebuilt.add(esi)
             block.symbols[esi] = rebuilt[esi]
             block.missing -= 1
             out.append(rebuilt[esi])
