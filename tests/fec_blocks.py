@@ -1,7 +1,8 @@
-"""The FEC blocks of the captured Roc traffic, grouped by SBN (for the FEC tests)."""
+"""FEC blocks for the tests: the captured Roc traffic grouped by SBN, and random ones."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 from rocd.net import FecScheme, parse_repair_datagram, parse_source_datagram
@@ -41,3 +42,8 @@ def captured_blocks(scheme: FecScheme) -> list[CapturedBlock]:
             assert pid.esi == len(block.source)
             block.source.append(rtp)
     return list(blocks.values())
+
+
+def random_block(rng: random.Random, k: int, length: int) -> list[bytes]:
+    """K random source symbols of `length` bytes."""
+    return [rng.randbytes(length) for _ in range(k)]

@@ -10,14 +10,10 @@ from hypothesis import strategies as st
 
 from rocd.net import LDPC_N1, LDPC_SEED, FecDecodeError, FecScheme, LdpcStaircaseCodec
 from rocd.net._ldpc import _matrix, _Prng
-from tests.fec_blocks import captured_blocks
+from tests.fec_blocks import captured_blocks, random_block
 from tests.ldpc_oracle import dense_h, determined
 
 CODEC = LdpcStaircaseCodec()
-
-
-def _block(rng: random.Random, k: int, length: int) -> list[bytes]:
-    return [rng.randbytes(length) for _ in range(k)]
 
 
 def test_prng_is_the_minimal_standard_generator() -> None:
@@ -55,7 +51,7 @@ def test_matrix_shape(k: int, r: int) -> None:
     seed=st.integers(0, 2**32),
 )
 def test_every_parity_equation_holds(k: int, r: int, length: int, seed: int) -> None:
-    source = _block(random.Random(seed), k, length)
+    source = random_block(random.Random(seed), k, length)
     words = [np.frombuffer(s, dtype=np.uint8) for s in source + CODEC.encode(source, r)]
     for mask in _matrix(k, r, LDPC_N1, LDPC_SEED).row_masks:
         acc = np.zeros(length, dtype=np.uint8)
@@ -75,7 +71,7 @@ def test_every_parity_equation_holds(k: int, r: int, length: int, seed: int) -> 
 )
 def test_recovery_matches_rank_oracle(k: int, r: int, length: int, seed: int, loss: float) -> None:
     rng = random.Random(seed)
-    source = _block(rng, k, length)
+    source = random_block(rng, k, length)
     everything = dict(enumerate(source + CODEC.encode(source, r)))
     lost = {e for e in everything if rng.random() < loss}
     symbols = {e: s for e, s in everything.items() if e not in lost}
@@ -92,7 +88,7 @@ def test_default_block_random_losses() -> None:
     rng = random.Random(3)
     decoded = 0
     for _ in range(300):
-        source = _block(rng, 18, 33)
+        source = random_block(rng, 18, 33)
         everything = dict(enumerate(source + CODEC.encode(source, 10)))
         lost = set(rng.sample(range(28), rng.randint(1, 10)))
         symbols = {e: s for e, s in everything.items() if e not in lost}
@@ -104,7 +100,7 @@ def test_default_block_random_losses() -> None:
 
 def test_large_block_with_ten_percent_loss() -> None:
     rng = random.Random(5)
-    source = _block(rng, 1000, 16)
+    source = random_block(rng, 1000, 16)
     everything = dict(enumerate(source + CODEC.encode(source, 500)))
     lost = set(rng.sample(range(1500), 150))
     symbols = {e: s for e, s in everything.items() if e not in lost}
@@ -126,7 +122,7 @@ def test_parameters_openfec_refuses() -> None:
 
 def test_other_n1_and_seed_change_the_code() -> None:
     rng = random.Random(9)
-    source = _block(rng, 12, 8)
+    source = random_block(rng, 12, 8)
     other = LdpcStaircaseCodec(n1=3, seed=42)
     repair = other.encode(source, 4)  # R = 4 is fine with N1 = 3
     assert repair != CODEC.encode(source, 7)[:4]

@@ -8,13 +8,9 @@ from hypothesis import strategies as st
 
 from rocd.net import FecDecodeError, FecScheme, Rs8mCodec
 from tests import rs8m_reference
-from tests.fec_blocks import captured_blocks
+from tests.fec_blocks import captured_blocks, random_block
 
 CODEC = Rs8mCodec()
-
-
-def _block(rng: random.Random, k: int, length: int) -> list[bytes]:
-    return [rng.randbytes(length) for _ in range(k)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -25,20 +21,20 @@ def _block(rng: random.Random, k: int, length: int) -> list[bytes]:
     seed=st.integers(0, 2**32),
 )
 def test_encode_matches_reference(k: int, r: int, length: int, seed: int) -> None:
-    source = _block(random.Random(seed), k, length)
+    source = random_block(random.Random(seed), k, length)
     assert CODEC.encode(source, r) == rs8m_reference.encode(source, r)
 
 
 def test_reference_closed_form_agrees_with_gauss_jordan() -> None:
     rng = random.Random(7)
     for k, r in [(1, 1), (2, 3), (18, 10), (5, 30)]:
-        source = _block(rng, k, 5)
+        source = random_block(rng, k, 5)
         assert rs8m_reference.encode_lagrange(source, r) == rs8m_reference.encode(source, r)
 
 
 @pytest.mark.parametrize(("k", "r"), [(1, 254), (5, 250), (128, 127), (200, 55), (254, 1)])
 def test_largest_blocks_match_reference(k: int, r: int) -> None:
-    source = _block(random.Random(k), k, 2)
+    source = random_block(random.Random(k), k, 2)
     repair = CODEC.encode(source, r)
     assert repair == rs8m_reference.encode_lagrange(source, r)
     # The last K symbols of the block (the first R sources lost) give it all back.
@@ -55,7 +51,7 @@ def test_largest_blocks_match_reference(k: int, r: int) -> None:
 )
 def test_any_k_symbols_decode(k: int, r: int, length: int, seed: int) -> None:
     rng = random.Random(seed)
-    source = _block(rng, k, length)
+    source = random_block(rng, k, length)
     everything = dict(enumerate(source + CODEC.encode(source, r)))
     kept = rng.sample(sorted(everything), rng.randint(k, k + r))
     symbols = {e: everything[e] for e in kept}
@@ -70,7 +66,7 @@ def test_any_k_symbols_decode(k: int, r: int, length: int, seed: int) -> None:
 @given(k=st.integers(1, 20), r=st.integers(1, 12), seed=st.integers(0, 2**32))
 def test_fewer_than_k_symbols_fail_cleanly(k: int, r: int, seed: int) -> None:
     rng = random.Random(seed)
-    source = _block(rng, k, 8)
+    source = random_block(rng, k, 8)
     everything = dict(enumerate(source + CODEC.encode(source, r)))
     kept = rng.sample(sorted(everything), rng.randint(0, k - 1))
     symbols = {e: everything[e] for e in kept}

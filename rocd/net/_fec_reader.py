@@ -6,6 +6,11 @@ block with lost source packets gains a symbol, the codec is asked what it can re
 the rebuilt RTP packets are returned right away, so a real-time receiver can still play
 them if they come before their playout time.
 
+Rebuilding is eager: the reader has no clock, so it cannot tell a lost packet from a late
+one. When repair packets overtake source packets (reordering, or a sender that interleaves)
+a block may be rebuilt before its originals come; those originals are then dropped and
+counted as `overtaken`, so `recovered - overtaken` is what FEC really saved.
+
 Rules (after Roc's `fec::Reader`, §3.4 of the protocol notes):
 * The geometry (K, N, symbol length) of a block is fixed by its first packet; later
   packets that disagree are dropped. LDPC source footers carry no N: it comes with the
@@ -58,7 +63,7 @@ class FecReaderStats:
     inconsistent: int = 0  # packets whose K, N or length disagree with their block
     duplicates: int = 0  # second copies
     overtaken: int = 0  # originals that arrived after they had been rebuilt (not returned)
-    late: int = 0  # packets for blocks already dropped from the window
+    late: int = 0  # packets for blocks older than the window (dropped or never seen)
     resets: int = 0  # SBN jumps that restarted the reader
 
 
