@@ -12,7 +12,23 @@ from ._encoding import (
     samples_for_duration,
 )
 from ._errors import FecDecodeError, MalformedPacket, ProtocolError
+from ._fec_codec import BlockCodec, default_codec
+from ._fec_reader import FecReader, FecReaderStats
+from ._fec_writer import FecWriter, FecWriterOutput
+from ._fecframe import (
+    SBN_MODULUS,
+    FecScheme,
+    RepairPayloadId,
+    SourcePayloadId,
+    build_repair_datagram,
+    build_source_datagram,
+    check_block_size,
+    parse_repair_datagram,
+    parse_source_datagram,
+    sbn_diff,
+)
 from ._l16 import decode_l16, decode_l16_s16, encode_l16, encode_l16_s16
+from ._ldpc import LDPC_N1, LDPC_SEED, LdpcStaircaseCodec
 from ._ntp import (
     NTP32_UNAVAILABLE,
     NTP64_UNAVAILABLE,
@@ -29,6 +45,7 @@ from ._ntp import (
     ntp64_to_unix_ns,
     unix_ns_to_ntp64,
 )
+from ._rs8m import Rs8mCodec
 from ._rtcp import (
     Bye,
     RawRtcpPacket,
@@ -71,9 +88,13 @@ from ._wrap import (
 __all__ = [
     "L16_MONO",
     "L16_STEREO",
+    "LDPC_N1",
+    "LDPC_SEED",
     "NTP32_UNAVAILABLE",
     "NTP64_UNAVAILABLE",
     "RTP_HEADER_SIZE",
+    "SBN_MODULUS",
+    "BlockCodec",
     "Bye",
     "DelayMetrics",
     "Dlrr",
@@ -82,6 +103,12 @@ __all__ = [
     "EncodingMap",
     "ExtendedReport",
     "FecDecodeError",
+    "FecReader",
+    "FecReaderStats",
+    "FecScheme",
+    "FecWriter",
+    "FecWriterOutput",
+    "LdpcStaircaseCodec",
     "MalformedPacket",
     "MeasurementInfo",
     "MetricInterval",
@@ -90,8 +117,10 @@ __all__ = [
     "RawRtcpPacket",
     "RawXrBlock",
     "ReceiverReport",
+    "RepairPayloadId",
     "ReportBlock",
     "Rrtr",
+    "Rs8mCodec",
     "RtcpPacket",
     "RtpExtension",
     "RtpPacket",
@@ -101,11 +130,16 @@ __all__ = [
     "SdesType",
     "SenderReport",
     "SeqExtender",
+    "SourcePayloadId",
     "TimestampExtender",
     "WrapExtender",
     "XrBlock",
+    "build_repair_datagram",
+    "build_source_datagram",
+    "check_block_size",
     "decode_l16",
     "decode_l16_s16",
+    "default_codec",
     "encode_l16",
     "encode_l16_s16",
     "metric_to_ntp32",
@@ -119,8 +153,11 @@ __all__ = [
     "ntp64_to_ns",
     "ntp64_to_ntp32",
     "ntp64_to_unix_ns",
+    "parse_repair_datagram",
     "parse_rtcp",
+    "parse_source_datagram",
     "samples_for_duration",
+    "sbn_diff",
     "seq_add",
     "seq_diff",
     "seq_le",
