@@ -150,6 +150,7 @@ class ImpairmentModel:
     def __init__(self, config: ImpairmentConfig) -> None:
         self.config = config
         self.counters = ImpairmentCounters()
+        self._transparent = config.is_transparent
         # str seeds are hashed with SHA-512 by random.seed (version 2): stable everywhere.
         rngs = {name: random.Random(f"{config.seed}/{name}") for name in self._STAGES}
         self._loss = rngs["loss"].random
@@ -171,6 +172,9 @@ class ImpairmentModel:
         cfg = self.config
         counters = self.counters
         counters.received += 1
+        if self._transparent:
+            counters.delivered += 1
+            return [(now_ns, datagram)]
         lost = False
         if cfg.loss and self._loss() < cfg.loss:
             lost = True

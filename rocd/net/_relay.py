@@ -102,8 +102,8 @@ class _Client:
 _Item = tuple[int, int, _Direction, socket.socket, bytes, Address]
 
 
-def _now_ns() -> int:
-    return round(trio.current_time() * 1e9)
+def _now_ns(clock: trio.abc.Clock | None = None) -> int:
+    return round((clock or trio.lowlevel.current_clock()).current_time() * 1e9)
 
 
 class UdpRelay:
@@ -252,6 +252,7 @@ class UdpRelay:
         sock = self._listen[index]
         target = self._targets[index]
         size = self._max_datagram
+        clock = trio.lowlevel.current_clock()
         while True:
             await trio.lowlevel.wait_readable(sock)
             for _ in range(_BATCH):
@@ -261,7 +262,7 @@ class UdpRelay:
                     break
                 except OSError:
                     continue  # an ICMP error surfaced on this socket: not a datagram
-                now = _now_ns()
+                now = _now_ns(clock)
                 client = self._client(source[:2], now)
                 self._dispatch(self._forward, now, data, client.sock, target)
 
@@ -269,6 +270,7 @@ class UdpRelay:
         sock = client.sock
         size = self._max_datagram
         direction = self._reverse
+        clock = trio.lowlevel.current_clock()
         try:
             while True:
                 await trio.lowlevel.wait_readable(sock)
@@ -283,7 +285,9 @@ class UdpRelay:
                     if index is None:
                         direction.unroutable += 1
                         continue
-                    self._dispatch(direction, _now_ns(), data, self._listen[index], client.address)
+                    self._dispatch(
+                        direction, _now_ns(clock), data, self._listen[index], client.address
+                    )
         except trio.ClosedResourceError:
             return  # evicted: its socket was closed under us
 
