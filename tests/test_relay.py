@@ -298,3 +298,22 @@ def test_route_validation() -> None:
         RelayRoute(listen=(LOCAL, 0), target=(LOCAL, 0))
     with pytest.raises(ValueError, match="at least one route"):
         UdpRelay([])
+
+
+async def test_ipv6_routes() -> None:
+    target = trio.socket.socket(trio.socket.AF_INET6, trio.socket.SOCK_DGRAM)
+    client = trio.socket.socket(trio.socket.AF_INET6, trio.socket.SOCK_DGRAM)
+    with target, client, trio.fail_after(5):
+        await target.bind(("::1", 0))
+        await client.bind(("::1", 0))
+        relay = UdpRelay([RelayRoute(listen=("::1", 0), target=target.getsockname()[:2])])
+        async with trio.open_nursery() as nursery:
+            [listen] = await nursery.start(relay.run)
+            assert listen[0] == "::1"
+            await client.sendto(b"six", listen)
+            data, upstream = await target.recvfrom(100)
+            assert data == b"six"
+            await target.sendto(b"back", upstream)
+            data, source = await client.recvfrom(100)
+            assert (data, source[:2]) == (b"back", listen)
+            nursery.cancel_scope.cancel()

@@ -24,7 +24,7 @@ import heapq
 import math
 import socket
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import trio
@@ -251,36 +251,22 @@ class UdpRelay:
     async def _pump_listen(self, index: int) -> None:
         sock = self._listen[index]
         target = self._targets[index]
-        size = self._max_datagram
         clock = trio.lowlevel.current_clock()
         while True:
             await trio.lowlevel.wait_readable(sock)
-            for _ in range(_BATCH):
-                try:
-                    data, source = sock.recvfrom(size)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    continue  # an ICMP error surfaced on this socket: not a datagram
+            for data, source in _read_batch(sock, self._max_datagram):
                 now = _now_ns(clock)
                 client = self._client(source[:2], now)
                 self._dispatch(self._forward, now, data, client.sock, target)
 
     async def _pump_upstream(self, client: _Client) -> None:
         sock = client.sock
-        size = self._max_datagram
         direction = self._reverse
         clock = trio.lowlevel.current_clock()
         try:
             while True:
                 await trio.lowlevel.wait_readable(sock)
-                for _ in range(_BATCH):
-                    try:
-                        data, source = sock.recvfrom(size)
-                    except BlockingIOError:
-                        break
-                    except OSError:
-                        continue
+                for data, source in _read_batch(sock, self._max_datagram):
                     index = self._route_of_target.get(source[:2])
                     if index is None:
                         direction.unroutable += 1
@@ -364,6 +350,19 @@ class UdpRelay:
                 direction.sent += 1
             direction.pending -= 1
         return None
+
+
+def _read_batch(sock: socket.socket, size: int) -> list[tuple[bytes, Any]]:
+    """The datagrams queued on a non-blocking socket, at most a batch of them."""
+    batch = []
+    for _ in range(_BATCH):
+        try:
+            batch.append(sock.recvfrom(size))
+        except BlockingIOError:
+            break
+        except OSError:
+            continue  # an ICMP error surfaced on this socket: not a datagram
+    return batch
 
 
 async def _resolve(address: Address) -> tuple[int, Address]:
