@@ -27,6 +27,10 @@ SETTLED_S = {RESPONSIVE: 120.0, GRADUAL: 300.0}
 
 def test_default_tolerance_follows_roc() -> None:
     assert default_latency_tolerance_ns(200 * MS) == 200 * MS
+    # T in nanoseconds, as the formula is specified (and documented in the function).
+    assert default_latency_tolerance_ns(60 * MS) / MS == pytest.approx(63.88, abs=0.01)
+    assert default_latency_tolerance_ns(10 * MS) / MS == pytest.approx(11.78, abs=0.01)
+    assert default_latency_tolerance_ns(1 * MS) / MS == pytest.approx(1.365, abs=0.001)
     # A sender (m = 4) tolerates more; smaller targets get a larger share of themselves.
     assert default_latency_tolerance_ns(200 * MS, sender_side=True) == pytest.approx(
         200 * MS * np.log(1.6e9) / np.log(4e8), abs=1
