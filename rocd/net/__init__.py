@@ -27,7 +27,16 @@ from ._fecframe import (
     parse_source_datagram,
     sbn_diff,
 )
+from ._freq_estimator import FirStage, FreqEstimator, FreqEstimatorConfig, lowpass_fir
+from ._impairment import GilbertElliott, ImpairmentConfig, ImpairmentCounters, ImpairmentModel
 from ._l16 import decode_l16, decode_l16_s16, encode_l16, encode_l16_s16
+from ._latency_tuner import (
+    LatencyConfig,
+    LatencyProfile,
+    LatencyStatus,
+    LatencyTuner,
+    default_latency_tolerance_ns,
+)
 from ._ldpc import LDPC_N1, LDPC_SEED, LdpcStaircaseCodec
 from ._ntp import (
     NTP32_UNAVAILABLE,
@@ -45,6 +54,7 @@ from ._ntp import (
     ntp64_to_unix_ns,
     unix_ns_to_ntp64,
 )
+from ._relay import RelayCounters, RelayRoute, UdpRelay
 from ._rs8m import Rs8mCodec
 from ._rtcp import (
     Bye,
@@ -108,6 +118,17 @@ __all__ = [
     "FecScheme",
     "FecWriter",
     "FecWriterOutput",
+    "FirStage",
+    "FreqEstimator",
+    "FreqEstimatorConfig",
+    "GilbertElliott",
+    "ImpairmentConfig",
+    "ImpairmentCounters",
+    "ImpairmentModel",
+    "LatencyConfig",
+    "LatencyProfile",
+    "LatencyStatus",
+    "LatencyTuner",
     "LdpcStaircaseCodec",
     "MalformedPacket",
     "MeasurementInfo",
@@ -117,6 +138,8 @@ __all__ = [
     "RawRtcpPacket",
     "RawXrBlock",
     "ReceiverReport",
+    "RelayCounters",
+    "RelayRoute",
     "RepairPayloadId",
     "ReportBlock",
     "Rrtr",
@@ -132,6 +155,7 @@ __all__ = [
     "SeqExtender",
     "SourcePayloadId",
     "TimestampExtender",
+    "UdpRelay",
     "WrapExtender",
     "XrBlock",
     "build_repair_datagram",
@@ -140,8 +164,10 @@ __all__ = [
     "decode_l16",
     "decode_l16_s16",
     "default_codec",
+    "default_latency_tolerance_ns",
     "encode_l16",
     "encode_l16_s16",
+    "lowpass_fir",
     "metric_to_ntp32",
     "metric_to_ntp64",
     "ns_to_ntp32",
