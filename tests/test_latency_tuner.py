@@ -11,6 +11,7 @@ from rocd.net import (
     LatencyStatus,
     LatencyTuner,
     default_latency_tolerance_ns,
+    default_stale_tolerance_ns,
 )
 from tests.drift_sim import FRAME, SAMPLE_RATE, simulate
 
@@ -56,15 +57,16 @@ def test_bounds_and_stale_exception() -> None:
     config = LatencyConfig(target_ns=50 * MS, tolerance_ns=20 * MS, profile=RESPONSIVE)
     tuner = LatencyTuner(config, 48000)
     assert (tuner.target, tuner.min_latency, tuner.max_latency) == (2400, 1440, 3360)
-    assert tuner.stale_tolerance_ns == 5 * MS
+    # A quarter of the tolerance would be 5 ms: Roc's 10 ms floor applies.
+    assert tuner.stale_tolerance_ns == 10 * MS
     assert tuner.update(2400) is LatencyStatus.IN_BOUNDS
     assert tuner.update(1440) is LatencyStatus.IN_BOUNDS
     assert tuner.update(3360) is LatencyStatus.IN_BOUNDS
     assert tuner.update(3361) is LatencyStatus.OUT_OF_BOUNDS
     assert tuner.update(1439) is LatencyStatus.OUT_OF_BOUNDS
-    assert tuner.update(1439, stalling_ns=5 * MS) is LatencyStatus.OUT_OF_BOUNDS
+    assert tuner.update(1439, stalling_ns=10 * MS) is LatencyStatus.OUT_OF_BOUNDS
     # Below the minimum because nothing arrives: the watchdog's business, not a restart.
-    assert tuner.update(-500, stalling_ns=5 * MS + 1) is LatencyStatus.STALLED
+    assert tuner.update(-500, stalling_ns=10 * MS + 1) is LatencyStatus.STALLED
     assert tuner.update(3361, stalling_ns=10**9) is LatencyStatus.OUT_OF_BOUNDS
 
 
@@ -78,6 +80,16 @@ def test_default_bounds_at_200_ms() -> None:
     assert (tuner.min_latency, tuner.max_latency) == (0, 17640)
     assert tuner.update(17641) is LatencyStatus.OUT_OF_BOUNDS
     assert tuner.update(-1) is LatencyStatus.OUT_OF_BOUNDS
+
+
+def test_stale_tolerance_is_a_quarter_of_the_tolerance_but_at_least_10_ms() -> None:
+    assert default_stale_tolerance_ns(200 * MS) == 50 * MS
+    assert default_stale_tolerance_ns(40 * MS) == 10 * MS
+    assert default_stale_tolerance_ns(12 * MS) == 10 * MS
+    small = LatencyTuner(LatencyConfig(target_ns=10 * MS), 44100)
+    assert small.stale_tolerance_ns == 10 * MS
+    explicit = LatencyTuner(LatencyConfig(target_ns=10 * MS, stale_tolerance_ns=2 * MS), 44100)
+    assert explicit.stale_tolerance_ns == 2 * MS
 
 
 def test_intact_profile_neither_tunes_nor_checks_unless_told() -> None:

@@ -36,6 +36,7 @@ from ._latency_tuner import (
     LatencyStatus,
     LatencyTuner,
     default_latency_tolerance_ns,
+    default_stale_tolerance_ns,
 )
 from ._ldpc import LDPC_N1, LDPC_SEED, LdpcStaircaseCodec
 from ._ntp import (
@@ -165,6 +166,7 @@ __all__ = [
     "decode_l16_s16",
     "default_codec",
     "default_latency_tolerance_ns",
+    "default_stale_tolerance_ns",
     "encode_l16",
     "encode_l16_s16",
     "lowpass_fir",

@@ -33,10 +33,12 @@ __all__ = [
     "LatencyStatus",
     "LatencyTuner",
     "default_latency_tolerance_ns",
+    "default_stale_tolerance_ns",
 ]
 
 _MS: Final = 1_000_000
 _RESPONSIVE_BELOW_NS: Final = 30 * _MS
+_STALE_FLOOR_NS: Final = 10 * _MS
 
 
 class LatencyProfile(enum.StrEnum):
@@ -68,6 +70,15 @@ def default_latency_tolerance_ns(target_ns: int, *, sender_side: bool = False) -
     return int(t * math.log(400_000_000 * m) / math.log(2 * t))
 
 
+def default_stale_tolerance_ns(tolerance_ns: int) -> int:
+    """Roc's default stale tolerance: max(tolerance / 4, 10 ms) (`deduce_stale_tolerance`).
+
+    The floor keeps small targets from calling a stream stalled after a single late packet:
+    at a 10 ms target a quarter of the tolerance is under 3 ms, less than one 5 ms packet.
+    """
+    return max(tolerance_ns // 4, _STALE_FLOOR_NS)
+
+
 class LatencyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Latency settings of one session; times in nanoseconds."""
 
@@ -75,7 +86,7 @@ class LatencyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     tolerance_ns: int | None = None
     """None: `default_latency_tolerance_ns` (and no bounds check with the intact profile)."""
     stale_tolerance_ns: int | None = None
-    """None: a quarter of the tolerance."""
+    """None: a quarter of the tolerance, at least 10 ms (`default_stale_tolerance_ns`)."""
     profile: LatencyProfile = LatencyProfile.DEFAULT
     scaling_interval_ns: int = 5 * _MS
     scaling_tolerance: float = 0.005
@@ -164,7 +175,9 @@ class LatencyTuner:
             else default_latency_tolerance_ns(target_ns, sender_side=cfg.sender_side)
         )
         self.stale_tolerance_ns = (
-            cfg.stale_tolerance_ns if cfg.stale_tolerance_ns is not None else self.tolerance_ns // 4
+            cfg.stale_tolerance_ns
+            if cfg.stale_tolerance_ns is not None
+            else default_stale_tolerance_ns(self.tolerance_ns)
         )
         self.target = self._samples(target_ns)
         self.min_latency = self._samples(target_ns - self.tolerance_ns)
