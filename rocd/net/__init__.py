@@ -1,9 +1,12 @@
-"""The wire: sans-IO codecs for RTP, FECFRAME (RS8M, LDPC-Staircase) and RTCP.
+"""The wire: sans-IO codecs for RTP, FECFRAME (RS8M, LDPC-Staircase) and RTCP, and the
+receiver pipeline built on them.
 
 Nothing in the codec modules touches sockets, clocks or Trio: they turn bytes into
-packets and back, so they are tested with bytes in and bytes out.
+packets and back, so they are tested with bytes in and bytes out. The pipelines (the
+receiver, its sessions and stages) are plain objects driven by an injected clock.
 """
 
+from ._depacketizer import Depacketizer
 from ._encoding import (
     L16_MONO,
     L16_STEREO,
@@ -29,6 +32,7 @@ from ._fecframe import (
 )
 from ._freq_estimator import FirStage, FreqEstimator, FreqEstimatorConfig, lowpass_fir
 from ._impairment import GilbertElliott, ImpairmentConfig, ImpairmentCounters, ImpairmentModel
+from ._jitter_buffer import JitterBuffer, WriteResult
 from ._l16 import decode_l16, decode_l16_s16, encode_l16, encode_l16_s16
 from ._latency_tuner import (
     LatencyConfig,
@@ -39,6 +43,7 @@ from ._latency_tuner import (
     default_stale_tolerance_ns,
 )
 from ._ldpc import LDPC_N1, LDPC_SEED, LdpcStaircaseCodec
+from ._link_meter import LinkMeter
 from ._ntp import (
     NTP32_UNAVAILABLE,
     NTP64_UNAVAILABLE,
@@ -55,7 +60,19 @@ from ._ntp import (
     ntp64_to_unix_ns,
     unix_ns_to_ntp64,
 )
+from ._receiver import Receiver
+from ._receiver_session import ReceiverSession
+from ._receiver_types import (
+    EndedSession,
+    EndReason,
+    ReceiverConfig,
+    ReceiverCounters,
+    ReceptionStats,
+    SessionMetrics,
+    SessionState,
+)
 from ._relay import RelayCounters, RelayRoute, UdpRelay
+from ._resampler import Resampler
 from ._rs8m import Rs8mCodec
 from ._rtcp import (
     Bye,
@@ -82,6 +99,8 @@ from ._rtcp_xr import (
     XrBlock,
 )
 from ._rtp import RTP_HEADER_SIZE, RtpExtension, RtpPacket
+from ._rtp_filter import RtpFilter, RtpFilterStats
+from ._watchdog import Watchdog, WatchdogVerdict
 from ._wrap import (
     SeqExtender,
     TimestampExtender,
@@ -108,10 +127,13 @@ __all__ = [
     "BlockCodec",
     "Bye",
     "DelayMetrics",
+    "Depacketizer",
     "Dlrr",
     "DlrrSubBlock",
     "Encoding",
     "EncodingMap",
+    "EndReason",
+    "EndedSession",
     "ExtendedReport",
     "FecDecodeError",
     "FecReader",
@@ -126,11 +148,13 @@ __all__ = [
     "ImpairmentConfig",
     "ImpairmentCounters",
     "ImpairmentModel",
+    "JitterBuffer",
     "LatencyConfig",
     "LatencyProfile",
     "LatencyStatus",
     "LatencyTuner",
     "LdpcStaircaseCodec",
+    "LinkMeter",
     "MalformedPacket",
     "MeasurementInfo",
     "MetricInterval",
@@ -138,15 +162,23 @@ __all__ = [
     "QueueMetrics",
     "RawRtcpPacket",
     "RawXrBlock",
+    "Receiver",
+    "ReceiverConfig",
+    "ReceiverCounters",
     "ReceiverReport",
+    "ReceiverSession",
+    "ReceptionStats",
     "RelayCounters",
     "RelayRoute",
     "RepairPayloadId",
     "ReportBlock",
+    "Resampler",
     "Rrtr",
     "Rs8mCodec",
     "RtcpPacket",
     "RtpExtension",
+    "RtpFilter",
+    "RtpFilterStats",
     "RtpPacket",
     "Sdes",
     "SdesChunk",
@@ -154,10 +186,15 @@ __all__ = [
     "SdesType",
     "SenderReport",
     "SeqExtender",
+    "SessionMetrics",
+    "SessionState",
     "SourcePayloadId",
     "TimestampExtender",
     "UdpRelay",
+    "Watchdog",
+    "WatchdogVerdict",
     "WrapExtender",
+    "WriteResult",
     "XrBlock",
     "build_repair_datagram",
     "build_source_datagram",

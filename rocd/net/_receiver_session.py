@@ -1,0 +1,326 @@
+"""One sender's stream inside a receiver: packets in, output frames out (sans-IO).
+
+The chain, after Roc's receiver session (ROC_PROTOCOL.md §7):
+
+    source datagram -> RTP filter -> link meter -> FEC reader -> jitter buffer
+    repair datagram ------------------------------^  (rebuilt packets: filter -> buffer)
+    read: jitter buffer -> depacketizer (concealment, channel map) -> resampler
+          -> latency monitor/tuner -> watchdog
+
+Latency is measured at the output's playback position mapped back to the stream: the
+resampler reads a few ms ahead of what it outputs, in chunks, so its real read position
+jumps; the consumer's position advances smoothly by n / ratio per output frame. NIQ latency
+= end of the newest queued packet - that position (samples at the stream rate); the tuner
+keeps it at the target, and checks it against the bounds (out of bounds ends the session).
+Without drift compensation and at equal rates there is no resampler: output samples are
+the stream's samples, unchanged.
+
+Every method takes the time (`now_ns`, any monotonic clock in ns); nothing here reads a
+clock. Bad packets are counted and dropped, never raised.
+"""
+
+from __future__ import annotations
+
+import struct
+from math import ceil
+
+import numpy as np
+import numpy.typing as npt
+
+from ._depacketizer import Depacketizer
+from ._encoding import Encoding
+from ._errors import MalformedPacket
+from ._fec_codec import BlockCodec
+from ._fec_reader import FecReader
+from ._fecframe import FecScheme
+from ._jitter_buffer import JitterBuffer, WriteResult
+from ._latency_tuner import LatencyStatus, LatencyTuner
+from ._link_meter import LinkMeter
+from ._receiver_types import (
+    Address,
+    EndReason,
+    ReceiverConfig,
+    ReceptionStats,
+    SessionMetrics,
+    SessionState,
+)
+from ._resampler import DEFAULT_CHUNK, Resampler
+from ._rtp import RTP_HEADER_SIZE, RtpPacket
+from ._rtp_filter import RtpFilter
+from ._types import Buffer
+from ._watchdog import Watchdog, WatchdogVerdict
+
+__all__ = ["ReceiverSession"]
+
+_HEADER = struct.Struct(">BBHII")
+_NS = 1_000_000_000
+_MIN_CAPACITY_S = 0.25
+
+
+class ReceiverSession:
+    """The session of sender `ssrc` at `address`, whose packets use `encoding`."""
+
+    def __init__(
+        self,
+        ssrc: int,
+        address: Address,
+        encoding: Encoding,
+        config: ReceiverConfig,
+        *,
+        codec: BlockCodec | None = None,
+    ) -> None:
+        self.ssrc = ssrc
+        self.address = address
+        self.encoding = encoding
+        self.config = config
+        rate = encoding.rate
+        channels = encoding.channels
+        self._frame_bytes = encoding.frame_bytes
+        self._filter = RtpFilter(ssrc, encoding.payload_type, rate)
+        self._meter = LinkMeter(rate)
+        self._fec = FecReader(config.fec, codec=codec) if config.fec is not None else None
+        self._footer = config.fec.source_footer_size if config.fec is not None else 0
+        self._tuner = LatencyTuner(config.latency, rate)
+        self._target = round(self._tuner.target)
+        headroom = max(self._tuner.max_latency, self._tuner.target)
+        capacity = max(int(2 * headroom) + 4 * DEFAULT_CHUNK, int(_MIN_CAPACITY_S * rate))
+        fade = max(1, round(config.fade_ns * rate / _NS))
+        self._buffer = JitterBuffer(channels, capacity, history=fade)
+        self._depacketizer = Depacketizer(self._buffer, channels, config.channels, fade)
+        self._stream_per_output = rate / config.rate  # stream samples per output sample
+        self._base_ratio = config.rate / rate
+        self._drift = config.drift_compensation
+        self._resampler: Resampler | None = None
+        if self._drift or rate != config.rate:
+            self._resampler = Resampler(self._depacketizer.read, config.channels, self._base_ratio)
+        self._watchdog = Watchdog(
+            config.rate,
+            no_playback_timeout_ns=config.effective_no_playback_timeout_ns,
+            choppy_timeout_ns=config.choppy_playback_timeout_ns,
+            warmup_ns=config.latency.target_ns,
+        )
+        self.state = SessionState.BUFFERING
+        self.end_reason: EndReason | None = None
+        """Set when the session must be removed."""
+        self._play_pos = 0.0  # consumer position, stream samples
+        self._advance_rest = 0.0  # fraction of a stream sample not yet given to the tuner
+        self._drops = False  # packets dropped as late since the last frame
+        self.recovered = 0
+        self.late = 0
+        self.duplicated = 0
+        self.malformed = 0
+        self.overruns = 0
+        self.underruns = 0
+
+    # Packets in.
+
+    def on_source(self, datagram: bytes, now_ns: int) -> None:
+        """A source datagram of this sender (its SSRC and payload type known to match the
+        receiver's routing; the filter still checks them)."""
+        footer = self._footer
+        rtp_len = len(datagram) - footer
+        if footer and not self._footer_ok(datagram):
+            self.malformed += 1
+            return
+        payload = self._payload(datagram, rtp_len)
+        if payload is None:
+            return
+        _b0, b1, seq, ts, ssrc = _HEADER.unpack_from(datagram)
+        ext = self._filter.check(ssrc, b1 & 0x7F, seq, ts)
+        if ext is None:
+            return
+        ext_seq, ext_ts = ext
+        if not self._meter.on_packet(ext_seq, ext_ts, now_ns):
+            return
+        fec = self._fec
+        if fec is None:
+            self._place(ext_ts, payload, now_ns)
+            return
+        packets = fec.feed_source(datagram)
+        if not packets:
+            return  # refused by the FEC reader (bad payload ID, block geometry, overtaken)
+        self._place(ext_ts, payload, now_ns)
+        for rtp in packets[1:]:
+            self._place_rebuilt(rtp, now_ns)
+
+    def on_repair(self, datagram: bytes, now_ns: int) -> None:
+        """A repair datagram from this sender's address."""
+        if self._fec is None:
+            return
+        for rtp in self._fec.feed_repair(datagram):
+            self._place_rebuilt(rtp, now_ns)
+
+    def _footer_ok(self, datagram: bytes) -> bool:
+        """Whether the FEC source payload ID holds 0 <= ESI < K (checked before the packet
+        is counted as received: a bad copy must not make the good one a duplicate)."""
+        k = (datagram[-2] << 8) | datagram[-1]
+        if self._fec is not None and self._fec.scheme is FecScheme.RS8M:
+            esi = datagram[-3]
+        else:
+            esi = (datagram[-4] << 8) | datagram[-3]
+        return esi < k
+
+    def _payload(self, rtp: bytes, rtp_len: int) -> Buffer | None:
+        """The L16 payload of the RTP packet in rtp[:rtp_len], or None (counted) if bad."""
+        if rtp[0] == 0x80:  # Roc's bare header: no CSRC, extension or padding
+            payload: Buffer = memoryview(rtp)[RTP_HEADER_SIZE:rtp_len]
+        else:
+            try:
+                payload = RtpPacket.parse(rtp[:rtp_len]).payload
+            except MalformedPacket:
+                self.malformed += 1
+                return None
+        size = len(payload)
+        if size == 0 or size % self._frame_bytes:
+            self.malformed += 1
+            return None
+        return payload
+
+    def _place_rebuilt(self, rtp: bytes, now_ns: int) -> None:
+        if len(rtp) < RTP_HEADER_SIZE or rtp[0] >> 6 != 2:
+            self.malformed += 1
+            return
+        payload = self._payload(rtp, len(rtp))
+        if payload is None:
+            return
+        _b0, b1, seq, ts, ssrc = _HEADER.unpack_from(rtp)
+        ext = self._filter.check(ssrc, b1 & 0x7F, seq, ts)
+        if ext is not None and self._place(ext[1], payload, now_ns):
+            self.recovered += 1
+
+    def _place(self, ext_ts: int, payload: Buffer, now_ns: int) -> bool:
+        result = self._buffer.write(ext_ts, payload, now_ns)
+        if result is WriteResult.PLACED or result is WriteResult.TRIMMED:
+            return True
+        if result is WriteResult.LATE:
+            self.late += 1
+            self._drops = True
+        elif result is WriteResult.DUPLICATE:
+            self.duplicated += 1
+        else:
+            self.overruns += 1
+        return False
+
+    # Frames out.
+
+    def read(self, n: int, now_ns: int) -> npt.NDArray[np.float32] | None:
+        """The session's next `n` output frames, or None while buffering or once ended.
+
+        After a read that ends the session, `end_reason` says why (the frame of that read is
+        still returned when there is one)."""
+        if self.end_reason is not None:
+            return None
+        buffer = self._buffer
+        if self.state is SessionState.BUFFERING:
+            # Start when the queue holds the target plus this frame, so that the latency
+            # left after the frame (what is measured and tuned) starts at the target; keep
+            # one frame's worth of arrivals beyond that (see JitterBuffer.try_start).
+            frame = ceil(n * self._stream_per_output)
+            if not buffer.try_start(self._target + frame, slack=frame):
+                self._watch(n, blank=True, incomplete=False)
+                return None
+            self.state = SessionState.PLAYING
+            assert buffer.pos is not None
+            self._play_pos = float(buffer.pos)
+        tuner = self._tuner
+        resampler = self._resampler
+        if resampler is None:
+            out = self._depacketizer.read(n)
+            consumed = float(n)
+        else:
+            old_ratio = resampler.ratio
+            ratio = self._base_ratio / tuner.coefficient if self._drift else self._base_ratio
+            resampler.ratio = ratio
+            out = resampler.read(n)
+            # libsamplerate ramps the ratio linearly across the block.
+            consumed = 0.5 * n * (1.0 / old_ratio + 1.0 / ratio)
+        self._play_pos += consumed
+        # Latency after the frame, as Roc's latency monitor measures it: the queue left for
+        # the next frame. The tuner keeps this at the target.
+        end = buffer.newest_end
+        assert end is not None
+        stalling = now_ns - buffer.newest_arrival_ns
+        if tuner.update(end - self._play_pos, stalling_ns=stalling) is LatencyStatus.OUT_OF_BOUNDS:
+            self.end_reason = EndReason.LATENCY_OUT_OF_BOUNDS
+            return out
+        played = n * self._stream_per_output + self._advance_rest
+        whole = int(played)
+        self._advance_rest = played - whole
+        tuner.advance(whole)
+        blank, incomplete, underrun = self._depacketizer.take_flags()
+        if underrun:
+            self.underruns += 1
+        self._watch(n, blank=blank, incomplete=incomplete)
+        return out
+
+    def _watch(self, n: int, *, blank: bool, incomplete: bool) -> None:
+        verdict = self._watchdog.update(n, blank=blank, incomplete=incomplete, drops=self._drops)
+        self._drops = False
+        if verdict is WatchdogVerdict.NO_PLAYBACK:
+            self.end_reason = EndReason.NO_PLAYBACK
+        elif verdict is WatchdogVerdict.CHOPPY_PLAYBACK:
+            self.end_reason = EndReason.CHOPPY_PLAYBACK
+
+    # Observation.
+
+    @property
+    def niq_latency(self) -> float:
+        """NIQ latency in stream samples (the queued span while buffering)."""
+        buffer = self._buffer
+        if buffer.newest_end is None:
+            return 0.0
+        if self.state is SessionState.BUFFERING:
+            return float(buffer.span)
+        return buffer.newest_end - self._play_pos
+
+    @property
+    def concealed_samples(self) -> int:
+        return self._depacketizer.concealed
+
+    @property
+    def tuner(self) -> LatencyTuner:
+        return self._tuner
+
+    def metrics(self) -> SessionMetrics:
+        rate = self.encoding.rate
+        meter = self._meter
+        resampler = self._resampler
+        return SessionMetrics(
+            ssrc=self.ssrc,
+            address=self.address,
+            payload_type=self.encoding.payload_type,
+            state=self.state,
+            latency_ms=self.niq_latency * 1000.0 / rate,
+            target_ms=self._tuner.target_ns / 1e6,
+            jitter_ms=meter.jitter * 1000.0 / rate,
+            received=meter.received,
+            lost=meter.lost,
+            recovered=self.recovered,
+            late=self.late,
+            duplicated=self.duplicated + meter.duplicated,
+            filtered=self._filter.stats.total,
+            malformed=self.malformed + (self._fec.stats.malformed if self._fec else 0),
+            concealed_samples=self._depacketizer.concealed,
+            drift_ppm=self._tuner.drift_ppm,
+            resampler_ratio=resampler.ratio if resampler is not None else 1.0,
+            underruns=self.underruns,
+            overruns=self.overruns,
+        )
+
+    def reception(self, now_ns: int) -> ReceptionStats:
+        meter = self._meter
+        rate = self.encoding.rate
+        first = meter.first_seq if meter.first_seq is not None else 0
+        highest = meter.highest_seq if meter.highest_seq is not None else first
+        stalling = now_ns - self._buffer.newest_arrival_ns if meter.received else 0
+        return ReceptionStats(
+            ssrc=self.ssrc,
+            first_seq=first,
+            highest_seq=highest,
+            expected=meter.expected,
+            lost=meter.lost,
+            received=meter.received,
+            jitter=int(meter.jitter),
+            niq_latency_ns=round(self.niq_latency * _NS / rate),
+            niq_stalling_ns=max(0, stalling),
+        )
