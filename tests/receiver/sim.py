@@ -75,6 +75,11 @@ class Sender:
     n_repair: int = 10
     samples_per_packet: int = PACKET
     drop_esis: frozenset[int] = field(default_factory=frozenset)
+    """FEC: source and repair ESIs of every block that are never sent."""
+    drop_packets: frozenset[int] = field(default_factory=frozenset)
+    """Indexes of source packets never sent (they still go through FEC encoding)."""
+    ts_jumps: dict[int, int] = field(default_factory=dict)
+    """From packet index i on, timestamps are shifted by ts_jumps[i] more samples."""
 
     @classmethod
     def from_signal(cls, signal: npt.NDArray[np.float32], **kwargs: object) -> Sender:
@@ -94,21 +99,24 @@ class Sender:
         payloads = self.payloads
         pt = self.encoding.payload_type
         spp = self.samples_per_packet
+        shift = 0
         for i in range(count):
+            shift += self.ts_jumps.get(i, 0)
             at = self.start_ns + round((i + 1) * spp * NS / rate)
             rtp = RtpPacket(
                 pt,
                 (self.seq0 + i) & 0xFFFF,
-                (self.ts0 + i * spp) & 0xFFFF_FFFF,
+                (self.ts0 + i * spp + shift) & 0xFFFF_FFFF,
                 self.ssrc,
                 payloads[i % len(payloads)],
             ).serialize()
             if writer is None:
-                yield at, False, rtp
+                if i not in self.drop_packets:
+                    yield at, False, rtp
                 continue
             out = writer.write(rtp)
             k = self.n_source
-            if i % k not in self.drop_esis:
+            if i % k not in self.drop_esis and i not in self.drop_packets:
                 yield at, False, out.source
             for j, repair in enumerate(out.repair):
                 if k + j not in self.drop_esis:
