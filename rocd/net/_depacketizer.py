@@ -30,7 +30,10 @@ import numpy.typing as npt
 
 from ._jitter_buffer import JitterBuffer
 
-__all__ = ["Depacketizer", "fade_gains"]
+__all__ = ["MAX_READ", "Depacketizer", "fade_gains"]
+
+MAX_READ = 1024
+"""Samples read from the jitter buffer at once; longer reads are split."""
 
 
 def fade_gains(fade: int) -> npt.NDArray[np.float32]:
@@ -84,6 +87,10 @@ class Depacketizer:
 
     def read(self, n: int) -> npt.NDArray[np.float32]:
         """The next `n` samples, shape (n, out_channels), float32."""
+        if n > MAX_READ:
+            # Large reads in pieces: a read holds ring slots that packets may not reach.
+            pieces = [self.read(min(MAX_READ, n - k)) for k in range(0, n, MAX_READ)]
+            return np.concatenate(pieces)
         buffer = self._buffer
         end = buffer.newest_end
         start = buffer.pos

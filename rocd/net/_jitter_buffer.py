@@ -67,6 +67,7 @@ class JitterBuffer:
         "_cap",
         "_channels",
         "_data",
+        "_flat",
         "_floor",
         "_history",
         "_mask",
@@ -89,6 +90,7 @@ class JitterBuffer:
         self._history = history
         self._channels = channels
         self._data = np.zeros((cap, channels), dtype=np.float32)
+        self._flat = self._data.reshape(-1)  # a view
         self._valid = bytearray(cap)
         self._ones = b"\x01" * cap
         self._zeros = bytes(cap)
@@ -153,23 +155,25 @@ class JitterBuffer:
         valid = self._valid
         if valid[i] and valid[(end - 1) & mask]:
             return WriteResult.DUPLICATE
-        samples = np.frombuffer(payload, dtype=_BE_S16).reshape(n, channels)
+        # Flat views (samples interleaved): fewer numpy calls than (n, channels) shapes.
+        samples = np.frombuffer(payload, dtype=_BE_S16)
         if first != start:
-            samples = samples[first - start :]
+            samples = samples[(first - start) * channels :]
         m = end - first
         j = i + m
         cap = self._cap
-        data = self._data
+        flat = self._flat
         if j <= cap:
-            dst = data[i:j]
+            # Copy-convert then scale in place: faster than one multiply from big-endian.
+            dst = flat[i * channels : j * channels]
             dst[...] = samples
             dst *= _INV_SCALE
             valid[i:j] = self._ones[:m]
         else:
-            k = cap - i
-            np.multiply(samples[:k], _INV_SCALE, out=data[i:])
-            np.multiply(samples[k:], _INV_SCALE, out=data[: j - cap])
-            valid[i:] = self._ones[:k]
+            k = (cap - i) * channels
+            np.multiply(samples[:k], _INV_SCALE, out=flat[i * channels :])
+            np.multiply(samples[k:], _INV_SCALE, out=flat[: (j - cap) * channels])
+            valid[i:] = self._ones[: cap - i]
             valid[: j - cap] = self._ones[: j - cap]
         if self.newest_end is None or end > self.newest_end:
             self.newest_end = end

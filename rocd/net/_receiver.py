@@ -80,7 +80,8 @@ class Receiver:
         elif session.address != src_addr:
             self.counters.ssrc_mismatch += 1
             return
-        if datagram[1] & 0x7F not in self.encodings:
+        pt = datagram[1] & 0x7F
+        if pt != session.encoding.payload_type and pt not in self.encodings:
             self.counters.unknown_payload_type += 1
             return
         session.on_source(datagram, now_ns)

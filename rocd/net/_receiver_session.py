@@ -91,6 +91,7 @@ class ReceiverSession:
         self._base_ratio = config.rate / rate
         self._drift = config.drift_compensation
         self._resampler: Resampler | None = None
+        self._ratio = self._base_ratio  # the resampler's ratio (output / stream rate)
         if self._drift or rate != config.rate:
             self._resampler = Resampler(self._depacketizer.read, config.channels, self._base_ratio)
         self._watchdog = Watchdog(
@@ -228,9 +229,10 @@ class ReceiverSession:
             out = self._depacketizer.read(n)
             consumed = float(n)
         else:
-            old_ratio = resampler.ratio
+            old_ratio = self._ratio
             ratio = self._base_ratio / tuner.coefficient if self._drift else self._base_ratio
-            resampler.ratio = ratio
+            if ratio != old_ratio:
+                resampler.ratio = self._ratio = ratio
             out = resampler.read(n)
             # libsamplerate ramps the ratio linearly across the block.
             consumed = 0.5 * n * (1.0 / old_ratio + 1.0 / ratio)
@@ -302,7 +304,7 @@ class ReceiverSession:
             malformed=self.malformed + (self._fec.stats.malformed if self._fec else 0),
             concealed_samples=self._depacketizer.concealed,
             drift_ppm=self._tuner.drift_ppm,
-            resampler_ratio=resampler.ratio if resampler is not None else 1.0,
+            resampler_ratio=self._ratio if resampler is not None else 1.0,
             underruns=self.underruns,
             overruns=self.overruns,
         )

@@ -195,3 +195,28 @@ def test_reception_stats_for_rtcp() -> None:
     assert stats.jitter == pytest.approx(metrics.jitter_ms * RATE / 1000, abs=1)
     assert stats.niq_latency_ns == pytest.approx(metrics.latency_ms * 1e6, abs=1)
     assert 0 <= stats.niq_stalling_ns < 20 * MS
+
+
+@pytest.mark.parametrize("drift_compensation", [False, True])
+def test_any_read_size_is_served(drift_compensation: bool) -> None:
+    sender = Sender.from_signal(noisy_sine(2.0))
+    arrivals = schedule([sender])
+    receiver = Receiver(
+        ReceiverConfig(
+            drift_compensation=drift_compensation, latency=LatencyConfig(target_ns=10 * MS)
+        )
+    )
+    sizes = [1, 7, 441, 3000, 0, 5000]
+    now = i = 0
+    total = 0
+    for k in range(60):
+        n = sizes[k % len(sizes)]
+        while i < len(arrivals) and arrivals[i].at <= now:
+            receiver.on_source(arrivals[i].datagram, sender.address, arrivals[i].at)
+            i += 1
+        out = receiver.read(n, now)
+        assert out.shape == (n, 2)
+        assert out.dtype == np.float32
+        total += n
+        now = total * NS // RATE
+    assert receiver.counters.sessions_created >= 1

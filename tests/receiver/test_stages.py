@@ -210,6 +210,20 @@ def test_a_hole_shorter_than_the_fade_turns_the_envelope_around() -> None:
     np.testing.assert_array_equal(out[1080:], signal[1080 : len(out)])
 
 
+def test_long_reads_are_split() -> None:
+    jb = JitterBuffer(2, 2048, history=4)
+    signal = np.linspace(-0.5, 0.5, 2000, dtype=np.float32)[:, None].repeat(2, axis=1)
+    jb.write(0, encode_l16(signal), 0)
+    assert jb.try_start(2000)
+    dp = Depacketizer(jb, 2, 2, 4)
+    np.testing.assert_array_equal(dp.read(2000), quantize_l16(signal))
+    assert dp.concealed == 0
+
+
+def quantize_l16(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return (np.trunc(x * 32768) / 32768).astype(np.float32)
+
+
 def test_channel_mapping() -> None:
     jb = JitterBuffer(2, 256)
     stereo = np.array([[0.5, -0.25]] * 10, dtype=np.float32)
