@@ -121,7 +121,8 @@ class Receiver:
 
     def read(self, n_frames: int, now_ns: int) -> npt.NDArray[np.float32]:
         """The next `n_frames` output frames: the mix of every session, shape
-        (n_frames, channels), float32. Sessions that must end are removed here."""
+        (n_frames, channels), float32, a fresh array the caller owns. Sessions that must end
+        are removed here (see `pop_ended`)."""
         if n_frames < 0:
             raise ValueError(f"n_frames must be >= 0, got {n_frames}")
         out: npt.NDArray[np.float32] | None = None

@@ -116,8 +116,8 @@ class ReceiverSession:
     # Packets in.
 
     def on_source(self, datagram: bytes, now_ns: int) -> None:
-        """A source datagram of this sender (its SSRC and payload type known to match the
-        receiver's routing; the filter still checks them)."""
+        """A source datagram routed to this session (the receiver checked its length and RTP
+        version; the filter checks SSRC and payload type again)."""
         footer = self._footer
         rtp_len = len(datagram) - footer
         if footer and not self._footer_ok(datagram):

@@ -9,12 +9,12 @@ makes a step in the signal.
 Why libsamplerate `sinc_fastest` (measured with `python -m bench.resampler`: a sine through
 each candidate at ratio 1.0005, 44.1 kHz stereo, 10 ms frames):
 
-| candidate                        | SNR 1 kHz / 12 kHz / 18 kHz | CPU per 10 ms frame |
-|----------------------------------|-----------------------------|---------------------|
-| libsamplerate sinc_fastest       | 119 / 103 / 95 dB           | ~35 us              |
-| libsamplerate sinc_medium        | 142 / 126 / 119 dB          | ~65 us              |
-| libsamplerate linear             | 63 / 16 / 6 dB              | ~6 us               |
-| python-soxr, variable rate (vr)  | 116 / 115 / 115 dB          | ~38 us              |
+| candidate                        | SNR 1 / 5 / 12 / 18 kHz      | CPU per 10 ms frame |
+|----------------------------------|------------------------------|---------------------|
+| libsamplerate sinc_fastest       | 119 / 116 / 103 / 95 dB      | ~35 us              |
+| libsamplerate sinc_medium        | 142 / 137 / 126 / 119 dB     | ~65 us              |
+| libsamplerate linear             | 62 / 34 / 16 / 6 dB          | ~6 us               |
+| python-soxr, variable rate (vr)  | 116 / 116 / 115 / 115 dB     | ~38 us              |
 
 soxr's fixed-ratio modes are faster (~9 us) but cannot follow a changing ratio; its
 variable-rate mode costs as much as sinc_fastest and is marked experimental in
