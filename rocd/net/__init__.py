@@ -81,6 +81,7 @@ from ._rtcp_xr import (
     XrBlock,
 )
 from ._rtp import RTP_HEADER_SIZE, RtpExtension, RtpPacket
+from ._udp import Address, UdpEndpoint, UdpStats, open_udp_socket, read_batch, resolve_udp
 from ._wrap import (
     SeqExtender,
     TimestampExtender,
@@ -104,6 +105,7 @@ __all__ = [
     "NTP64_UNAVAILABLE",
     "RTP_HEADER_SIZE",
     "SBN_MODULUS",
+    "Address",
     "BlockCodec",
     "Bye",
     "DelayMetrics",
@@ -155,7 +157,9 @@ __all__ = [
     "SeqExtender",
     "SourcePayloadId",
     "TimestampExtender",
+    "UdpEndpoint",
     "UdpRelay",
+    "UdpStats",
     "WrapExtender",
     "XrBlock",
     "build_repair_datagram",
@@ -179,9 +183,12 @@ __all__ = [
     "ntp64_to_ns",
     "ntp64_to_ntp32",
     "ntp64_to_unix_ns",
+    "open_udp_socket",
     "parse_repair_datagram",
     "parse_rtcp",
     "parse_source_datagram",
+    "read_batch",
+    "resolve_udp",
     "samples_for_duration",
     "sbn_diff",
     "seq_add",
