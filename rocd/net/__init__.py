@@ -1,7 +1,10 @@
 """The wire: sans-IO codecs for RTP, FECFRAME (RS8M, LDPC-Staircase) and RTCP.
 
 Nothing in the codec modules touches sockets, clocks or Trio: they turn bytes into
-packets and back, so they are tested with bytes in and bytes out.
+packets and back, so they are tested with bytes in and bytes out. The pipelines built on
+them (the sender, the RTCP reporters, the pacer) are plain objects too: time is passed in
+(a monotonic `now_ns` and a wall-clock `wall_ns`), randomness comes from an injected
+`random.Random`.
 """
 
 from ._encoding import (
