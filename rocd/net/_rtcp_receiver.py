@@ -31,7 +31,6 @@ from ._encoding import NS_PER_SECOND
 from ._ntp import (
     metric_to_ntp32,
     metric_to_ntp64,
-    ns_to_ntp32,
     ntp64_to_ntp32,
     ntp64_to_unix_ns,
     unix_ns_to_ntp64,
@@ -43,6 +42,7 @@ from ._rtcp_session import (
     INACTIVITY_TIMEOUT_NS,
     REPORT_INTERVAL_NS,
     ReportTimer,
+    hold_ntp32,
     random_cname,
     random_ssrc,
     round_trip_ns,
@@ -61,8 +61,6 @@ from ._wrap import ts_diff
 
 __all__ = ["OutgoingReport", "ReceiverReporter", "RtcpSessionEnded", "SenderClock"]
 
-_NTP32_MAX = 0xFFFF_FFFF
-_MAX_HELD_NS = 65_535 * NS_PER_SECOND
 _CUMULATIVE_MIN, _CUMULATIVE_MAX = -0x80_0000, 0x7F_FFFF
 
 
@@ -300,7 +298,6 @@ class ReceiverReporter:
         sender.prior_expected = st.expected_packets
         sender.prior_lost = st.lost_packets
         fraction = min((lost << 8) // expected, 255) if expected > 0 and lost > 0 else 0
-        held_ns = max(now_ns - sender.sr_arrival_ns, 0)
         return ReportBlock(
             st.ssrc,
             fraction_lost=fraction,
@@ -308,5 +305,5 @@ class ReceiverReporter:
             highest_seq=st.ext_highest_seq & 0xFFFF_FFFF,
             jitter=min(max(st.jitter, 0), 0xFFFF_FFFF),
             lsr=sender.lsr,
-            dlsr=ns_to_ntp32(held_ns) if held_ns < _MAX_HELD_NS else _NTP32_MAX,
+            dlsr=hold_ntp32(now_ns - sender.sr_arrival_ns),
         )

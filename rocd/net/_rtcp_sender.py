@@ -23,13 +23,14 @@ import random
 
 import msgspec
 
-from ._ntp import ns_to_ntp32, ntp64_to_ntp32, unix_ns_to_ntp64
+from ._ntp import ntp64_to_ntp32, unix_ns_to_ntp64
 from ._rtcp import Bye, ReceiverReport, ReportBlock, Sdes, SdesChunk, SenderReport
 from ._rtcp_compound import RtcpPacket, parse_rtcp, serialize_rtcp
 from ._rtcp_session import (
     INACTIVITY_TIMEOUT_NS,
     REPORT_INTERVAL_NS,
     ReportTimer,
+    hold_ntp32,
     random_ssrc,
     round_trip_ns,
 )
@@ -40,8 +41,6 @@ from ._wrap import ts_add
 __all__ = ["ReceiverFeedback", "SenderReporter", "SsrcChanged"]
 
 _NS_PER_MS = 1_000_000
-_NTP32_MAX = 0xFFFF_FFFF
-_MAX_HELD_NS = 65_535 * 1_000_000_000  # NTP32 durations end near 65536 s
 
 
 class ReceiverFeedback(msgspec.Struct, frozen=True):
@@ -86,8 +85,7 @@ class _Receiver:
         """Its DLRR sub-block; Roc lists a receiver once it sent both RR and RRTR."""
         if not self.rr_seen or self.rrtr_ntp32 is None:
             return None
-        held_ns = max(now_ns - self.rrtr_arrival_ns, 0)
-        delay = ns_to_ntp32(held_ns) if held_ns < _MAX_HELD_NS else _NTP32_MAX
+        delay = hold_ntp32(now_ns - self.rrtr_arrival_ns)
         return DlrrSubBlock(self.feedback.ssrc, self.rrtr_ntp32, delay)
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import random
 import uuid
 
-from ._ntp import ntp32_diff, ntp32_to_ns, ntp64_to_ntp32, unix_ns_to_ntp64
+from ._ntp import ns_to_ntp32, ntp32_diff, ntp32_to_ns, ntp64_to_ntp32, unix_ns_to_ntp64
 
 __all__ = [
     "INACTIVITY_TIMEOUT_NS",
     "REPORT_INTERVAL_NS",
     "ReportTimer",
+    "hold_ntp32",
     "random_cname",
     "random_ssrc",
     "round_trip_ns",
@@ -34,6 +35,8 @@ INACTIVITY_TIMEOUT_NS = 5_000_000_000
 """Roc's `inactivity_timeout`: a peer silent for 5 s is gone."""
 
 _MAX_RTT_NS = 60_000_000_000  # an "RTT" above a minute is a stale or bogus echo
+_MAX_HOLD_NS = 65_535 * 1_000_000_000  # NTP32 durations end near 65536 s
+_NTP32_MAX = 0xFFFF_FFFF
 
 
 def random_ssrc(rng: random.Random, *, avoid: int | None = None) -> int:
@@ -52,6 +55,16 @@ def random_cname(rng: random.Random) -> str:
 def wall_ntp32(wall_ns: int) -> int:
     """The NTP32 (middle 32 bits of NTP64) of a Unix time in ns."""
     return ntp64_to_ntp32(unix_ns_to_ntp64(wall_ns))
+
+
+def hold_ntp32(held_ns: int) -> int:
+    """A DLSR / DLRR field: how long we held the peer's stamp (ns, monotonic), as NTP32.
+
+    Negative holds (a clock that went back) read as 0; holds beyond the field saturate.
+    """
+    if held_ns <= 0:
+        return 0
+    return ns_to_ntp32(held_ns) if held_ns < _MAX_HOLD_NS else _NTP32_MAX
 
 
 def round_trip_ns(arrival_wall_ns: int, echoed_ntp32: int, delay_ntp32: int) -> int | None:

@@ -14,6 +14,7 @@ from rocd.net import (
     QueueMetrics,
     ReceiverReport,
     ReportBlock,
+    ReportTimer,
     Rrtr,
     RtcpPacket,
     RtpPacket,
@@ -24,12 +25,14 @@ from rocd.net import (
     SenderIdentity,
     SenderReport,
     SenderReporter,
+    hold_ntp32,
     metric_to_ntp32,
     metric_to_ntp64,
     ns_to_ntp32,
     ntp64_to_ntp32,
     parse_rtcp,
     random_cname,
+    round_trip_ns,
     serialize_rtcp,
     unix_ns_to_ntp64,
     wall_ntp32,
@@ -268,3 +271,29 @@ def test_roc_recv_reports_give_sensible_feedback() -> None:
         assert all(50 < x < 150 for x in niq)
         assert len(e2e) >= 5
         assert all(50 < x < 150 for x in e2e)
+
+
+def test_clock_helpers() -> None:
+    assert hold_ntp32(-5) == hold_ntp32(0) == 0
+    assert hold_ntp32(NS) == 0x1_0000
+    assert hold_ntp32(70_000 * NS) == 0xFFFF_FFFF  # saturates
+    arrival = WALL0 + 50 * MS
+    lsr = wall_ntp32(WALL0)
+    rtt = round_trip_ns(arrival, lsr, hold_ntp32(20 * MS))
+    assert rtt is not None
+    assert abs(rtt - 30 * MS) < 40_000
+    assert round_trip_ns(arrival, 0, 0) is None  # no SR echoed
+    assert round_trip_ns(arrival, lsr, hold_ntp32(60 * MS)) is None  # held longer than elapsed
+    assert round_trip_ns(WALL0 + 100 * NS, lsr, 0) is None  # implausible: a stale echo
+
+
+def test_report_timer() -> None:
+    timer = ReportTimer(200 * MS)
+    assert timer.deadline_ns is None
+    assert timer.due(-7)  # any clock origin, even negative
+    assert timer.deadline_ns == -7 + 200 * MS
+    assert not timer.due(100 * MS)
+    timer.reset()
+    assert timer.due(100 * MS)
+    with pytest.raises(ValueError, match="interval"):
+        ReportTimer(0)
