@@ -4,12 +4,15 @@ Nothing in the codec modules touches sockets, clocks or Trio: they turn bytes in
 packets and back, so they are tested with bytes in and bytes out.
 """
 
-from ._encoding import (
-    L16_MONO,
-    L16_STEREO,
-    Encoding,
-    EncodingMap,
-    samples_for_duration,
+from ._encoding import L16_MONO, L16_STEREO, Encoding, EncodingMap, samples_for_duration
+from ._endpoint import (
+    Endpoint,
+    EndpointError,
+    EndpointSet,
+    Interface,
+    Protocol,
+    receiver_endpoints,
+    sender_endpoints,
 )
 from ._errors import FecDecodeError, MalformedPacket, ProtocolError
 from ._fec_codec import BlockCodec, default_codec
@@ -54,6 +57,10 @@ from ._ntp import (
     ntp64_to_unix_ns,
     unix_ns_to_ntp64,
 )
+from ._pacer import Pacer
+from ._packetizer import Packet, Packetizer
+from ._rate_converter import ChannelMapper, RateConverter, ResamplerQuality
+from ._reception_stats import ReceptionStats
 from ._relay import RelayCounters, RelayRoute, UdpRelay
 from ._rs8m import Rs8mCodec
 from ._rtcp import (
@@ -68,6 +75,18 @@ from ._rtcp import (
     SenderReport,
 )
 from ._rtcp_compound import RtcpPacket, parse_rtcp, serialize_rtcp
+from ._rtcp_receiver import OutgoingReport, ReceiverReporter, RtcpSessionEnded, SenderClock
+from ._rtcp_sender import ReceiverFeedback, SenderReporter, SsrcChanged
+from ._rtcp_session import (
+    INACTIVITY_TIMEOUT_NS,
+    REPORT_INTERVAL_NS,
+    ReportTimer,
+    hold_ntp32,
+    random_cname,
+    random_ssrc,
+    round_trip_ns,
+    wall_ntp32,
+)
 from ._rtcp_xr import (
     DelayMetrics,
     Dlrr,
@@ -81,6 +100,7 @@ from ._rtcp_xr import (
     XrBlock,
 )
 from ._rtp import RTP_HEADER_SIZE, RtpExtension, RtpPacket
+from ._sender import Datagram, Sender, SenderConfig, SenderIdentity, SenderMetrics
 from ._udp import Address, UdpEndpoint, UdpStats, open_udp_socket, read_batch, resolve_udp
 from ._wrap import (
     SeqExtender,
@@ -97,22 +117,29 @@ from ._wrap import (
 )
 
 __all__ = [
+    "INACTIVITY_TIMEOUT_NS",
     "L16_MONO",
     "L16_STEREO",
     "LDPC_N1",
     "LDPC_SEED",
     "NTP32_UNAVAILABLE",
     "NTP64_UNAVAILABLE",
+    "REPORT_INTERVAL_NS",
     "RTP_HEADER_SIZE",
     "SBN_MODULUS",
     "Address",
     "BlockCodec",
     "Bye",
+    "ChannelMapper",
+    "Datagram",
     "DelayMetrics",
     "Dlrr",
     "DlrrSubBlock",
     "Encoding",
     "EncodingMap",
+    "Endpoint",
+    "EndpointError",
+    "EndpointSet",
     "ExtendedReport",
     "FecDecodeError",
     "FecReader",
@@ -127,6 +154,7 @@ __all__ = [
     "ImpairmentConfig",
     "ImpairmentCounters",
     "ImpairmentModel",
+    "Interface",
     "LatencyConfig",
     "LatencyProfile",
     "LatencyStatus",
@@ -135,27 +163,46 @@ __all__ = [
     "MalformedPacket",
     "MeasurementInfo",
     "MetricInterval",
+    "OutgoingReport",
+    "Pacer",
+    "Packet",
+    "Packetizer",
+    "Protocol",
     "ProtocolError",
     "QueueMetrics",
+    "RateConverter",
     "RawRtcpPacket",
     "RawXrBlock",
+    "ReceiverFeedback",
     "ReceiverReport",
+    "ReceiverReporter",
+    "ReceptionStats",
     "RelayCounters",
     "RelayRoute",
     "RepairPayloadId",
     "ReportBlock",
+    "ReportTimer",
+    "ResamplerQuality",
     "Rrtr",
     "Rs8mCodec",
     "RtcpPacket",
+    "RtcpSessionEnded",
     "RtpExtension",
     "RtpPacket",
     "Sdes",
     "SdesChunk",
     "SdesItem",
     "SdesType",
+    "Sender",
+    "SenderClock",
+    "SenderConfig",
+    "SenderIdentity",
+    "SenderMetrics",
     "SenderReport",
+    "SenderReporter",
     "SeqExtender",
     "SourcePayloadId",
+    "SsrcChanged",
     "TimestampExtender",
     "UdpEndpoint",
     "UdpRelay",
@@ -171,6 +218,7 @@ __all__ = [
     "default_latency_tolerance_ns",
     "encode_l16",
     "encode_l16_s16",
+    "hold_ntp32",
     "lowpass_fir",
     "metric_to_ntp32",
     "metric_to_ntp64",
@@ -187,10 +235,15 @@ __all__ = [
     "parse_repair_datagram",
     "parse_rtcp",
     "parse_source_datagram",
+    "random_cname",
+    "random_ssrc",
     "read_batch",
+    "receiver_endpoints",
     "resolve_udp",
+    "round_trip_ns",
     "samples_for_duration",
     "sbn_diff",
+    "sender_endpoints",
     "seq_add",
     "seq_diff",
     "seq_le",
@@ -201,4 +254,5 @@ __all__ = [
     "ts_le",
     "ts_lt",
     "unix_ns_to_ntp64",
+    "wall_ntp32",
 ]
