@@ -100,6 +100,7 @@ from ._rtcp_xr import (
     XrBlock,
 )
 from ._rtp import RTP_HEADER_SIZE, RtpExtension, RtpPacket
+from ._send_link import FrameInput, SendLink
 from ._sender import Datagram, Sender, SenderConfig, SenderIdentity, SenderMetrics
 from ._udp import Address, UdpEndpoint, UdpStats, open_udp_socket, read_batch, resolve_udp
 from ._wrap import (
@@ -148,6 +149,7 @@ __all__ = [
     "FecWriter",
     "FecWriterOutput",
     "FirStage",
+    "FrameInput",
     "FreqEstimator",
     "FreqEstimatorConfig",
     "GilbertElliott",
@@ -193,6 +195,7 @@ __all__ = [
     "SdesChunk",
     "SdesItem",
     "SdesType",
+    "SendLink",
     "Sender",
     "SenderClock",
     "SenderConfig",
