@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rocd.net import FecScheme, ImpairmentConfig, Receiver, ReceiverConfig
-from tests.receiver.sim import PACKET, Sender, noisy_sine, run, schedule
+from tests.receiver.sim import PACKET, SimSender, noisy_sine, run, schedule
 
 RATE = 44100
 REPEAT = 3
@@ -35,10 +35,10 @@ class _NullReceiver(Receiver):
         return np.zeros((0, 2), dtype=np.float32)
 
 
-def _senders(count: int, seconds: float) -> list[Sender]:
+def _senders(count: int, seconds: float) -> list[SimSender]:
     payload_loop = noisy_sine(1.0)
     return [
-        Sender.from_signal(
+        SimSender.from_signal(
             payload_loop,
             fec=FecScheme.RS8M,
             address=("10.0.0.1", 5000 + k),

@@ -1,18 +1,19 @@
-"""The wire: sans-IO codecs for RTP, FECFRAME (RS8M, LDPC-Staircase) and RTCP, and the
-receiver pipeline built on them.
+"""The wire: sans-IO codecs for RTP, FECFRAME (RS8M, LDPC-Staircase) and RTCP.
 
 Nothing in the codec modules touches sockets, clocks or Trio: they turn bytes into
-packets and back, so they are tested with bytes in and bytes out. The pipelines (the
-receiver, its sessions and stages) are plain objects driven by an injected clock.
+packets and back, so they are tested with bytes in and bytes out.
 """
 
 from ._depacketizer import Depacketizer
-from ._encoding import (
-    L16_MONO,
-    L16_STEREO,
-    Encoding,
-    EncodingMap,
-    samples_for_duration,
+from ._encoding import L16_MONO, L16_STEREO, Encoding, EncodingMap, samples_for_duration
+from ._endpoint import (
+    Endpoint,
+    EndpointError,
+    EndpointSet,
+    Interface,
+    Protocol,
+    receiver_endpoints,
+    sender_endpoints,
 )
 from ._errors import FecDecodeError, MalformedPacket, ProtocolError
 from ._fec_codec import BlockCodec, default_codec
@@ -60,6 +61,9 @@ from ._ntp import (
     ntp64_to_unix_ns,
     unix_ns_to_ntp64,
 )
+from ._pacer import Pacer
+from ._packetizer import Packet, Packetizer
+from ._rate_converter import ChannelMapper, RateConverter, ResamplerQuality
 from ._receiver import Receiver
 from ._receiver_session import ReceiverSession
 from ._receiver_types import (
@@ -67,10 +71,10 @@ from ._receiver_types import (
     EndReason,
     ReceiverConfig,
     ReceiverCounters,
-    ReceptionStats,
     SessionMetrics,
     SessionState,
 )
+from ._reception_stats import ReceptionStats
 from ._relay import RelayCounters, RelayRoute, UdpRelay
 from ._resampler import Resampler
 from ._rs8m import Rs8mCodec
@@ -86,6 +90,18 @@ from ._rtcp import (
     SenderReport,
 )
 from ._rtcp_compound import RtcpPacket, parse_rtcp, serialize_rtcp
+from ._rtcp_receiver import OutgoingReport, ReceiverReporter, RtcpSessionEnded, SenderClock
+from ._rtcp_sender import ReceiverFeedback, SenderReporter, SsrcChanged
+from ._rtcp_session import (
+    INACTIVITY_TIMEOUT_NS,
+    REPORT_INTERVAL_NS,
+    ReportTimer,
+    hold_ntp32,
+    random_cname,
+    random_ssrc,
+    round_trip_ns,
+    wall_ntp32,
+)
 from ._rtcp_xr import (
     DelayMetrics,
     Dlrr,
@@ -100,6 +116,9 @@ from ._rtcp_xr import (
 )
 from ._rtp import RTP_HEADER_SIZE, RtpExtension, RtpPacket
 from ._rtp_filter import RtpFilter, RtpFilterStats
+from ._send_link import FrameInput, SendLink
+from ._sender import Datagram, Sender, SenderConfig, SenderIdentity, SenderMetrics
+from ._udp import Address, UdpEndpoint, UdpStats, open_udp_socket, read_batch, resolve_udp
 from ._watchdog import Watchdog, WatchdogVerdict
 from ._wrap import (
     SeqExtender,
@@ -116,16 +135,21 @@ from ._wrap import (
 )
 
 __all__ = [
+    "INACTIVITY_TIMEOUT_NS",
     "L16_MONO",
     "L16_STEREO",
     "LDPC_N1",
     "LDPC_SEED",
     "NTP32_UNAVAILABLE",
     "NTP64_UNAVAILABLE",
+    "REPORT_INTERVAL_NS",
     "RTP_HEADER_SIZE",
     "SBN_MODULUS",
+    "Address",
     "BlockCodec",
     "Bye",
+    "ChannelMapper",
+    "Datagram",
     "DelayMetrics",
     "Depacketizer",
     "Dlrr",
@@ -134,6 +158,9 @@ __all__ = [
     "EncodingMap",
     "EndReason",
     "EndedSession",
+    "Endpoint",
+    "EndpointError",
+    "EndpointSet",
     "ExtendedReport",
     "FecDecodeError",
     "FecReader",
@@ -142,12 +169,14 @@ __all__ = [
     "FecWriter",
     "FecWriterOutput",
     "FirStage",
+    "FrameInput",
     "FreqEstimator",
     "FreqEstimatorConfig",
     "GilbertElliott",
     "ImpairmentConfig",
     "ImpairmentCounters",
     "ImpairmentModel",
+    "Interface",
     "JitterBuffer",
     "LatencyConfig",
     "LatencyProfile",
@@ -158,24 +187,35 @@ __all__ = [
     "MalformedPacket",
     "MeasurementInfo",
     "MetricInterval",
+    "OutgoingReport",
+    "Pacer",
+    "Packet",
+    "Packetizer",
+    "Protocol",
     "ProtocolError",
     "QueueMetrics",
+    "RateConverter",
     "RawRtcpPacket",
     "RawXrBlock",
     "Receiver",
     "ReceiverConfig",
     "ReceiverCounters",
+    "ReceiverFeedback",
     "ReceiverReport",
+    "ReceiverReporter",
     "ReceiverSession",
     "ReceptionStats",
     "RelayCounters",
     "RelayRoute",
     "RepairPayloadId",
     "ReportBlock",
+    "ReportTimer",
     "Resampler",
+    "ResamplerQuality",
     "Rrtr",
     "Rs8mCodec",
     "RtcpPacket",
+    "RtcpSessionEnded",
     "RtpExtension",
     "RtpFilter",
     "RtpFilterStats",
@@ -184,13 +224,23 @@ __all__ = [
     "SdesChunk",
     "SdesItem",
     "SdesType",
+    "SendLink",
+    "Sender",
+    "SenderClock",
+    "SenderConfig",
+    "SenderIdentity",
+    "SenderMetrics",
     "SenderReport",
+    "SenderReporter",
     "SeqExtender",
     "SessionMetrics",
     "SessionState",
     "SourcePayloadId",
+    "SsrcChanged",
     "TimestampExtender",
+    "UdpEndpoint",
     "UdpRelay",
+    "UdpStats",
     "Watchdog",
     "WatchdogVerdict",
     "WrapExtender",
@@ -206,6 +256,7 @@ __all__ = [
     "default_stale_tolerance_ns",
     "encode_l16",
     "encode_l16_s16",
+    "hold_ntp32",
     "lowpass_fir",
     "metric_to_ntp32",
     "metric_to_ntp64",
@@ -218,11 +269,19 @@ __all__ = [
     "ntp64_to_ns",
     "ntp64_to_ntp32",
     "ntp64_to_unix_ns",
+    "open_udp_socket",
     "parse_repair_datagram",
     "parse_rtcp",
     "parse_source_datagram",
+    "random_cname",
+    "random_ssrc",
+    "read_batch",
+    "receiver_endpoints",
+    "resolve_udp",
+    "round_trip_ns",
     "samples_for_duration",
     "sbn_diff",
+    "sender_endpoints",
     "seq_add",
     "seq_diff",
     "seq_le",
@@ -233,4 +292,5 @@ __all__ = [
     "ts_le",
     "ts_lt",
     "unix_ns_to_ntp64",
+    "wall_ntp32",
 ]

@@ -16,9 +16,9 @@ difference). Holes are whole packets in practice (5 ms = 221 samples, longer tha
 default 3 ms fade), so both fades complete. Concealed samples are counted (per channel,
 stream rate); fade-ins of real samples are not.
 
-Channels are then mapped to the output's: equal counts pass through, mono is copied to
-every output channel, several channels mixed down to mono are averaged, otherwise the first
-channels are kept and missing ones are silent.
+Channels are then mapped to the output's by the sender's `ChannelMapper` (equal counts
+pass through, mono is copied to every channel, a mixdown to mono averages; other layouts
+are refused when the depacketizer is made).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._jitter_buffer import JitterBuffer
+from ._rate_converter import ChannelMapper
 
 __all__ = ["MAX_READ", "Depacketizer", "fade_gains"]
 
@@ -55,11 +56,8 @@ class Depacketizer:
     def __init__(
         self, buffer: JitterBuffer, in_channels: int, out_channels: int, fade: int
     ) -> None:
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError("channel counts must be >= 1")
+        self._mapper = ChannelMapper(in_channels, out_channels)  # ValueError if unmappable
         self._buffer = buffer
-        self._in_channels = in_channels
-        self._out_channels = out_channels
         self._fade = fade
         self._gains = fade_gains(fade)
         self._level = fade  # envelope level: fade = full gain
@@ -105,10 +103,7 @@ class Depacketizer:
             buffer.replace(start, data)
         else:
             self._any_real = True
-        cin, cout = self._in_channels, self._out_channels
-        if cin == cout:
-            return data
-        return _map_channels(data, cout)
+        return self._mapper.map(data)
 
     def _conceal(
         self, start: int, data: npt.NDArray[np.float32], missing: npt.NDArray[np.bool_] | None
@@ -162,16 +157,3 @@ class Depacketizer:
         m = min(b - a, self._fade - level)
         data[a : a + m] *= self._gains[level + 1 : level + 1 + m, None]
         self._level = level + m
-
-
-def _map_channels(data: npt.NDArray[np.float32], cout: int) -> npt.NDArray[np.float32]:
-    cin = data.shape[1]
-    if cin == 1:
-        return np.repeat(data, cout, axis=1)
-    if cout == 1:
-        mono: npt.NDArray[np.float32] = data.mean(axis=1, keepdims=True, dtype=np.float32)
-        return mono
-    out = np.zeros((len(data), cout), dtype=np.float32)
-    keep = min(cin, cout)
-    out[:, :keep] = data[:, :keep]
-    return out

@@ -21,6 +21,7 @@ method raises on bad input.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -34,9 +35,10 @@ from ._receiver_types import (
     EndReason,
     ReceiverConfig,
     ReceiverCounters,
-    ReceptionStats,
     SessionMetrics,
 )
+from ._reception_stats import ReceptionStats
+from ._rtcp_receiver import SenderClock
 from ._rtp import RTP_HEADER_SIZE
 
 __all__ = ["Receiver"]
@@ -111,7 +113,11 @@ class Receiver:
         if len(self._by_ssrc) >= self.config.max_sessions:
             counters.session_limit += 1
             return None
-        session = ReceiverSession(ssrc, address, encoding, self.config, codec=self._codec)
+        try:
+            session = ReceiverSession(ssrc, address, encoding, self.config, codec=self._codec)
+        except ValueError:  # channels that cannot be mapped to the output's
+            counters.unknown_payload_type += 1
+            return None
         self._by_ssrc[ssrc] = session
         self._by_address[address] = session
         counters.sessions_created += 1
@@ -188,6 +194,20 @@ class Receiver:
         """A snapshot of every live session, in creation order."""
         return [s.metrics() for s in self._by_ssrc.values()]
 
-    def reception(self, now_ns: int) -> list[ReceptionStats]:
-        """What RTCP receiver reports need about every live session."""
-        return [s.reception(now_ns) for s in self._by_ssrc.values()]
+    def reception(
+        self,
+        now_ns: int,
+        *,
+        wall_ns: int | None = None,
+        clocks: Mapping[int, SenderClock] | None = None,
+    ) -> dict[int, ReceptionStats]:
+        """What the RTCP reporter needs, per sender SSRC (`ReceiverReporter.poll`'s `stats`).
+
+        `clocks` (sender SSRC -> its SR mapping, `ReceiverReporter.sender_clock`) and
+        `wall_ns` (Unix ns at which the next output sample is heard) give e2e latencies.
+        """
+        clocks = clocks or {}
+        return {
+            ssrc: s.reception(now_ns, wall_ns=wall_ns, clock=clocks.get(ssrc))
+            for ssrc, s in self._by_ssrc.items()
+        }

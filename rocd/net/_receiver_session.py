@@ -40,11 +40,12 @@ from ._receiver_types import (
     Address,
     EndReason,
     ReceiverConfig,
-    ReceptionStats,
     SessionMetrics,
     SessionState,
 )
+from ._reception_stats import ReceptionStats
 from ._resampler import DEFAULT_CHUNK, Resampler
+from ._rtcp_receiver import SenderClock
 from ._rtp import RTP_HEADER_SIZE, RtpPacket
 from ._rtp_filter import RtpFilter
 from ._types import Buffer
@@ -309,20 +310,38 @@ class ReceiverSession:
             overruns=self.overruns,
         )
 
-    def reception(self, now_ns: int) -> ReceptionStats:
+    @property
+    def playback_timestamp(self) -> int | None:
+        """RTP timestamp (32-bit, stream rate) of the next sample to play; None while
+        buffering."""
+        if self.state is SessionState.BUFFERING:
+            return None
+        return int(self._play_pos) & 0xFFFF_FFFF
+
+    def reception(
+        self, now_ns: int, *, wall_ns: int | None = None, clock: SenderClock | None = None
+    ) -> ReceptionStats:
+        """What the RTCP reporter needs about this stream at `now_ns`.
+
+        With the sender's clock mapping (from its SR) and the wall time (Unix ns) at which
+        the next sample will be heard, the end-to-end latency is filled in too.
+        """
         meter = self._meter
-        rate = self.encoding.rate
         first = meter.first_seq if meter.first_seq is not None else 0
         highest = meter.highest_seq if meter.highest_seq is not None else first
-        stalling = now_ns - self._buffer.newest_arrival_ns if meter.received else 0
+        playing = self.state is SessionState.PLAYING
+        e2e = None
+        position = self.playback_timestamp
+        if wall_ns is not None and clock is not None and position is not None:
+            e2e = wall_ns - clock.capture_ns(position, self.encoding.rate)
         return ReceptionStats(
             ssrc=self.ssrc,
-            first_seq=first,
-            highest_seq=highest,
-            expected=meter.expected,
-            lost=meter.lost,
-            received=meter.received,
+            first_seq=first & 0xFFFF,
+            ext_highest_seq=highest,
+            expected_packets=meter.expected,
+            lost_packets=meter.lost,
             jitter=int(meter.jitter),
-            niq_latency_ns=round(self.niq_latency * _NS / rate),
-            niq_stalling_ns=max(0, stalling),
+            niq_latency_ns=round(self.niq_latency * _NS / self.encoding.rate) if playing else None,
+            niq_stalling_ns=max(0, now_ns - self._buffer.newest_arrival_ns) if playing else None,
+            e2e_latency_ns=e2e,
         )

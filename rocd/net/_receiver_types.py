@@ -16,7 +16,6 @@ __all__ = [
     "EndedSession",
     "ReceiverConfig",
     "ReceiverCounters",
-    "ReceptionStats",
     "SessionMetrics",
     "SessionState",
 ]
@@ -128,24 +127,6 @@ class SessionMetrics(msgspec.Struct, kw_only=True):
     """Packets dropped because they were too far ahead for the jitter buffer."""
 
 
-class ReceptionStats(msgspec.Struct, kw_only=True):
-    """What an RTCP receiver report and Roc's XR blocks need about one sender."""
-
-    ssrc: int
-    first_seq: int
-    """Extended sequence number of the first packet (base of `expected`)."""
-    highest_seq: int
-    """Extended highest sequence number received (RTCP: lower 32 bits)."""
-    expected: int
-    lost: int
-    received: int
-    jitter: int
-    """Interarrival jitter in RTP timestamp units."""
-    niq_latency_ns: int
-    niq_stalling_ns: int
-    """Time since the newest packet arrived."""
-
-
 class ReceiverCounters(msgspec.Struct, kw_only=True):
     """Datagrams the receiver dropped before any session saw them, and session counts."""
 
@@ -157,6 +138,8 @@ class ReceiverCounters(msgspec.Struct, kw_only=True):
     """Source packets whose SSRC lives at another address, or from a session's address with
     another SSRC (a restarted or spoofing sender, until the old session ends)."""
     unknown_payload_type: int = 0
+    """Source packets of new senders whose payload type is not in the encoding map, or
+    whose channels cannot be mapped to the output's."""
     unexpected_repair: int = 0
     """Repair packets at an endpoint without FEC."""
     session_limit: int = 0

@@ -24,19 +24,18 @@ import heapq
 import math
 import socket
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 import trio
 
 from ._impairment import ImpairmentConfig, ImpairmentCounters, ImpairmentModel
+from ._udp import BATCH as _BATCH
+from ._udp import Address, open_udp_socket, read_batch, resolve_udp
 
 __all__ = ["RelayCounters", "RelayRoute", "UdpRelay"]
 
-_BATCH: Final = 256  # datagrams handled per wake-up before letting other tasks run
 _EARLY_NS: Final = 10_000  # send up to 10 us early rather than sleep again for nothing
-
-Address = tuple[str, int]
 
 
 class RelayRoute(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -197,7 +196,7 @@ class UdpRelay:
     async def _bind_listen(self) -> list[Address]:
         families = set()
         for index, route in enumerate(self.routes):
-            family, target = await _resolve(route.target)
+            family, target = await resolve_udp(route.target)
             families.add(family)
             self._targets.append(target)
             self._route_of_target.setdefault(target, index)
@@ -206,7 +205,7 @@ class UdpRelay:
         self._family = families.pop()
         bound: list[Address] = []
         for route in self.routes:
-            family, listen = await _resolve(route.listen)
+            family, listen = await resolve_udp(route.listen)
             sock = self._socket(family)
             self._listen.append(sock)
             sock.bind(listen)
@@ -214,16 +213,7 @@ class UdpRelay:
         return bound
 
     def _socket(self, family: int) -> socket.socket:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                # The kernel caps this at net.core.[rw]mem_max; a burst beyond it is lost.
-                sock.setsockopt(socket.SOL_SOCKET, option, self._socket_buffer)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
+        return open_udp_socket(family, self._socket_buffer)
 
     def _client(self, address: Address, now_ns: int) -> _Client:
         client = self._clients.get(address)
@@ -254,7 +244,7 @@ class UdpRelay:
         clock = trio.lowlevel.current_clock()
         while True:
             await trio.lowlevel.wait_readable(sock)
-            for data, source in _read_batch(sock, self._max_datagram):
+            for data, source in read_batch(sock, self._max_datagram):
                 now = _now_ns(clock)
                 client = self._client(source[:2], now)
                 self._dispatch(self._forward, now, data, client.sock, target)
@@ -266,7 +256,7 @@ class UdpRelay:
         try:
             while True:
                 await trio.lowlevel.wait_readable(sock)
-                for data, source in _read_batch(sock, self._max_datagram):
+                for data, source in read_batch(sock, self._max_datagram):
                     index = self._route_of_target.get(source[:2])
                     if index is None:
                         direction.unroutable += 1
@@ -350,25 +340,3 @@ class UdpRelay:
                 direction.sent += 1
             direction.pending -= 1
         return None
-
-
-def _read_batch(sock: socket.socket, size: int) -> list[tuple[bytes, Any]]:
-    """The datagrams queued on a non-blocking socket, at most a batch of them."""
-    batch = []
-    for _ in range(_BATCH):
-        try:
-            batch.append(sock.recvfrom(size))
-        except BlockingIOError:
-            break
-        except OSError:
-            continue  # an ICMP error surfaced on this socket: not a datagram
-    return batch
-
-
-async def _resolve(address: Address) -> tuple[int, Address]:
-    host, port = address
-    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    if not infos:
-        raise OSError(f"cannot resolve {host!r}")
-    family, _type, _proto, _name, sockaddr = infos[0]
-    return int(family), (str(sockaddr[0]), int(sockaddr[1]))

@@ -20,8 +20,9 @@ soxr's fixed-ratio modes are faster (~9 us) but cannot follow a changing ratio; 
 variable-rate mode costs as much as sinc_fastest and is marked experimental in
 python-soxr. `linear` is cheap but audibly poor above a few kHz. sinc_fastest stays above
 16-bit resolution (~96 dB) over the audio band at the lowest cost of the sinc options,
-and libsamplerate is already a dependency. The CPU figure is the largest item of a
-receiving stream's budget, which is why no better quality is bought by default.
+and libsamplerate is already a dependency (the sender's fixed-ratio `RateConverter` uses
+it too). The CPU figure is the largest item of a receiving stream's budget, which is why
+no better quality is bought by default.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ import numpy as np
 import numpy.typing as npt
 import samplerate
 
-__all__ = ["DEFAULT_CONVERTER", "Resampler"]
+from ._rate_converter import ResamplerQuality
 
-DEFAULT_CONVERTER = "sinc_fastest"
+__all__ = ["Resampler"]
 
 DEFAULT_CHUNK = 256
 """Input samples fetched per callback (5.8 ms at 44.1 kHz): the resampler runs at most this
@@ -57,7 +58,7 @@ class Resampler:
         ratio: float,
         *,
         chunk: int = DEFAULT_CHUNK,
-        converter: str = DEFAULT_CONVERTER,
+        quality: ResamplerQuality = ResamplerQuality.FASTEST,
     ) -> None:
         if channels < 1 or chunk < 1:
             raise ValueError("channels and chunk must be >= 1")
@@ -68,7 +69,7 @@ class Resampler:
         def pull() -> npt.NDArray[np.float32]:
             return source(chunk)
 
-        self._src = samplerate.CallbackResampler(pull, ratio, converter, channels)
+        self._src = samplerate.CallbackResampler(pull, ratio, quality.value, channels)
 
     @property
     def ratio(self) -> float:

@@ -58,7 +58,7 @@ def quantize(signal: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 @dataclass
-class Sender:
+class SimSender:
     """Packets of one sender; `payloads` are L16 payloads, one per packet, cycled."""
 
     payloads: list[bytes]
@@ -82,7 +82,7 @@ class Sender:
     """From packet index i on, timestamps are shifted by ts_jumps[i] more samples."""
 
     @classmethod
-    def from_signal(cls, signal: npt.NDArray[np.float32], **kwargs: object) -> Sender:
+    def from_signal(cls, signal: npt.NDArray[np.float32], **kwargs: object) -> SimSender:
         n = len(signal) // PACKET
         payloads = [encode_l16(signal[i * PACKET : (i + 1) * PACKET]) for i in range(n)]
         return cls(payloads, **kwargs)  # type: ignore[arg-type]
@@ -132,11 +132,13 @@ class _Arrival:
     address: tuple[str, int] = field(compare=False)
 
 
-def schedule(senders: list[Sender], impairment: ImpairmentConfig | None = None) -> list[_Arrival]:
+def schedule(
+    senders: list[SimSender], impairment: ImpairmentConfig | None = None
+) -> list[_Arrival]:
     """Every datagram of `senders` as it comes out of one impaired link, in arrival order."""
     model = ImpairmentModel(impairment or ImpairmentConfig())
 
-    def tagged(k: int, sender: Sender) -> Iterator[tuple[int, int, bool, bytes]]:
+    def tagged(k: int, sender: SimSender) -> Iterator[tuple[int, int, bool, bytes]]:
         for at, is_repair, datagram in sender.datagrams():
             yield at, k, is_repair, datagram
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rocd.net import Receiver, ReceiverConfig, SessionState
-from tests.receiver.sim import PACKET, Sender, run, schedule, sine
+from tests.receiver.sim import PACKET, SimSender, run, schedule, sine
 
 RATE = 44100
 SETTLED_S = 300  # the gradual loop settles within ~2-3 min (rocd/net/_freq_estimator.py)
@@ -18,7 +18,7 @@ def test_drift_is_compensated_at_the_default_target(drift_ppm: int) -> None:
     minutes = 10
     # A sine whose period divides 200 packets: the sender cycles 200 payloads.
     loop = 200 * PACKET
-    sender = Sender.from_signal(
+    sender = SimSender.from_signal(
         sine(loop / RATE, 1000 * RATE / loop),
         drift_ppm=drift_ppm,
         n_packets=int(minutes * 60 * RATE * (1 + drift_ppm * 1e-6) / PACKET) + 50,

@@ -16,6 +16,7 @@ from rocd.net import (
     LatencyConfig,
     Receiver,
     ReceiverConfig,
+    SenderClock,
     SessionMetrics,
     SessionState,
 )
@@ -24,7 +25,7 @@ from tests.receiver.sim import (
     MS,
     NS,
     PACKET,
-    Sender,
+    SimSender,
     find_offset,
     noisy_sine,
     quantize,
@@ -38,7 +39,7 @@ RATE = 44100
 EXACT = ReceiverConfig(drift_compensation=False)
 
 
-def ends_of(receiver: Receiver, sender: Sender, reads: int) -> list[tuple[float, EndReason]]:
+def ends_of(receiver: Receiver, sender: SimSender, reads: int) -> list[tuple[float, EndReason]]:
     """(time s, reason) of every session end while playing `sender` for `reads` frames."""
     ends: list[tuple[float, EndReason]] = []
 
@@ -50,7 +51,7 @@ def ends_of(receiver: Receiver, sender: Sender, reads: int) -> list[tuple[float,
 
 
 def test_a_sender_that_never_fills_the_buffer_is_dropped_after_warmup_and_timeout() -> None:
-    sender = Sender.from_signal(noisy_sine(0.1))  # 19 packets: 95 ms < 200 ms target
+    sender = SimSender.from_signal(noisy_sine(0.1))  # 19 packets: 95 ms < 200 ms target
     receiver = Receiver(EXACT)
     # Created at 5 ms, read from 10 ms on: 200 ms of warm-up + 266.7 ms blank = 47 frames.
     assert ends_of(receiver, sender, 100) == [(0.47, EndReason.NO_PLAYBACK)]
@@ -60,7 +61,7 @@ def test_a_sender_that_never_fills_the_buffer_is_dropped_after_warmup_and_timeou
 
 def test_a_timestamp_leap_ends_the_session_out_of_bounds() -> None:
     # 0.6 s ahead (under the filter's 1 s): the queue looks 800 ms long, above 200 + 200.
-    sender = Sender.from_signal(noisy_sine(3.0), ts_jumps={300: int(0.6 * RATE)})
+    sender = SimSender.from_signal(noisy_sine(3.0), ts_jumps={300: int(0.6 * RATE)})
     receiver = Receiver(EXACT)
     ((at, reason),) = ends_of(receiver, sender, 250)
     assert reason is EndReason.LATENCY_OUT_OF_BOUNDS
@@ -72,7 +73,7 @@ def test_a_timestamp_leap_ends_the_session_out_of_bounds() -> None:
 def test_packets_that_keep_coming_too_late_end_the_session_as_choppy() -> None:
     # Every other packet 400 ms late (after the 200 ms queue has played it).
     impairment = ImpairmentConfig(seed=1, reorder=0.5, reorder_delay_ns=400 * MS)
-    sender = Sender.from_signal(noisy_sine(5.0))
+    sender = SimSender.from_signal(noisy_sine(5.0))
     receiver = Receiver(EXACT)
     ends: list[tuple[float, EndReason]] = []
 
@@ -86,7 +87,7 @@ def test_packets_that_keep_coming_too_late_end_the_session_as_choppy() -> None:
 
 
 def test_ended_sessions_report_their_metrics_and_bye_is_honoured() -> None:
-    sender = Sender.from_signal(noisy_sine(2.0))
+    sender = SimSender.from_signal(noisy_sine(2.0))
     receiver = Receiver(EXACT)
     arrivals = schedule([sender])
     run(receiver, arrivals[:100], reads=60, keep=False)
@@ -107,8 +108,8 @@ def test_ended_sessions_report_their_metrics_and_bye_is_honoured() -> None:
 
 
 def test_a_restarted_sender_is_heard_again_once_its_old_session_ended() -> None:
-    first = Sender.from_signal(noisy_sine(1.0, seed=1), ssrc=1)
-    second = Sender.from_signal(
+    first = SimSender.from_signal(noisy_sine(1.0, seed=1), ssrc=1)
+    second = SimSender.from_signal(
         noisy_sine(2.0, seed=2), ssrc=2, seq0=100, ts0=5, start_ns=int(1.0 * NS)
     )
     receiver = Receiver(EXACT)
@@ -136,7 +137,7 @@ def test_a_restarted_sender_is_heard_again_once_its_old_session_ended() -> None:
 
 def test_new_senders_beyond_the_limit_are_refused() -> None:
     senders = [
-        Sender.from_signal(noisy_sine(1.0, seed=k), address=("10.0.0.1", 5000 + k), ssrc=k + 1)
+        SimSender.from_signal(noisy_sine(1.0, seed=k), address=("10.0.0.1", 5000 + k), ssrc=k + 1)
         for k in range(3)
     ]
     receiver = Receiver(ReceiverConfig(drift_compensation=False, max_sessions=2))
@@ -148,7 +149,7 @@ def test_new_senders_beyond_the_limit_are_refused() -> None:
 
 def test_mono_stream_plays_on_both_output_channels_exactly() -> None:
     signal = noisy_sine(3.0, channels=1)
-    sender = Sender.from_signal(signal, encoding=L16_MONO)
+    sender = SimSender.from_signal(signal, encoding=L16_MONO)
     receiver = Receiver(EXACT)
     output = run(receiver, schedule([sender]), reads=250)
     expected = np.repeat(quantize(signal), 2, axis=1)
@@ -163,7 +164,7 @@ def test_a_48_khz_stream_is_converted_to_the_output_rate(drift_compensation: boo
     encodings.register(Encoding(payload_type=100, rate=48000, channels=2))
     freq = 1500.0
     signal = sine(6.0, freq, rate=48000)
-    sender = Sender.from_signal(signal, encoding=encodings[100])
+    sender = SimSender.from_signal(signal, encoding=encodings[100])
     config = ReceiverConfig(rate=RATE, drift_compensation=drift_compensation)
     receiver = Receiver(config, encodings=encodings)
     output = run(receiver, schedule([sender]), reads=500)
@@ -178,28 +179,42 @@ def test_a_48_khz_stream_is_converted_to_the_output_rate(drift_compensation: boo
 
 
 def test_reception_stats_for_rtcp() -> None:
-    sender = Sender.from_signal(noisy_sine(3.0), seq0=65400)
+    sender = SimSender.from_signal(noisy_sine(3.0), seq0=65400)
     impairment = ImpairmentConfig(seed=5, loss=0.1, jitter_ns=4 * MS)
     receiver = Receiver(ReceiverConfig(latency=LatencyConfig(target_ns=100 * MS)))
     arrivals = schedule([sender], impairment)
+    assert receiver.reception(0) == {}
+    early = Receiver(ReceiverConfig())
+    run(early, arrivals, reads=3, keep=False)
+    (buffering,) = early.reception(20 * MS).values()
+    assert (buffering.niq_latency_ns, buffering.niq_stalling_ns) == (None, None)
     now = 250 * 10 * MS
     run(receiver, arrivals, reads=251, keep=False)
-    (stats,) = receiver.reception(now)
+    # The sender's SR says: RTP timestamp ts0 was captured at wall time 1e18 ns.
+    clock = SenderClock(wall_ns=10**18, rtp_timestamp=sender.ts0)
+    wall = 10**18 + now  # our wall clock runs with the sender's, from the first packet
+    stats = receiver.reception(now, wall_ns=wall, clocks={sender.ssrc: clock})[sender.ssrc]
     (metrics,) = receiver.metrics()
     assert stats.ssrc == sender.ssrc
     assert stats.first_seq == 65400
-    assert stats.highest_seq > 65536  # wrapped: cycles counted in the upper bits
-    assert stats.expected == stats.highest_seq - stats.first_seq + 1
-    assert stats.lost == stats.expected - stats.received == metrics.lost
-    assert 0.07 < stats.lost / stats.expected < 0.13
+    assert stats.ext_highest_seq > 65536  # wrapped: cycles counted in the upper bits
+    assert stats.expected_packets == stats.ext_highest_seq - 65400 + 1
+    assert stats.lost_packets == metrics.lost
+    assert 0.07 < stats.lost_packets / stats.expected_packets < 0.13
     assert stats.jitter == pytest.approx(metrics.jitter_ms * RATE / 1000, abs=1)
     assert stats.niq_latency_ns == pytest.approx(metrics.latency_ms * 1e6, abs=1)
+    assert stats.niq_stalling_ns is not None
     assert 0 <= stats.niq_stalling_ns < 20 * MS
+    # Captured at ts0 + k, played k samples after the first: e2e is the first packet's
+    # 5 ms of packetization plus the queue (~100 ms target + up to 15 ms of start slack).
+    assert stats.e2e_latency_ns is not None
+    assert 100 * MS < stats.e2e_latency_ns < 125 * MS
+    assert receiver.reception(now)[sender.ssrc].e2e_latency_ns is None
 
 
 @pytest.mark.parametrize("drift_compensation", [False, True])
 def test_any_read_size_is_served(drift_compensation: bool) -> None:
-    sender = Sender.from_signal(noisy_sine(2.0))
+    sender = SimSender.from_signal(noisy_sine(2.0))
     arrivals = schedule([sender])
     receiver = Receiver(
         ReceiverConfig(

@@ -21,7 +21,7 @@ from tests.receiver.sim import (
     FRAME,
     MS,
     PACKET,
-    Sender,
+    SimSender,
     find_offset,
     noisy_sine,
     quantize,
@@ -61,7 +61,7 @@ def test_no_loss_without_drift_compensation_is_sample_exact() -> None:
     signal = noisy_sine(6.0)
     expected = quantize(signal)
     receiver = Receiver(ReceiverConfig(drift_compensation=False))
-    output = run(receiver, schedule([Sender.from_signal(signal)]), reads=500)
+    output = run(receiver, schedule([SimSender.from_signal(signal)]), reads=500)
     offset = find_offset(output, expected)
     first, last = played_range(output, offset)
     # Playback starts with the first packet (see the start rule of the jitter buffer) or
@@ -87,7 +87,7 @@ def test_no_loss_with_drift_compensation_keeps_the_signal_clean() -> None:
     freq = 997.0
     signal = sine(12.0, freq)
     receiver = Receiver(ReceiverConfig(drift_compensation=True))
-    output = run(receiver, schedule([Sender.from_signal(signal)]), reads=1100)
+    output = run(receiver, schedule([SimSender.from_signal(signal)]), reads=1100)
     start = int(np.flatnonzero(np.any(output != 0, axis=1))[0])
     # Skip the resampler's first frame (its history starts at zero).
     played = output[start + FRAME :, 0]
@@ -105,7 +105,7 @@ def test_no_loss_with_drift_compensation_keeps_the_signal_clean() -> None:
 def test_5_percent_random_loss_is_repaired_by_rs8m() -> None:
     signal = noisy_sine(20.0, seed=5)
     expected = quantize(signal)
-    sender = Sender.from_signal(signal, fec=FecScheme.RS8M)
+    sender = SimSender.from_signal(signal, fec=FecScheme.RS8M)
     arrivals = schedule([sender], ImpairmentConfig(seed=11, loss=0.05))
     receiver = Receiver(ReceiverConfig(fec=FecScheme.RS8M, drift_compensation=False))
     output = run(receiver, arrivals, reads=1900)
@@ -121,7 +121,7 @@ def test_5_percent_random_loss_is_repaired_by_rs8m() -> None:
 def test_20_percent_bursty_loss_is_concealed_and_counted() -> None:
     signal = noisy_sine(20.0, seed=6)
     expected = quantize(signal)
-    sender = Sender.from_signal(signal, fec=FecScheme.RS8M)
+    sender = SimSender.from_signal(signal, fec=FecScheme.RS8M)
     burst = GilbertElliott.from_loss(0.2, mean_burst=6)
     arrivals = schedule([sender], ImpairmentConfig(seed=3, burst=burst))
     config = ReceiverConfig(fec=FecScheme.RS8M, drift_compensation=False)
@@ -160,6 +160,29 @@ def test_20_percent_bursty_loss_is_concealed_and_counted() -> None:
     assert whole.sum() > 10
 
 
+def test_lost_packets_are_concealed_without_clicks() -> None:
+    freq, amplitude = 997.0, 0.5
+    signal = sine(6.0, freq, amplitude=amplitude)
+    expected = quantize(signal)
+    lost = {100, 250, 251, *range(400, 410), 555}
+    sender = SimSender.from_signal(signal, drop_packets=frozenset(lost))
+    receiver = Receiver(ReceiverConfig(drift_compensation=False))
+    output = run(receiver, schedule([sender]), reads=550)
+    (metrics,) = receiver.metrics()
+    assert metrics.concealed_samples == len(lost) * PACKET
+    # The sine repeats every 44100 / gcd(44100, 997) samples only: offsets are unambiguous
+    # over the first 64 played samples.
+    offset = find_offset(output, expected)
+    natural = float(np.abs(np.diff(expected[:, 0])).max())  # ~ 2 pi f A / rate = 0.071
+    worst = 0.0
+    for i in sorted(lost):
+        a = offset + i * PACKET
+        around = output[a - 200 : a + PACKET + 400, 0]
+        worst = max(worst, float(np.abs(np.diff(around)).max()))
+    # Zeros in place of the packets would step by up to the amplitude (0.5): 7x more.
+    assert worst <= 1.05 * natural
+
+
 # Jitter, reordering, duplicates.
 
 
@@ -167,7 +190,7 @@ def test_20_ms_jitter_at_a_60_ms_target_never_underruns() -> None:
     signal = noisy_sine(30.0, seed=8)
     config = ReceiverConfig(latency=LatencyConfig(target_ns=60 * MS))
     arrivals = schedule(
-        [Sender.from_signal(signal)], ImpairmentConfig(seed=4, delay_ns=0, jitter_ns=40 * MS)
+        [SimSender.from_signal(signal)], ImpairmentConfig(seed=4, delay_ns=0, jitter_ns=40 * MS)
     )
     receiver = Receiver(config)
     run(receiver, arrivals, reads=2900, keep=False)
@@ -186,7 +209,7 @@ def test_reordering_and_duplicates_do_not_change_the_output() -> None:
     impairment = ImpairmentConfig(
         seed=2, jitter_ns=15 * MS, reorder=0.1, reorder_delay_ns=30 * MS, duplicate=0.1
     )
-    arrivals = schedule([Sender.from_signal(signal)], impairment)
+    arrivals = schedule([SimSender.from_signal(signal)], impairment)
     receiver = Receiver(ReceiverConfig(drift_compensation=False))
     output = run(receiver, arrivals, reads=950)
     (metrics,) = receiver.metrics()
@@ -201,9 +224,9 @@ def test_reordering_and_duplicates_do_not_change_the_output() -> None:
 
 
 def test_two_senders_are_mixed_and_one_leaving_disturbs_nothing() -> None:
-    a = Sender.from_signal(noisy_sine(4.0, seed=1), address=("10.0.0.1", 5000), ssrc=111)
+    a = SimSender.from_signal(noisy_sine(4.0, seed=1), address=("10.0.0.1", 5000), ssrc=111)
     b_signal = noisy_sine(8.0, seed=2)
-    b = Sender.from_signal(
+    b = SimSender.from_signal(
         b_signal, address=("10.0.0.2", 6000), ssrc=222, seq0=7, ts0=99, start_ns=1_234_567
     )
     config = ReceiverConfig(drift_compensation=False)
@@ -240,7 +263,7 @@ def test_two_senders_are_mixed_and_one_leaving_disturbs_nothing() -> None:
 def test_strangers_and_garbage_are_counted_and_dropped() -> None:
     signal = noisy_sine(4.0, seed=3)
     expected = quantize(signal)
-    sender = Sender.from_signal(signal, fec=FecScheme.RS8M)
+    sender = SimSender.from_signal(signal, fec=FecScheme.RS8M)
     address = sender.address
     arrivals = schedule([sender])
     receiver = Receiver(ReceiverConfig(fec=FecScheme.RS8M, drift_compensation=False))
@@ -304,7 +327,7 @@ def test_repair_packets_at_an_endpoint_without_fec_are_counted() -> None:
 @pytest.mark.parametrize("seed", range(3))
 def test_random_datagrams_never_raise(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    sender = Sender.from_signal(noisy_sine(1.0, seed=seed), fec=FecScheme.LDPC_STAIRCASE)
+    sender = SimSender.from_signal(noisy_sine(1.0, seed=seed), fec=FecScheme.LDPC_STAIRCASE)
     receiver = Receiver(ReceiverConfig(fec=FecScheme.LDPC_STAIRCASE, max_sessions=4))
     for k, (at, is_repair, datagram) in enumerate(sender.datagrams()):
         # Mutate some bytes of real datagrams, so most get past the first checks.

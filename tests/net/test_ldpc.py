@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from rocd.net import LDPC_N1, LDPC_SEED, FecDecodeError, FecScheme, LdpcStaircaseCodec
 from rocd.net._ldpc import _matrix, _Prng
-from tests.fec_blocks import captured_blocks, random_block
-from tests.ldpc_oracle import dense_h, determined
+from tests.net.fec_blocks import captured_blocks, random_block
+from tests.net.ldpc_oracle import dense_h, determined
 
 CODEC = LdpcStaircaseCodec()
 

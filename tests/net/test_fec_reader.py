@@ -16,8 +16,8 @@ from rocd.net import (
     parse_repair_datagram,
     parse_source_datagram,
 )
-from tests.fec_blocks import captured_blocks, captured_datagrams
-from tests.ldpc_oracle import determined
+from tests.net.fec_blocks import captured_blocks, captured_datagrams
+from tests.net.ldpc_oracle import determined
 
 RS8M = FecScheme.RS8M
 LDPC = FecScheme.LDPC_STAIRCASE

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rocd.net import FecDecodeError, FecScheme, Rs8mCodec
-from tests import rs8m_reference
-from tests.fec_blocks import captured_blocks, random_block
+from tests.net import rs8m_reference
+from tests.net.fec_blocks import captured_blocks, random_block
 
 CODEC = Rs8mCodec()
 

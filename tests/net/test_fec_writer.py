@@ -10,7 +10,7 @@ from rocd.net import (
     parse_repair_datagram,
     parse_source_datagram,
 )
-from tests.fec_blocks import captured_blocks, captured_datagrams
+from tests.net.fec_blocks import captured_blocks, captured_datagrams
 
 RTP = bytes(range(40))
 

@@ -13,7 +13,7 @@ from rocd.net import (
     default_latency_tolerance_ns,
     default_stale_tolerance_ns,
 )
-from tests.drift_sim import FRAME, SAMPLE_RATE, simulate
+from tests.net.drift_sim import FRAME, SAMPLE_RATE, simulate
 
 MS = 1_000_000
 RESPONSIVE, GRADUAL, INTACT = (

@@ -1,0 +1,5 @@
+import sys
+
+from rocd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+"""Command-line values the way Roc's tools write them.
+
+TIME: a number with a mandatory unit, `ns`, `us`, `ms`, `s`, `m` or `h` (`5ms`, `0.2s`).
+PROBABILITY: a fraction (`0.05`) or a percentage (`5%`).
+ADDRESS: `HOST:PORT`, `:PORT` (127.0.0.1) or `[V6]:PORT`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+_TIME_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_TIME_UNITS |= {"m": 60 * _TIME_UNITS["s"], "h": 3600 * _TIME_UNITS["s"]}
+_TIME = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ns|us|ms|s|m|h)\s*$")
+
+
+def duration_ns(text: str) -> int:
+    """'5ms' -> 5_000_000; a unit is required so '5' is never ambiguous."""
+    match = _TIME.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: expected a number and a unit (ns, us, ms, s, m, h)"
+        )
+    return round(float(match.group(1)) * _TIME_UNITS[match.group(2)])
+
+
+def probability(text: str) -> float:
+    """'0.05' or '5%' -> 0.05, within [0, 1]."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid probability {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"probability {text!r} is not within 0..1 (0%..100%)")
+    return value
+
+
+def address(text: str) -> tuple[str, int]:
+    """'HOST:PORT' -> (host, port); ':PORT' means 127.0.0.1."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"invalid address {text!r}: expected HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)

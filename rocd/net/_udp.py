@@ -1,0 +1,163 @@
+"""UDP for the real-time path under Trio: non-blocking sockets, batched reads.
+
+Measured here (PLATFORM.md): awaiting each datagram gives ~180k receives/s, draining all
+queued datagrams per wake-up >350k/s. So a reader waits once, then takes everything the
+kernel holds (up to a batch, to stay fair to other tasks). Sends never wait: a full
+socket buffer drops the datagram and counts it, as a congested link would; the audio
+path must never stall on the network.
+
+Datagrams longer than `max_datagram` are dropped and counted (a Roc receiver drops them
+too: 2048 bytes by default), rather than delivered truncated.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any, Final
+
+import msgspec
+import trio
+
+__all__ = [
+    "Address",
+    "UdpEndpoint",
+    "UdpStats",
+    "open_udp_socket",
+    "read_batch",
+    "resolve_udp",
+]
+
+Address = tuple[str, int]
+
+#: Datagrams handled per wake-up before letting other tasks run.
+BATCH: Final = 256
+
+
+def open_udp_socket(family: int, buffer: int = 1 << 20) -> socket.socket:
+    """A non-blocking UDP socket with larger kernel buffers (capped by net.core.*mem_max)."""
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, buffer)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def read_batch(sock: socket.socket, size: int, limit: int = BATCH) -> list[tuple[bytes, Any]]:
+    """The datagrams queued on a non-blocking socket, at most `limit` of them."""
+    batch = []
+    for _ in range(limit):
+        try:
+            batch.append(sock.recvfrom(size))
+        except BlockingIOError:
+            break
+        except OSError:
+            continue  # an ICMP error surfaced on this socket: not a datagram
+    return batch
+
+
+async def resolve_udp(address: Address) -> tuple[int, Address]:
+    """(family, numeric address) of a host name or literal; OSError if it does not resolve."""
+    host, port = address
+    try:
+        infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve {host!r}: {exc.strerror}") from None
+    if not infos:
+        raise OSError(f"cannot resolve {host!r}")
+    family, _type, _proto, _name, sockaddr = infos[0]
+    return int(family), (str(sockaddr[0]), int(sockaddr[1]))
+
+
+class UdpStats(msgspec.Struct):
+    received: int = 0
+    oversize: int = 0  # dropped: longer than max_datagram
+    sent: int = 0
+    send_dropped: int = 0  # socket buffer full
+    send_errors: int = 0  # e.g. ICMP port unreachable reported on the socket
+
+
+class UdpEndpoint:
+    """One bound UDP socket; `receive` waits then drains, `send` never waits."""
+
+    def __init__(self, sock: socket.socket, *, max_datagram: int = 2048) -> None:
+        self.sock = sock
+        self.max_datagram = max_datagram
+        self.stats = UdpStats()
+        self.local: Address = sock.getsockname()[:2]
+
+    @classmethod
+    async def bind(
+        cls,
+        address: Address,
+        *,
+        max_datagram: int = 2048,
+        multicast_iface: str | None = None,
+        reuse_address: bool = False,
+        family: int | None = None,
+    ) -> UdpEndpoint:
+        """Bind `address` (port 0: any free port). A multicast group address is joined on
+        `multicast_iface` ('0.0.0.0' = any) when given, with SO_REUSEADDR as Roc does."""
+        fam, resolved = await resolve_udp(address)
+        sock = open_udp_socket(family or fam)
+        try:
+            group = ipaddress.ip_address(resolved[0]).is_multicast
+            if reuse_address or group:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(resolved)
+            if group and multicast_iface is not None:
+                _join(sock, resolved[0], multicast_iface)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, max_datagram=max_datagram)
+
+    def close(self) -> None:
+        """Close the socket; a task waiting in `receive` gets trio.ClosedResourceError."""
+        if self.sock.fileno() != -1:
+            trio.lowlevel.notify_closing(self.sock)
+            self.sock.close()
+
+    async def receive(self) -> list[tuple[bytes, Address]]:
+        """Wait for datagrams, then return every one queued (up to a batch)."""
+        while True:
+            await trio.lowlevel.wait_readable(self.sock)
+            batch = read_batch(self.sock, self.max_datagram + 1)
+            if not batch:
+                continue
+            out: list[tuple[bytes, Address]] = []
+            for data, source in batch:
+                if len(data) > self.max_datagram:
+                    self.stats.oversize += 1
+                    continue
+                out.append((data, source[:2]))
+            self.stats.received += len(out)
+            if out:
+                return out
+
+    def send(self, data: bytes, address: Address) -> bool:
+        """Send now or drop (buffer full / error); True when the kernel took it."""
+        try:
+            self.sock.sendto(data, address)
+        except BlockingIOError:
+            self.stats.send_dropped += 1
+            return False
+        except OSError:
+            self.stats.send_errors += 1
+            return False
+        self.stats.sent += 1
+        return True
+
+
+def _join(sock: socket.socket, group: str, iface: str) -> None:
+    if ":" in group:
+        index = socket.if_nametoindex(iface) if iface not in ("", "::") else 0
+        mreq6 = socket.inet_pton(socket.AF_INET6, group) + index.to_bytes(4, "little")
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq6)
+    else:
+        mreq = socket.inet_aton(group) + socket.inet_aton(iface or "0.0.0.0")
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
