@@ -14,7 +14,9 @@ up by one. A hole shorter than the fade turns around mid-way, so the gain stays 
 only the content switches from mirror to real there (a step of at most gain x the
 difference). Holes are whole packets in practice (5 ms = 221 samples, longer than the
 default 3 ms fade), so both fades complete. Concealed samples are counted (per channel,
-stream rate); fade-ins of real samples are not.
+stream rate); fade-ins of real samples are not. Measured (tests/receiver): around holes in
+a 0.5-amplitude 1 kHz sine the largest sample-to-sample step stays within 5% of the sine's
+own steepest step (0.071); zeros instead would step by up to 0.5.
 
 Channels are then mapped to the output's by the sender's `ChannelMapper` (equal counts
 pass through, mono is copied to every channel, a mixdown to mono averages; other layouts
@@ -65,8 +67,6 @@ class Depacketizer:
         self._hole = 0  # samples concealed so far in the current hole (0: not in a hole)
         self.concealed = 0
         """Samples (per channel, stream rate) played from no packet."""
-        self.played = 0
-        """Samples (per channel, stream rate) read so far."""
         self.incomplete = False
         self.underrun = False
         self._any_real = False
@@ -97,7 +97,6 @@ class Depacketizer:
         if start + n > end:
             self.underrun = True
         data, missing = buffer.read(n)
-        self.played += n
         if missing is not None or self._level != self._fade:
             self._conceal(start, data, missing)
             buffer.replace(start, data)
