@@ -75,6 +75,7 @@ from ._receiver_types import (
     SessionState,
 )
 from ._reception_stats import ReceptionStats
+from ._recv_link import FrameOutput, RecvLink
 from ._relay import RelayCounters, RelayRoute, UdpRelay
 from ._resampler import Resampler
 from ._rs8m import Rs8mCodec
@@ -170,6 +171,7 @@ __all__ = [
     "FecWriterOutput",
     "FirStage",
     "FrameInput",
+    "FrameOutput",
     "FreqEstimator",
     "FreqEstimatorConfig",
     "GilbertElliott",
@@ -205,6 +207,7 @@ __all__ = [
     "ReceiverReporter",
     "ReceiverSession",
     "ReceptionStats",
+    "RecvLink",
     "RelayCounters",
     "RelayRoute",
     "RepairPayloadId",
