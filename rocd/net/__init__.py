@@ -119,6 +119,7 @@ from ._rtp import RTP_HEADER_SIZE, RtpExtension, RtpPacket
 from ._rtp_filter import RtpFilter, RtpFilterStats
 from ._send_link import FrameInput, SendLink
 from ._sender import Datagram, Sender, SenderConfig, SenderIdentity, SenderMetrics
+from ._ticker import Step, Ticker, TickHandle
 from ._udp import Address, UdpEndpoint, UdpStats, open_udp_socket, read_batch, resolve_udp
 from ._watchdog import Watchdog, WatchdogVerdict
 from ._wrap import (
@@ -240,6 +241,9 @@ __all__ = [
     "SessionState",
     "SourcePayloadId",
     "SsrcChanged",
+    "Step",
+    "TickHandle",
+    "Ticker",
     "TimestampExtender",
     "UdpEndpoint",
     "UdpRelay",

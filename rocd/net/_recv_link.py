@@ -1,13 +1,18 @@
 """The receiving side on Trio: UDP endpoints -> `Receiver` -> a frame sink.
 
 One socket per bound endpoint (source, repair, control), as roc-recv does; RTCP reports go
-back from the control socket to the address of each sender's last RTCP (§6.1). Each
-socket task waits once and then feeds every queued datagram, stamped with its arrival time.
+back from the control socket to the address of each sender's last RTCP (§6.1).
+
+The link never waits on its sockets: before each output chunk it drains everything that
+arrived, each datagram stamped by the kernel with its arrival time (see `UdpEndpoint`), so
+a stream costs one wake-up per 10 ms instead of one per datagram. Packets are needed only
+when their time comes to be played, which is at least the target latency later.
 
 Playback: a clocked sink (a sound device) sets the pace: each `write` returns when the
 device has room, and the next frames are read from the receiver right then. An unclocked
-sink (a file) is held to real time by a `Pacer` at the output rate, so a file records
-exactly what a speaker would have played, silence included.
+sink (a file) is held to real time by a `Pacer` at the output rate and stepped by a
+`Ticker` (shared or the link's own), so a file records exactly what a speaker would have
+played, silence included.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from ._pacer import Pacer
 from ._receiver import Receiver
 from ._receiver_types import EndReason
 from ._rtcp_receiver import ReceiverReporter
-from ._send_link import SampleSpecLike
+from ._send_link import RTCP_DRAIN_TICKS, SampleSpecLike
+from ._ticker import Ticker, now_ns
 from ._udp import Address, UdpEndpoint
 
 __all__ = ["FrameOutput", "RecvLink"]
@@ -52,10 +58,6 @@ class FrameOutput(Protocol):
     async def write(self, frames: npt.NDArray[np.float32]) -> None: ...
 
 
-def _monotonic_ns() -> int:
-    return round(trio.current_time() * 1e9)
-
-
 class RecvLink:
     """Receives one Roc slot (source + optional repair + optional control endpoints)."""
 
@@ -65,6 +67,7 @@ class RecvLink:
         endpoints: EndpointSet,
         *,
         reporter: ReceiverReporter | None = None,
+        ticker: Ticker | None = None,
         chunk_ns: int = DEFAULT_CHUNK_NS,
         wall_ns: Callable[[], int] = time.time_ns,
         output_latency_ns: int = 0,
@@ -74,6 +77,7 @@ class RecvLink:
         self.receiver = receiver
         self.endpoints = endpoints
         self.reporter = reporter
+        self.ticker = ticker
         self.chunk_ns = chunk_ns
         self.output_latency_ns = output_latency_ns
         self.multicast_iface = multicast_iface
@@ -83,6 +87,7 @@ class RecvLink:
         self.malformed_rtcp = 0
         self.sessions_seen = 0
         self._known: set[int] = set()
+        self._ticks = 0
         self.all_ended = trio.Event()  # set when sessions existed and none is left
 
     async def run(
@@ -105,58 +110,111 @@ class RecvLink:
                     endpoint.address,
                     multicast_iface=self.multicast_iface,
                     max_datagram=2048 if interface is not Interface.CONTROL else 65535,
+                    timestamps=True,
                 )
-            async with trio.open_nursery() as nursery:
-                receiver = self.receiver
-                for interface, feed in (
-                    (Interface.SOURCE, receiver.on_source),
-                    (Interface.REPAIR, receiver.on_repair),
-                ):
-                    if interface in self.sockets:
-                        nursery.start_soon(self._pump, self.sockets[interface], feed)
-                if Interface.CONTROL in self.sockets and self.reporter is not None:
-                    nursery.start_soon(self._control, self.sockets[Interface.CONTROL])
-                    nursery.start_soon(self._report_loop, self.sockets[Interface.CONTROL])
-                task_status.started({i: s.local for i, s in self.sockets.items()})
-                if sink.clocked:
-                    await self._play_clocked(sink)
-                else:
-                    await self._play_paced(sink)
+            task_status.started({i: s.local for i, s in self.sockets.items()})
+            chunk = max(1, sink.spec.rate * self.chunk_ns // 1_000_000_000)
+            if sink.clocked:
+                await self._play_clocked(sink, chunk)
+            elif self.ticker is not None:
+                await self._play_ticked(sink, chunk, self.ticker)
+            else:
+                async with trio.open_nursery() as nursery:
+                    ticker = await nursery.start(Ticker(self.chunk_ns).run)
+                    await self._play_ticked(sink, chunk, ticker)
         finally:
             for udp in self.sockets.values():
                 udp.close()
-            receiver = self.receiver
-            receiver.close()
+            self.receiver.close()
 
-    async def _pump(self, udp: UdpEndpoint, feed: Callable[[bytes, Address, int], None]) -> None:
+    async def _play_clocked(self, sink: FrameOutput, chunk: int) -> None:
         while True:
-            batch = await udp.receive()
-            now = _monotonic_ns()
-            for data, source in batch:
-                feed(data, source, now)
-
-    async def _play_clocked(self, sink: FrameOutput) -> None:
-        chunk = max(1, sink.spec.rate * self.chunk_ns // 1_000_000_000)
-        while True:
-            frames = self.receiver.read(chunk, _monotonic_ns())
-            self._track_sessions()
+            self._ticks += 1
+            now = now_ns()
+            self._take_datagrams(now)
+            frames = self.receiver.read(chunk, now)
+            self._after_read(now)
             await sink.write(frames)
 
-    async def _play_paced(self, sink: FrameOutput) -> None:
-        rate = sink.spec.rate
-        chunk = max(1, rate * self.chunk_ns // 1_000_000_000)
-        pacer = Pacer(rate, _monotonic_ns(), chunk_samples=chunk, max_lag_ns=1_000_000_000)
-        while True:
-            await trio.sleep_until(pacer.deadline_ns / 1e9)
-            for _ in range(pacer.due(_monotonic_ns())):
-                frames = self.receiver.read(chunk, _monotonic_ns())
+    async def _play_ticked(self, sink: FrameOutput, chunk: int, ticker: Ticker) -> None:
+        pacer = Pacer(sink.spec.rate, now_ns(), chunk_samples=chunk, max_lag_ns=10**9)
+
+        async def step(now: int) -> bool:
+            self._ticks += 1
+            self._take_datagrams(now)
+            for _ in range(pacer.due(now)):
+                frames = self.receiver.read(chunk, now)
                 pacer.sent(chunk)
-                self._track_sessions()
                 await sink.write(frames)
+            self._after_read(now)
+            return False
+
+        await ticker.attach(step).wait()
+
+    def _take_datagrams(self, now: int) -> None:
+        wall = self._wall_ns()
+        receiver = self.receiver
+        sockets = self.sockets
+        for interface, feed in (
+            (Interface.SOURCE, receiver.on_source),
+            (Interface.REPAIR, receiver.on_repair),
+        ):
+            udp = sockets.get(interface)
+            if udp is not None:
+                for data, source, arrival in udp.drain(now, wall):
+                    feed(data, source, arrival)
+        control = sockets.get(Interface.CONTROL)
+        if (
+            control is not None
+            and self.reporter is not None
+            and self._ticks % RTCP_DRAIN_TICKS == 0
+        ):
+            for data, source, arrival in control.drain(now, wall):
+                try:
+                    ended = self.reporter.handle(data, source, arrival, wall - (now - arrival))
+                except MalformedPacket:
+                    self.malformed_rtcp += 1
+                    continue
+                for end in ended:
+                    receiver.end_session(end.ssrc, EndReason.BYE)
+
+    def _after_read(self, now: int) -> None:
+        self._track_sessions()
+        if self.reporter is not None and Interface.CONTROL in self.sockets:
+            deadline = self.reporter.deadline_ns
+            if deadline is None or now >= deadline:
+                self._report(now)
+
+    def _report(self, now: int) -> None:
+        reporter = self.reporter
+        assert reporter is not None
+        wall = self._wall_ns()
+        clocks = {}
+        for ssrc in self._known:
+            clock = reporter.sender_clock(ssrc)
+            if clock is not None:
+                clocks[ssrc] = clock
+        stats = self.receiver.reception(now, wall_ns=wall + self.output_latency_ns, clocks=clocks)
+        reports, ended = reporter.poll(now, wall, stats)
+        control = self.sockets[Interface.CONTROL]
+        for report in reports:
+            address = report.address
+            if isinstance(address, tuple):
+                control.send(report.data, (str(address[0]), int(address[1])))
+        for end in ended:
+            reason = EndReason.BYE if end.reason == "bye" else EndReason.INACTIVE
+            self.receiver.end_session(end.ssrc, reason)
 
     def _track_sessions(self) -> None:
         receiver = self.receiver
-        if receiver.session_count != len(self._known):
+        ended = receiver.pop_ended()
+        for end in ended:
+            self._known.discard(end.ssrc)
+            if self.reporter is not None:
+                self.reporter.forget(end.ssrc)
+            log.info("session %08x ended: %s", end.ssrc, end.reason)
+            self._emit("session.ended", {"ssrc": end.ssrc, "reason": str(end.reason)})
+        if ended or receiver.session_count != len(self._known):
             current = {m.ssrc for m in receiver.metrics()}
             for ssrc in current - self._known:
                 self.sessions_seen += 1
@@ -165,52 +223,9 @@ class RecvLink:
                 log.info("session %08x started (from %s)", ssrc, address)
                 self._emit("session.started", {"ssrc": ssrc, "address": address})
             self._known = current
-        for ended in receiver.pop_ended():
-            self._known.discard(ended.ssrc)
-            if self.reporter is not None:
-                self.reporter.forget(ended.ssrc)
-            log.info("session %08x ended: %s", ended.ssrc, ended.reason)
-            self._emit("session.ended", {"ssrc": ended.ssrc, "reason": str(ended.reason)})
-        if self.sessions_seen and not self._known and receiver.session_count == 0:
+        if self.sessions_seen and not self._known:
             self.all_ended.set()
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
         if self._on_event is not None:
             self._on_event(kind, data)
-
-    async def _control(self, udp: UdpEndpoint) -> None:
-        reporter = self.reporter
-        assert reporter is not None
-        while True:
-            for data, source in await udp.receive():
-                try:
-                    ended = reporter.handle(data, source, _monotonic_ns(), self._wall_ns())
-                except MalformedPacket:
-                    self.malformed_rtcp += 1
-                    continue
-                for end in ended:
-                    self.receiver.end_session(end.ssrc, EndReason.BYE)
-
-    async def _report_loop(self, udp: UdpEndpoint) -> None:
-        reporter = self.reporter
-        assert reporter is not None
-        while True:
-            now, wall = _monotonic_ns(), self._wall_ns()
-            clocks = {}
-            for ssrc in list(self._known):
-                clock = reporter.sender_clock(ssrc)
-                if clock is not None:
-                    clocks[ssrc] = clock
-            stats = self.receiver.reception(
-                now, wall_ns=wall + self.output_latency_ns, clocks=clocks
-            )
-            reports, ended = reporter.poll(now, wall, stats)
-            for report in reports:
-                address = report.address
-                if isinstance(address, tuple):
-                    udp.send(report.data, (str(address[0]), int(address[1])))
-            for end in ended:
-                reason = EndReason.BYE if end.reason == "bye" else EndReason.INACTIVE
-                self.receiver.end_session(end.ssrc, reason)
-            deadline = reporter.deadline_ns
-            await trio.sleep_until((deadline if deadline is not None else now) / 1e9)

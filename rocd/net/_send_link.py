@@ -5,9 +5,10 @@ ties repair packets (no SSRC) to a session by the sender's address (§1.3); the 
 receives the receivers' RTCP reports.
 
 Pacing: a clocked source (a sound device) paces itself: each `read` returns when the
-device has produced the frames. An unclocked one (file, tone) is held to real time by a
-`Pacer`: the loop sleeps until the next chunk is due and then sends every chunk already
-due, so a late wake-up never shifts the schedule.
+device has produced the frames, and the link runs its own loop. An unclocked one (file,
+tone) is held to real time by a `Pacer` and stepped by a `Ticker` (shared by many links,
+or the link's own): every tick it sends every chunk already due, so a late wake-up never
+shifts the schedule. RTCP from receivers is drained at each step, not waited for.
 
 The frame source is anything with `spec` (rate, channels), `clocked` and
 `async read(frames)`, e.g. rocd.audio's file, tone and device streams; a read shorter than
@@ -30,14 +31,19 @@ from ._endpoint import EndpointSet, Interface
 from ._errors import MalformedPacket
 from ._pacer import Pacer
 from ._sender import Datagram, Sender
+from ._ticker import Ticker, now_ns
 from ._udp import Address, UdpEndpoint, resolve_udp
 
-__all__ = ["FrameInput", "SendLink"]
+__all__ = ["FrameInput", "SampleSpecLike", "SendLink"]
 
 log = logging.getLogger("rocd.net.send")
 
-#: Frames read per step: 10 ms, Roc's I/O frame (two 5 ms packets per wake-up).
+#: Frames read per step: 10 ms, Roc's I/O frame (two 5 ms packets per step).
 DEFAULT_CHUNK_NS = 10_000_000
+
+#: Receiver reports come every 200 ms and carry their kernel arrival time: reading them
+#: every 5th step (50 ms) loses no precision and saves four empty reads in five.
+RTCP_DRAIN_TICKS = 5
 
 
 class SampleSpecLike(Protocol):
@@ -60,10 +66,6 @@ class FrameInput(Protocol):
     async def read(self, frames: int) -> npt.NDArray[np.float32]: ...
 
 
-def _monotonic_ns() -> int:
-    return round(trio.current_time() * 1e9)
-
-
 class SendLink:
     """Streams one source to the endpoints of one Roc slot."""
 
@@ -72,21 +74,19 @@ class SendLink:
         sender: Sender,
         endpoints: EndpointSet,
         *,
+        ticker: Ticker | None = None,
         chunk_ns: int = DEFAULT_CHUNK_NS,
         wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.sender = sender
         self.endpoints = endpoints
+        self.ticker = ticker
         self.chunk_ns = chunk_ns
         self._wall_ns = wall_ns
         self._udp: UdpEndpoint | None = None
         self._targets: dict[Interface, Address] = {}
         self.malformed_rtcp = 0
         self.done = trio.Event()
-
-    @property
-    def local_address(self) -> Address | None:
-        return None if self._udp is None else self._udp.local
 
     @property
     def udp(self) -> UdpEndpoint | None:
@@ -109,55 +109,63 @@ class SendLink:
         wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
         self._udp = await UdpEndpoint.bind((wildcard, 0), family=family, max_datagram=65535)
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._receive_rtcp)
-                nursery.start_soon(self._rtcp_timer)
-                task_status.started(self._udp.local)
-                if source.clocked:
-                    await self._stream_clocked(source)
-                else:
-                    await self._stream_paced(source)
-                now = _monotonic_ns()
-                self._send(self.sender.stop(now, self._wall_ns()))
-                nursery.cancel_scope.cancel(reason="source ended")
+            task_status.started(self._udp.local)
+            if source.clocked:
+                await self._stream_clocked(source)
+            elif self.ticker is not None:
+                await self._stream_ticked(source, self.ticker)
+            else:
+                async with trio.open_nursery() as nursery:
+                    ticker = await nursery.start(Ticker(self.chunk_ns).run)
+                    await self._stream_ticked(source, ticker)
+                    nursery.cancel_scope.cancel(reason="source ended")
+            self._send(self.sender.stop(now_ns(), self._wall_ns()))
         finally:
             self._udp.close()
             self.done.set()
 
     async def _stream_clocked(self, source: FrameInput) -> None:
-        chunk = max(1, source.spec.rate * self.chunk_ns // 1_000_000_000)
+        rate = source.spec.rate
+        chunk = max(1, rate * self.chunk_ns // 1_000_000_000)
         while True:
             frames = await source.read(chunk)
             # The device delivered these frames just now: they were captured one chunk ago.
-            capture = self._wall_ns() - len(frames) * 1_000_000_000 // source.spec.rate
+            wall = self._wall_ns()
+            self._take_rtcp(now_ns(), wall)
             if len(frames):
-                self._write(frames, capture)
+                self._write(frames, wall - len(frames) * 1_000_000_000 // rate)
             if len(frames) < chunk:
                 return
 
-    async def _stream_paced(self, source: FrameInput) -> None:
+    async def _stream_ticked(self, source: FrameInput, ticker: Ticker) -> None:
         rate = source.spec.rate
         chunk = max(1, rate * self.chunk_ns // 1_000_000_000)
         pacer = Pacer(
-            rate,
-            _monotonic_ns(),
-            chunk_samples=chunk,
-            wall_start_ns=self._wall_ns(),
-            max_lag_ns=1_000_000_000,
+            rate, now_ns(), chunk_samples=chunk, wall_start_ns=self._wall_ns(), max_lag_ns=10**9
         )
-        while True:
-            await trio.sleep_until(pacer.deadline_ns / 1e9)
-            for _ in range(pacer.due(_monotonic_ns())):
+
+        ticks = 0
+
+        async def step(now: int) -> bool:
+            nonlocal ticks
+            ticks += 1
+            if ticks % RTCP_DRAIN_TICKS == 0:
+                self._take_rtcp(now, self._wall_ns())
+            for _ in range(pacer.due(now)):
                 frames = await source.read(chunk)
                 if len(frames):
                     self._write(frames, pacer.capture_ns(pacer.sent_samples))
                     pacer.sent(len(frames))
                 if len(frames) < chunk:
-                    return
+                    return True
+            self._send(self.sender.poll_rtcp(now, self._wall_ns()))  # also while stalled
+            return False
+
+        await ticker.attach(step).wait()
 
     def _write(self, frames: npt.NDArray[np.float32], capture_wall_ns: int) -> None:
         self._send(self.sender.write(frames, capture_wall_ns))
-        self._send(self.sender.poll_rtcp(_monotonic_ns(), self._wall_ns()))
+        self._send(self.sender.poll_rtcp(now_ns(), self._wall_ns()))
 
     def _send(self, datagrams: list[Datagram]) -> None:
         udp = self._udp
@@ -167,25 +175,13 @@ class SendLink:
             if target is not None:
                 udp.send(payload, target)
 
-    async def _rtcp_timer(self) -> None:
-        # Reports also go out after each write; this covers a source that stalls.
-        while True:
-            deadline = self.sender.rtcp_deadline_ns
-            if deadline is None:
-                await trio.sleep(0.2)  # nothing sent yet: no report either
-            else:
-                await trio.sleep_until(deadline / 1e9)
-            self._send(self.sender.poll_rtcp(_monotonic_ns(), self._wall_ns()))
-
-    async def _receive_rtcp(self) -> None:
+    def _take_rtcp(self, now: int, wall: int) -> None:
         udp = self._udp
         assert udp is not None
-        control = self._targets.get(Interface.CONTROL)
-        while True:
-            for data, _source in await udp.receive():
-                if control is None:
-                    continue
-                try:
-                    self.sender.handle_rtcp(data, _monotonic_ns(), self._wall_ns())
-                except MalformedPacket:
-                    self.malformed_rtcp += 1
+        for data, _source, arrival in udp.drain(now, wall):
+            if Interface.CONTROL not in self._targets:
+                continue
+            try:
+                self.sender.handle_rtcp(data, arrival, wall - (now - arrival))
+            except MalformedPacket:
+                self.malformed_rtcp += 1

@@ -1,0 +1,119 @@
+"""One timer for many paced links: every period, each attached link takes a step.
+
+A link fed by a file or a tone, or feeding a file, has no device to pace it: it must
+wake up every 10 ms to send or play what is due. A Trio timer wake-up costs ~20 us here
+(cancel scope, deadline heap, scheduler), so 64 sending and 64 receiving links sleeping
+on their own timers spend a sixth of a core just waking up. A `Ticker` wakes once per
+period for all of them and runs their steps one after another.
+
+Rules:
+- A step is `async def step(now_ns) -> bool` (True: the link is finished). It must not
+  wait for long: every other link on the ticker waits behind it. Unclocked sources and
+  sinks (memory, files, generators) answer at once, which is what the ticker is for; a
+  device-paced link runs its own loop instead.
+- A step that raises is detached and its error goes to the link's `wait`, which re-raises
+  it in the link's own task: one link failing never stops the others.
+- Ticks are on an absolute schedule (no drift); a late wake-up runs the steps once, and
+  each link's `Pacer` says how many chunks are due, so the link catches up in a burst.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import outcome
+import trio
+
+__all__ = ["Step", "TickHandle", "Ticker"]
+
+#: A link's step: do what is due at `now_ns` (monotonic); True when the link is done.
+Step = Callable[[int], Awaitable[bool]]
+
+DEFAULT_PERIOD_NS = 10_000_000
+
+
+def now_ns() -> int:
+    """Trio's clock in integer nanoseconds (what every link passes around as `now_ns`)."""
+    return round(trio.current_time() * 1e9)
+
+
+class TickHandle:
+    """A link's attachment to a ticker."""
+
+    def __init__(self, ticker: Ticker, step: Step) -> None:
+        self._ticker = ticker
+        self.step = step
+        self._done = trio.Event()
+        self._result: outcome.Outcome[None] | None = None
+
+    def detach(self) -> None:
+        """Stop stepping this link (idempotent)."""
+        self._ticker._handles.discard(self)
+        if self._result is None:
+            self._result = outcome.Value(None)
+        self._done.set()
+
+    def _fail(self, error: BaseException) -> None:
+        self._ticker._handles.discard(self)
+        if self._result is None:
+            self._result = outcome.Error(error)
+        self._done.set()
+
+    async def wait(self) -> None:
+        """Until the link finishes or is detached; re-raises its step's error. On
+        cancellation the link is detached."""
+        try:
+            await self._done.wait()
+        finally:
+            self.detach()
+        assert self._result is not None
+        self._result.unwrap()
+
+
+class Ticker:
+    """Runs attached steps every `period_ns`; see the module docstring."""
+
+    def __init__(self, period_ns: int = DEFAULT_PERIOD_NS) -> None:
+        if period_ns <= 0:
+            raise ValueError(f"tick period must be > 0 ns, got {period_ns}")
+        self.period_ns = period_ns
+        self._handles: set[TickHandle] = set()
+        self._order: list[TickHandle] = []
+        self.ticks = 0
+        self.late_ticks = 0  # woke up more than a period late
+
+    @property
+    def attached(self) -> int:
+        return len(self._handles)
+
+    def attach(self, step: Step) -> TickHandle:
+        """Step `step` from the next tick on; `wait` on the handle for its end."""
+        handle = TickHandle(self, step)
+        self._handles.add(handle)
+        self._order.append(handle)
+        return handle
+
+    async def run(self, *, task_status: trio.TaskStatus[Ticker] = trio.TASK_STATUS_IGNORED) -> None:
+        """Tick until cancelled. Attached links see no more steps once it stops (their
+        owners are cancelled with it when they live in the same nursery)."""
+        task_status.started(self)
+        deadline = now_ns()
+        while True:
+            deadline += self.period_ns
+            await trio.sleep_until(deadline / 1e9)
+            now = now_ns()
+            if now - deadline > self.period_ns:
+                self.late_ticks += 1
+                deadline = now  # do not replay missed ticks: the pacers catch up
+            self.ticks += 1
+            self._order = [h for h in self._order if h in self._handles]
+            for handle in list(self._order):
+                if handle not in self._handles:
+                    continue
+                try:
+                    finished = await handle.step(now)
+                except Exception as error:
+                    handle._fail(error)
+                    continue
+                if finished:
+                    handle.detach()
