@@ -60,3 +60,27 @@ def sine_snr_db(signal: npt.NDArray[np.floating], freq: float, rate: int = 44100
     near = np.abs(freqs - freq) <= 20
     rest = (~near) & (freqs > 20)
     return float(10 * np.log10(spectrum[near].sum() / spectrum[rest].sum()))
+
+
+def assert_exact_stream(
+    sent: Frames,
+    received: Frames,
+    packet: int = 221,
+    expected_delay_s: tuple[float, float] = (0.0, 1.0),
+) -> int:
+    """`received` holds `sent` (L16-quantised) sample for sample, after silence.
+
+    A receiver starts playing once it holds its target latency and drops the oldest
+    excess (as Roc's does), so the first packet may be missing, replaced by silence;
+    nothing else may differ. Returns the offset of `sent` in `received`."""
+    offset = align(sent, received)
+    assert expected_delay_s[0] <= offset / 44100 <= expected_delay_s[1], offset
+    expected = quantise_l16(sent)
+    got = received[offset : offset + len(sent)]
+    assert len(got) == len(expected), "the end of the stream is missing"
+    assert not np.any(received[:offset]), "noise before the stream"
+    differs = np.nonzero(np.any(got != expected, axis=1))[0]
+    if len(differs):
+        assert differs[-1] < packet, f"{len(differs)} samples differ, up to {differs[-1]}"
+        assert not np.any(got[:packet]), "a trimmed first packet must be silence"
+    return offset
