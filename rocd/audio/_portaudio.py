@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from ._driver import DeviceInfo, StreamStats
-from ._errors import AudioError, DeviceNotFound
+from ._errors import AudioError, DeviceNotFound, StreamBroken
 from ._format import Frames, SampleSpec, as_frames
 from ._ring import FrameRing
 from ._watch import TableDriver
@@ -40,7 +40,7 @@ class _Stream:
         self._id = device_id
         self._ring = ring
         self._spec = spec
-        self.status_flags = 0  # PortAudio overflow/underflow reports from the callback
+        self.xruns = 0  # callbacks where PortAudio itself reported an overflow/underflow
 
     clocked = True
 
@@ -66,20 +66,45 @@ class _Stream:
 class PortAudioCapture(_Stream):
     async def read(self, frames: int) -> Frames:
         block = await self._ring.read(frames)
+        if len(block) < frames:
+            raise StreamBroken(f"{self._id}: PortAudio stopped the stream")
         return self._driver.gain(self._id, block)
 
 
 class PortAudioPlayback(_Stream):
     async def write(self, frames: Frames) -> None:
-        await self._ring.write(self._driver.gain(self._id, as_frames(frames, self._spec)))
+        block = self._driver.gain(self._id, as_frames(frames, self._spec))
+        try:
+            await self._ring.write(block)
+        except trio.BrokenResourceError:
+            raise StreamBroken(f"{self._id}: PortAudio stopped the stream") from None
 
 
 class PortAudioDriver(TableDriver):
     """PortAudio devices (driver name "portaudio")."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float | str = "low") -> None:
+        """`latency`: PortAudio's suggested latency, seconds or "low" / "high"."""
         super().__init__("portaudio")
+        self.latency = latency
         self._index: dict[str, int] = {}
+        self._open_streams = 0
+
+    async def reinitialize(self) -> list[DeviceInfo]:
+        """Restart PortAudio so it sees devices that appeared since it started, and list.
+
+        PortAudio is process-global: do this only while no stream of the process is open.
+        """
+        if self._open_streams:
+            raise AudioError("cannot restart PortAudio while streams are open")
+
+        def restart() -> None:
+            sd = _sounddevice()
+            sd._terminate()
+            sd._initialize()
+
+        await trio.to_thread.run_sync(restart)
+        return await self.list_devices()
 
     async def list_devices(self) -> list[DeviceInfo]:
         found = await trio.to_thread.run_sync(self._scan)
@@ -140,7 +165,8 @@ class PortAudioDriver(TableDriver):
             stream = PortAudioCapture(self, device_id, ring, spec)
 
             def callback(indata: Any, frames: int, time: Any, status: Any) -> None:
-                stream.status_flags |= int(status)
+                if status:
+                    stream.xruns += 1
                 ring.push(indata)
 
             async with self._running(index, spec, "input", callback, ring.close_write):
@@ -156,7 +182,8 @@ class PortAudioDriver(TableDriver):
             stream = PortAudioPlayback(self, device_id, ring, spec)
 
             def callback(outdata: Any, frames: int, time: Any, status: Any) -> None:
-                stream.status_flags |= int(status)
+                if status:
+                    stream.xruns += 1
                 ring.pull_into(outdata)
 
             async with self._running(index, spec, "output", callback, ring.close_read):
@@ -178,7 +205,7 @@ class PortAudioDriver(TableDriver):
                 samplerate=spec.rate,
                 channels=spec.channels,
                 dtype="float32",
-                latency="low",
+                latency=self.latency,
                 callback=callback,
                 finished_callback=on_finish,
             )
@@ -189,13 +216,17 @@ class PortAudioDriver(TableDriver):
             pa_stream = await trio.to_thread.run_sync(start)
         except sd.PortAudioError as exc:
             raise AudioError(f"PortAudio: {exc}") from exc
+        self._open_streams += 1
         try:
             yield
         finally:
+            self._open_streams -= 1
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(_stop, pa_stream)
 
 
 def _stop(stream: Any) -> None:
-    stream.stop()
+    # abort, not stop: stop drains the host's buffers, which took 2 s through ALSA's pulse
+    # plugin. Playback has already played out its ring when it ends normally.
+    stream.abort()
     stream.close()
