@@ -1,9 +1,10 @@
 """Audio in and out of a PulseAudio server through `parec` / `pacat` children.
 
-Why child processes: measured here at a 10 ms target latency, a click written into a null
-sink came back through its monitor in 10.2 ms with pacat/parec against 12.5 ms with
-libpulse-simple driven by a ctypes thread; rocd's own CPU was 1.7 % against 4.0 % (the
-children add 2.4 %, about what libpulse costs inside the process). What decided it:
+Why child processes rather than libpulse-simple through ctypes in a thread: in a first
+measurement here (a click written into a null sink at the pace of the clock, read back
+from its monitor, 10 ms target latency) both came back in 10-13 ms; rocd's own CPU was
+1.7 % with the children against 4.0 % with libpulse in-process (the children add about
+what libpulse costs inside). What decided it:
 - a child can always be stopped (killed), while `pa_simple_read` on a suspended source
   blocks its thread with no way to interrupt it, so closing a stream could hang;
 - each stream picks its device by name (`--device=`) and its server through the child's
@@ -15,10 +16,20 @@ Each stream has a pump task between the pipe and a FrameRing, so overruns and un
 are counted as for a sound card:
 - capture: the pump reads raw float32 frames as parec delivers them and pushes them into
   the ring (a reader that falls behind by more than the ring loses the newest frames);
-- playback: the pump waits until the first block is written, then takes one block at a
-  time from the ring (silence when it is empty: an underrun) into pacat's stdin. The pipe
-  is shrunk to one page so that its free space follows what the server consumed, and the
-  ring holds two latency periods, so `write` is paced by the device.
+- playback: the pump waits until the first block is written, then takes one 5 ms block at
+  a time from the ring (silence when it is empty: an underrun) into pacat's stdin. The
+  pipe is shrunk to one page so that its free space follows what the server consumed, and
+  the ring holds two blocks, so `write` is paced by the device.
+
+The price of counting underruns is that the server-side buffers are always full (of
+silence when there is nothing else): end to end, a click written through a playback
+stream and read back through a capture stream of the monitor took 30-38 ms at
+latency_ms=10, 45 ms at 20, 54-60 ms at 40 (bench.audio_devices): the ring (5-10 ms), the
+pipe page (10.7 ms of 48 kHz stereo float32), pacat's and parec's server buffers
+(latency_ms each). CPU per open stream: capture 0.6-0.7 % (rocd) + 0.3 % (parec),
+playback 1.0-1.7 % + 0.7-0.8 % (pacat), of one core. libpulse's asynchronous API with a
+write callback would remove the pipe and the ring from that path, at the cost of a
+ctypes binding of its main loop.
 """
 
 import fcntl
@@ -178,7 +189,7 @@ async def open_playback_stream(
     args = _tool_args("pacat", pa_name, spec, latency_ms, f"playback {device_id}")
     args.insert(1, "--playback")
     period = max(1, spec.frames_for(min(latency_ms, 10) / 2000))
-    capacity = max(4 * period, spec.frames_for(2 * latency_ms / 1000))
+    capacity = 2 * period
     with FrameRing(capacity, spec.channels) as ring:
         stream = PulsePlayback(device_id, spec, ring)
         async with open_service_nursery() as nursery:
