@@ -97,6 +97,24 @@ class StreamStats(msgspec.Struct, frozen=True):
     underruns: int = 0
 
 
+class StreamBase:
+    """Identity of an open stream, shared by the drivers' stream classes."""
+
+    clocked = False
+
+    def __init__(self, device_id: str, spec: SampleSpec) -> None:
+        self._id = device_id
+        self._spec = spec
+
+    @property
+    def device_id(self) -> str:
+        return self._id
+
+    @property
+    def spec(self) -> SampleSpec:
+        return self._spec
+
+
 class FrameSource(Protocol):
     """Anything that yields frames."""
 

@@ -23,72 +23,40 @@ import msgspec
 import soundfile as sf
 import trio
 
-from ._driver import DeviceInfo, DriverFeatures, StreamStats, VirtualKind
+from ._driver import DeviceInfo, DriverFeatures, VirtualKind
 from ._errors import AudioError, Unsupported
 from ._format import Frames, SampleSpec, as_frames
-from ._watch import TableDriver, check_name
+from ._watch import SoftStream, TableDriver, check_name
 
 _FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
 
 
-class FileCapture:
+class FileCapture(SoftStream):
     """A file opened for reading; reads return fewer frames at the end, then none."""
 
-    clocked = False
-
     def __init__(self, driver: TableDriver, device_id: str, f: Any, spec: SampleSpec) -> None:
-        self._driver = driver
-        self._id = device_id
+        super().__init__(driver, device_id, spec)
         self._file = f
-        self._spec = spec
-        self._frames = 0
-
-    @property
-    def device_id(self) -> str:
-        return self._id
-
-    @property
-    def spec(self) -> SampleSpec:
-        return self._spec
 
     async def read(self, frames: int) -> Frames:
         block = await trio.to_thread.run_sync(
             lambda: self._file.read(frames, dtype="float32", always_2d=True)
         )
         self._frames += len(block)
-        return self._driver.gain(self._id, as_frames(block, self._spec))
-
-    def stats(self) -> StreamStats:
-        return StreamStats(frames=self._frames)
+        return self._gain(as_frames(block, self._spec))
 
 
-class FilePlayback:
+class FilePlayback(SoftStream):
     """A recording in progress into a file sink."""
 
-    clocked = False
-
     def __init__(self, driver: TableDriver, device_id: str, f: Any, spec: SampleSpec) -> None:
-        self._driver = driver
-        self._id = device_id
+        super().__init__(driver, device_id, spec)
         self._file = f
-        self._spec = spec
-        self._frames = 0
-
-    @property
-    def device_id(self) -> str:
-        return self._id
-
-    @property
-    def spec(self) -> SampleSpec:
-        return self._spec
 
     async def write(self, frames: Frames) -> None:
-        block = self._driver.gain(self._id, as_frames(frames, self._spec))
+        block = self._gain(as_frames(frames, self._spec))
         await trio.to_thread.run_sync(self._file.write, block)
         self._frames += len(block)
-
-    def stats(self) -> StreamStats:
-        return StreamStats(frames=self._frames)
 
 
 class FileDriver(TableDriver):

@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from ._driver import DeviceInfo, StreamStats
+from ._driver import DeviceInfo, StreamBase, StreamStats
 from ._errors import AudioError, DeviceNotFound, StreamBroken
 from ._format import Frames, SampleSpec, as_frames
 from ._ring import FrameRing
@@ -34,23 +34,14 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
-class _Stream:
-    def __init__(self, driver: TableDriver, device_id: str, ring: FrameRing, spec: SampleSpec):
-        self._driver = driver
-        self._id = device_id
-        self._ring = ring
-        self._spec = spec
-        self.xruns = 0  # callbacks where PortAudio itself reported an overflow/underflow
-
+class _Stream(StreamBase):
     clocked = True
 
-    @property
-    def device_id(self) -> str:
-        return self._id
-
-    @property
-    def spec(self) -> SampleSpec:
-        return self._spec
+    def __init__(self, driver: TableDriver, device_id: str, ring: FrameRing, spec: SampleSpec):
+        super().__init__(device_id, spec)
+        self._driver = driver
+        self._ring = ring
+        self.xruns = 0  # callbacks where PortAudio itself reported an overflow/underflow
 
     def stats(self) -> StreamStats:
         s = self._ring.stats()

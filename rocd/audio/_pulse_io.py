@@ -40,7 +40,7 @@ from functools import partial
 
 import trio
 
-from ._driver import StreamStats
+from ._driver import StreamBase, StreamStats
 from ._errors import StreamBroken
 from ._format import Frames, SampleSpec, as_frames, frames_from_bytes
 from ._ring import FrameRing
@@ -65,22 +65,32 @@ def _tool_args(
     ]
 
 
-class _PulseStream:
+async def _start_child(
+    nursery: trio.Nursery, args: list[str], env: Mapping[str, str], *, writes: bool
+) -> trio.Process:
+    """Start parec (`writes` False: we read its stdout) or pacat (we write its stdin)."""
+    pipe, null = subprocess.PIPE, subprocess.DEVNULL
+    process: trio.Process = await nursery.start(
+        partial(
+            trio.run_process,
+            args,
+            stdin=pipe if writes else null,
+            stdout=null if writes else pipe,
+            stderr=pipe,
+            check=False,
+            env=dict(env),
+        )
+    )
+    return process
+
+
+class _PulseStream(StreamBase):
     clocked = True
 
     def __init__(self, device_id: str, spec: SampleSpec, ring: FrameRing) -> None:
-        self._id = device_id
-        self._spec = spec
+        super().__init__(device_id, spec)
         self._ring = ring
         self.broken: str | None = None  # why the child went away, once it has
-
-    @property
-    def device_id(self) -> str:
-        return self._id
-
-    @property
-    def spec(self) -> SampleSpec:
-        return self._spec
 
     def _break(self, reason: str) -> None:
         if self.broken is None:
@@ -137,17 +147,7 @@ async def open_capture_stream(
     with FrameRing(spec.frames_for(max(0.5, 4 * latency_ms / 1000)), spec.channels) as ring:
         stream = PulseCapture(device_id, spec, ring)
         async with open_service_nursery() as nursery:
-            proc: trio.Process = await nursery.start(
-                partial(
-                    trio.run_process,
-                    args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    check=False,
-                    env=dict(env),
-                )
-            )
+            proc = await _start_child(nursery, args, env, writes=False)
             nursery.start_soon(_pump_capture, proc, stream, ring)
             try:
                 yield stream
@@ -189,21 +189,11 @@ async def open_playback_stream(
     args = _tool_args("pacat", pa_name, spec, latency_ms, f"playback {device_id}")
     args.insert(1, "--playback")
     period = max(1, spec.frames_for(min(latency_ms, 10) / 2000))
-    capacity = 2 * period
+    capacity = max(2 * period, spec.frames_for(latency_ms / 1000))
     with FrameRing(capacity, spec.channels) as ring:
         stream = PulsePlayback(device_id, spec, ring)
         async with open_service_nursery() as nursery:
-            proc: trio.Process = await nursery.start(
-                partial(
-                    trio.run_process,
-                    args,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    check=False,
-                    env=dict(env),
-                )
-            )
+            proc = await _start_child(nursery, args, env, writes=True)
             assert proc.stdin is not None
             if hasattr(fcntl, "F_SETPIPE_SZ") and isinstance(proc.stdin, trio.lowlevel.FdStream):
                 fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)

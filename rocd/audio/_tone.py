@@ -15,10 +15,10 @@ import msgspec
 import numpy as np
 import trio
 
-from ._driver import DeviceInfo, DriverFeatures, StreamStats, VirtualKind
+from ._driver import DeviceInfo, DriverFeatures, VirtualKind
 from ._errors import Unsupported
 from ._format import Frames, SampleSpec, as_frames
-from ._watch import TableDriver, check_name
+from ._watch import SoftStream, TableDriver, check_name
 
 ToneKind = Literal["sine", "sweep", "noise", "silence"]
 
@@ -83,62 +83,28 @@ class ToneGenerator:
         return np.repeat(block[:, None], self.spec.channels, axis=1)
 
 
-class ToneCapture:
+class ToneCapture(SoftStream):
     """A tone device opened for reading (unclocked)."""
 
-    clocked = False
-
     def __init__(self, driver: TableDriver, device_id: str, generator: ToneGenerator) -> None:
-        self._driver = driver
-        self._id = device_id
+        super().__init__(driver, device_id, generator.spec)
         self._gen = generator
-        self._frames = 0
-
-    @property
-    def device_id(self) -> str:
-        return self._id
-
-    @property
-    def spec(self) -> SampleSpec:
-        return self._gen.spec
 
     async def read(self, frames: int) -> Frames:
         await trio.lowlevel.checkpoint()
-        block = self._driver.gain(self._id, self._gen.generate(frames))
+        block = self._gain(self._gen.generate(frames))
         self._frames += frames
         return block
 
-    def stats(self) -> StreamStats:
-        return StreamStats(frames=self._frames)
 
-
-class NullPlayback:
+class NullPlayback(SoftStream):
     """A sink that takes everything at once and keeps nothing (unclocked)."""
-
-    clocked = False
-
-    def __init__(self, driver: TableDriver, device_id: str, spec: SampleSpec) -> None:
-        self._driver = driver
-        self._id = device_id
-        self._spec = spec
-        self._frames = 0
-
-    @property
-    def device_id(self) -> str:
-        return self._id
-
-    @property
-    def spec(self) -> SampleSpec:
-        return self._spec
 
     async def write(self, frames: Frames) -> None:
         await trio.lowlevel.checkpoint()
         block = as_frames(frames, self._spec)
-        self._driver.gain(self._id, block)  # raises once the sink is gone
+        self._gain(block)  # raises once the sink is gone
         self._frames += len(block)
-
-    def stats(self) -> StreamStats:
-        return StreamStats(frames=self._frames)
 
 
 class ToneDriver(TableDriver):

@@ -22,6 +22,8 @@ from ._driver import (
     Direction,
     DriverFeatures,
     DriverStatus,
+    StreamBase,
+    StreamStats,
     VirtualKind,
 )
 from ._errors import DeviceNotFound, StreamBroken, Unsupported
@@ -206,6 +208,21 @@ class TableDriver:
             raise StreamBroken(f"{device_id} was removed")
         info = self.table.get(device_id)
         return apply_gain(frames, info.volume, info.mute)
+
+
+class SoftStream(StreamBase):
+    """A stream of a TableDriver device: software gain, frames counted (unclocked)."""
+
+    def __init__(self, driver: TableDriver, device_id: str, spec: SampleSpec) -> None:
+        super().__init__(device_id, spec)
+        self._driver = driver
+        self._frames = 0
+
+    def _gain(self, frames: Frames) -> Frames:
+        return self._driver.gain(self._id, frames)
+
+    def stats(self) -> StreamStats:
+        return StreamStats(frames=self._frames)
 
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")

@@ -19,6 +19,8 @@ def pulse_server() -> Iterator[PulseServer]:
         pytest.fail(str(exc), pytrace=False)
     try:
         yield server
+        if not server.running:
+            pytest.fail(f"pulseaudio died during the tests; its log ends:\n{server.log_tail()}")
     finally:
         server.cleanup()
 

@@ -63,6 +63,11 @@ class PulseServer:
                 "-n",
                 "--use-pid-file=no",
                 "--disallow-exit",
+                # As root the server may take real-time scheduling and then kill itself
+                # when the CPU limit or RLIMIT_RTTIME trips on a loaded test machine.
+                "--realtime=no",
+                "--high-priority=no",
+                "--no-cpu-limit",
                 f"--log-target=file:{self.log}",
                 "--load=module-native-protocol-unix auth-anonymous=1",
             ],
@@ -78,7 +83,7 @@ class PulseServer:
             if self._pactl_ok("info"):
                 return
             time.sleep(0.05)
-        log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+        log = self.log_tail()
         self.stop()
         raise PulseServerError(f"pulseaudio did not come up within {timeout} s:\n{log}")
 
@@ -89,6 +94,9 @@ class PulseServer:
                 self._proc.send_signal(signal.SIGKILL)
             self._proc.wait(timeout=10)
             self._proc = None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def cleanup(self) -> None:
         self.stop()
