@@ -19,17 +19,18 @@ are counted as for a sound card:
 - playback: the pump waits until the first block is written, then takes one 5 ms block at
   a time from the ring (silence when it is empty: an underrun) into pacat's stdin. The
   pipe is shrunk to one page so that its free space follows what the server consumed, and
-  the ring holds two blocks, so `write` is paced by the device.
+  the ring holds latency_ms (at least two blocks), so `write` is paced by the device. A
+  smaller ring (10 ms) saved a few ms but underran now and then on a loaded machine.
 
 The price of counting underruns is that the server-side buffers are always full (of
-silence when there is nothing else): end to end, a click written through a playback
-stream and read back through a capture stream of the monitor took 30-38 ms at
-latency_ms=10, 45 ms at 20, 54-60 ms at 40 (bench.audio_devices): the ring (5-10 ms), the
-pipe page (10.7 ms of 48 kHz stereo float32), pacat's and parec's server buffers
-(latency_ms each). CPU per open stream: capture 0.6-0.7 % (rocd) + 0.3 % (parec),
-playback 1.0-1.7 % + 0.7-0.8 % (pacat), of one core. libpulse's asynchronous API with a
-write callback would remove the pipe and the ring from that path, at the cost of a
-ctypes binding of its main loop.
+silence when there is nothing else). End to end, a click written through a playback
+stream and read back through a capture stream of the monitor took (bench.audio_devices,
+median): 37 ms at latency_ms=10; 43 ms at 20 (55 ms when the writer keeps the ring full);
+47 ms at 40 (90 ms with a full ring): the ring, the pipe page (10.7 ms of 48 kHz stereo
+float32), pacat's and parec's server buffers (latency_ms each). CPU per open stream, of
+one core: capture 0.6 % (rocd) + 0.1-0.3 % (parec); playback 1.6 % + 0.7-1.1 % (pacat).
+libpulse's asynchronous API with a write callback would take the pipe and the ring off
+that path, at the cost of a ctypes binding of its main loop.
 """
 
 import fcntl

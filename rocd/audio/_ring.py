@@ -23,9 +23,9 @@ candidate: it takes an RLock the Trio thread also holds while it drains its queu
 audio thread could wait on the Trio thread, which this ring promises never happens.
 Polling at the block period needs no syscall from the audio side but adds up to one
 period of latency and wakes the loop when nothing is there. Measured (bench.audio_ring,
-a 5 ms block every 5 ms): the reader saw each block late by a median 0.11 ms (p99
-0.19 ms) with the socket, 0.12 ms (p99 0.22 ms) with run_sync_soon, 2.5 ms (p99 5.1 ms)
-polling; process CPU 3.2 / 3.0 / 2.4 %.
+a 5 ms block every 5 ms): the reader saw each block late by a median 0.11-0.12 ms (p99
+0.19-0.24 ms) with the socket, 0.12-0.16 ms (p99 0.22-0.31 ms) with run_sync_soon,
+2.5-2.6 ms (p99 5.2 ms) polling; process CPU about 3-4 % each.
 """
 
 import socket
