@@ -101,7 +101,10 @@ class PulseDriver:
         if not self._status.up:
             await trio.lowlevel.checkpoint()
             return []
-        await self.refresh()
+        try:
+            await self.refresh()
+        except DriverUnavailable:
+            return []  # went down just now; the supervisor reports it
         return [d.info for d in self._devices.values()]
 
     # -- supervision --------------------------------------------------------------------

@@ -13,7 +13,9 @@ because they change when the server restarts, names do not.
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 
 import msgspec
 import trio
@@ -127,6 +129,30 @@ def module_arg_value(text: str) -> str:
     return "".join(c for c in text if c not in "'\"\\").strip()
 
 
+_CLIENT_CONF = b"""# Written by rocd for its pactl / parec / pacat children.
+# No shared memory with the server: PulseAudio 16 aborted (memblock.c, "n_imported > 0")
+# when a client holding shared blocks went away, as a killed stream's child does.
+enable-shm = no
+enable-memfd = no
+autospawn = no
+"""
+
+
+def client_config() -> Path:
+    """A libpulse client.conf for rocd's children (written once, atomically)."""
+    path = Path(tempfile.gettempdir()) / f"rocd-pulse-client-{os.getuid()}.conf"
+    try:
+        if path.read_bytes() == _CLIENT_CONF:
+            return path
+    except OSError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rocd-pulse-client-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(_CLIENT_CONF)
+    os.replace(tmp, path)
+    return path
+
+
 class Pactl:
     """Runs pactl against one server; errors come back as AudioError subclasses."""
 
@@ -134,6 +160,7 @@ class Pactl:
         self, env: Mapping[str, str] | None = None, timeout: float = 5.0, program: str = "pactl"
     ) -> None:
         self.env = {**os.environ, **(env or {}), "LC_ALL": "C"}
+        self.env.setdefault("PULSE_CLIENTCONFIG", str(client_config()))
         self.timeout = timeout
         self.program = program
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 
+from rocd.audio._pulse_ctl import client_config
+
 
 class PulseServerError(RuntimeError):
     pass
@@ -109,7 +111,8 @@ class PulseServer:
         return done.returncode == 0
 
     def client_env(self) -> dict[str, str]:
-        return {**os.environ, **self.env}
+        """The environment of test tools (paplay, parec): like rocd's children, no SHM."""
+        return {**os.environ, **self.env, "PULSE_CLIENTCONFIG": str(client_config())}
 
     def pactl(self, *args: str) -> str:
         done = subprocess.run(
