@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip pulseaudio pulseaudio-utils libportaudio2
-              libsndfile1 libsamplerate0 iproute2 iptables)
+              libasound2-plugins libsndfile1 libsamplerate0 iproute2 iptables)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -1,1 +1,96 @@
-"""Audio mechanisms: frames, ring buffers, resampling, mixing and device drivers."""
+"""Audio mechanisms: frames, ring buffers, and the device drivers behind one interface.
+
+Nothing here knows of actors or HTTP. Drivers: `open_pulse_driver` (PulseAudio or
+pipewire-pulse), `FileDriver`, `ToneDriver`, `PortAudioDriver`; all implement
+`AudioDriver`.
+"""
+
+from ._driver import (
+    AudioDriver,
+    CaptureStream,
+    DeviceAdded,
+    DeviceChanged,
+    DeviceEvent,
+    DeviceInfo,
+    DeviceRemoved,
+    Direction,
+    DriverDown,
+    DriverFeatures,
+    DriverStatus,
+    DriverUp,
+    FrameSink,
+    FrameSource,
+    PlaybackStream,
+    StreamStats,
+    VirtualKind,
+)
+from ._errors import AudioError, DeviceNotFound, DriverUnavailable, StreamBroken, Unsupported
+from ._file_driver import FileDriver
+from ._format import (
+    MAX_VOLUME,
+    Frames,
+    SampleSpec,
+    apply_gain,
+    as_frames,
+    check_volume,
+    frames_from_bytes,
+    frames_from_s16,
+    frames_to_s16,
+    silence,
+    volume_to_amplitude,
+)
+from ._pace import Paced
+from ._portaudio import PortAudioDriver
+from ._pulse import PulseDriver, open_pulse_driver
+from ._ring import FrameRing, RingStats
+from ._tone import DEFAULT_TONES, Tone, ToneDriver, ToneGenerator
+from ._watch import EventHub, diff_devices
+
+__all__ = [
+    "DEFAULT_TONES",
+    "MAX_VOLUME",
+    "AudioDriver",
+    "AudioError",
+    "CaptureStream",
+    "DeviceAdded",
+    "DeviceChanged",
+    "DeviceEvent",
+    "DeviceInfo",
+    "DeviceNotFound",
+    "DeviceRemoved",
+    "Direction",
+    "DriverDown",
+    "DriverFeatures",
+    "DriverStatus",
+    "DriverUnavailable",
+    "DriverUp",
+    "EventHub",
+    "FileDriver",
+    "FrameRing",
+    "FrameSink",
+    "FrameSource",
+    "Frames",
+    "Paced",
+    "PlaybackStream",
+    "PortAudioDriver",
+    "PulseDriver",
+    "RingStats",
+    "SampleSpec",
+    "StreamBroken",
+    "StreamStats",
+    "Tone",
+    "ToneDriver",
+    "ToneGenerator",
+    "Unsupported",
+    "VirtualKind",
+    "apply_gain",
+    "as_frames",
+    "check_volume",
+    "diff_devices",
+    "frames_from_bytes",
+    "frames_from_s16",
+    "frames_to_s16",
+    "open_pulse_driver",
+    "silence",
+    "volume_to_amplitude",
+]

@@ -1,0 +1,200 @@
+"""Audio files in one directory as devices, through soundfile (libsndfile).
+
+Every readable WAV, FLAC or OGG file in the directory is a source `file:source:<name>`.
+A sink is made with `create_virtual("speaker", name)` as `file:sink:<name>`; playing into
+it records `<name>` (its extension picks the format: .wav float32, .flac 24-bit, .ogg
+Vorbis). A recording is written to a hidden `.<name>.part` and renamed when the stream
+closes, also on cancellation, so the directory only ever holds complete, valid files;
+once written it is listed as a source too.
+
+Files are unclocked: reads and writes return as fast as the disk allows. Their rate and
+channels are the file's: there is no conversion here (the resampler lives elsewhere), a
+different spec is a ValueError. Blocking file calls run in a worker thread. Files added
+or removed behind the driver's back are noticed on the next `list_devices` (with events).
+"""
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import soundfile as sf
+import trio
+
+from ._driver import DeviceInfo, DriverFeatures, VirtualKind
+from ._errors import AudioError, Unsupported
+from ._format import Frames, SampleSpec, as_frames
+from ._watch import SoftStream, TableDriver, check_name
+
+_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
+
+
+class FileCapture(SoftStream):
+    """A file opened for reading; reads return fewer frames at the end, then none."""
+
+    def __init__(self, driver: TableDriver, device_id: str, f: Any, spec: SampleSpec) -> None:
+        super().__init__(driver, device_id, spec)
+        self._file = f
+
+    async def read(self, frames: int) -> Frames:
+        block = await trio.to_thread.run_sync(
+            lambda: self._file.read(frames, dtype="float32", always_2d=True)
+        )
+        self._frames += len(block)
+        return self._gain(as_frames(block, self._spec))
+
+
+class FilePlayback(SoftStream):
+    """A recording in progress into a file sink."""
+
+    def __init__(self, driver: TableDriver, device_id: str, f: Any, spec: SampleSpec) -> None:
+        super().__init__(driver, device_id, spec)
+        self._file = f
+
+    async def write(self, frames: Frames) -> None:
+        block = self._gain(as_frames(frames, self._spec))
+        await trio.to_thread.run_sync(self._file.write, block)
+        self._frames += len(block)
+
+
+class FileDriver(TableDriver):
+    """Files in `root` as sources and sinks (driver name "file")."""
+
+    features = DriverFeatures(virtual=frozenset({"speaker"}), volume=True)
+
+    def __init__(self, root: Path | str) -> None:
+        super().__init__("file")
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise AudioError(f"{self.root} is not a directory")
+
+    async def list_devices(self) -> list[DeviceInfo]:
+        await self.rescan()
+        return self.table.list()
+
+    async def rescan(self) -> None:
+        """Bring the sources in line with the directory (publishing what changed)."""
+        found = await trio.to_thread.run_sync(self._scan)
+        for info in self.table.list():
+            if info.direction == "source" and info.id not in found:
+                self.table.remove(info.id)
+        for info in found.values():
+            if info.id in self.table:
+                old = self.table.get(info.id)
+                self.table.replace(
+                    msgspec.structs.replace(info, volume=old.volume, mute=old.mute, state=old.state)
+                )
+            else:
+                self.table.add(info)
+
+    def _scan(self) -> dict[str, DeviceInfo]:
+        found = {}
+        for path in sorted(self.root.iterdir()):
+            if path.name.startswith(".") or path.suffix.lower() not in _FORMATS:
+                continue
+            try:
+                info = sf.info(str(path))
+            except (sf.LibsndfileError, RuntimeError, OSError):
+                continue  # unreadable or not audio after all: not a device
+            device = self._info(
+                f"file:source:{path.name}", path.name, "source", info.samplerate, info.channels
+            )
+            found[device.id] = msgspec.structs.replace(
+                device, description=f"{info.format_info} file"
+            )
+        return found
+
+    def _info(
+        self, device_id: str, name: str, direction: str, rate: int, channels: int
+    ) -> DeviceInfo:
+        return DeviceInfo(
+            id=device_id,
+            name=name,
+            description=name,
+            direction="source" if direction == "source" else "sink",
+            driver=self.name,
+            virtual=direction == "sink",
+            rate=rate,
+            channels=channels,
+            volume=1.0,
+            mute=False,
+            state="idle",
+            clocked=False,
+        )
+
+    @asynccontextmanager
+    async def open_capture(
+        self, device_id: str, spec: SampleSpec | None = None
+    ) -> AsyncIterator[FileCapture]:
+        if device_id not in self.table:
+            await self.rescan()
+        info = self.device(device_id, "source")
+        if spec is not None and spec != info.spec:
+            raise ValueError(f"{device_id} is {info.spec}; the file driver does not convert")
+        path = self.root / info.name
+        f = await trio.to_thread.run_sync(sf.SoundFile, str(path))
+        self.table.set_state(device_id, "running")
+        try:
+            yield FileCapture(self, device_id, f, info.spec)
+        finally:
+            self.table.set_state(device_id, "idle")
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(f.close)
+
+    @asynccontextmanager
+    async def open_playback(
+        self, device_id: str, spec: SampleSpec | None = None
+    ) -> AsyncIterator[FilePlayback]:
+        info = self.device(device_id, "sink")
+        if spec is not None and spec != info.spec:
+            raise ValueError(f"{device_id} is {info.spec}; the file driver does not convert")
+        final = self.root / info.name
+        part = self.root / f".{info.name}.part"
+        container, subtype = _FORMATS[final.suffix.lower()]
+        f = await trio.to_thread.run_sync(
+            lambda: sf.SoundFile(
+                str(part), "w", info.rate, info.channels, subtype, format=container
+            )
+        )
+        self.table.set_state(device_id, "running")
+        try:
+            yield FilePlayback(self, device_id, f, info.spec)
+        finally:
+            self.table.set_state(device_id, "idle")
+            # Shielded: a cancelled recording must still end as a complete file.
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(_finish, f, part, final)
+
+    async def create_virtual(
+        self, kind: VirtualKind, name: str, spec: SampleSpec, *, description: str = ""
+    ) -> DeviceInfo:
+        await trio.lowlevel.checkpoint()
+        if kind != "speaker":
+            raise Unsupported("the file driver makes file sinks (virtual speakers) only")
+        check_name(name)
+        if Path(name).suffix.lower() not in _FORMATS:
+            name += ".wav"
+        device_id = f"file:sink:{name}"
+        if device_id in self.table:
+            raise ValueError(f"{device_id} exists already")
+        info = self._info(device_id, name, "sink", spec.rate, spec.channels)
+        info = msgspec.structs.replace(info, description=description or f"records {name}")
+        self.table.add(info)
+        return info
+
+    async def delete_virtual(self, device_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        if not self.table.get(device_id).virtual:
+            raise Unsupported(f"{device_id} is a file, not a virtual device")
+        self.table.remove(device_id)
+
+
+def _finish(f: Any, part: Path, final: Path) -> None:
+    """Close a recording (libsndfile writes the header sizes) and give it its name."""
+    try:
+        f.close()
+    finally:
+        if part.exists():
+            os.replace(part, final)

@@ -1,0 +1,407 @@
+"""PulseAudio (and PipeWire through pipewire-pulse) as an AudioDriver.
+
+Control and listing go through `pactl` (see _pulse_ctl), audio through parec / pacat
+children (see _pulse_io). Changes come from `pactl subscribe`, a long-running child: any
+sink or source event makes the driver list again and publish the difference, so events
+are exact (a "change" that changes nothing rocd shows is not reported) and a burst of
+server events costs one listing.
+
+Virtual devices:
+- speaker: a `module-null-sink` (float32, no rewinds so a recorder started later does not
+  lose the start of playback). Apps play into the sink; rocd captures it by opening the
+  sink itself for capture, which reads its monitor.
+- microphone: a hidden null sink (the feed, tagged rocd.role=feed) plus a
+  `module-remap-source` of its monitor with the microphone's name. rocd opens the
+  microphone for playback, which writes into the feed; apps record the remap source.
+  Both are bit-exact at the device's own rate (verified in tests/audio).
+Both carry the property rocd.vad so a later run can find and delete them. They live in
+the server: after a server restart they are gone and whoever owns them makes them again
+(on DriverUp).
+
+Server down: the driver reports status down with the reason, publishes DriverDown and a
+DeviceRemoved for each device, and retries with exponential backoff (the sleep function
+is injected so tests need not wait). When the server is back it publishes DriverUp and
+the devices again. Nothing here raises into the caller's nursery; calls made while down
+raise DriverUnavailable.
+"""
+
+import subprocess
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from functools import partial
+
+import trio
+
+from ._driver import (
+    DeviceEvent,
+    DeviceInfo,
+    DeviceRemoved,
+    DriverDown,
+    DriverFeatures,
+    DriverStatus,
+    DriverUp,
+    VirtualKind,
+)
+from ._errors import AudioError, DeviceNotFound, DriverUnavailable, Unsupported
+from ._format import SampleSpec, check_volume
+from ._pulse_ctl import (
+    DRIVER,
+    ROLE_FEED,
+    VOLUME_NORM,
+    Pactl,
+    PulseDevice,
+    module_arg_value,
+    parse_event,
+    split_id,
+)
+from ._pulse_io import PulseCapture, PulsePlayback, open_capture_stream, open_playback_stream
+from ._tasks import open_service_nursery
+from ._watch import EventHub, check_name, diff_devices
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class PulseDriver:
+    """A driver for one sound server; run it with `open_pulse_driver`."""
+
+    features = DriverFeatures(virtual=frozenset({"speaker", "microphone"}), volume=True)
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        latency_ms: int = 20,
+        sleep: Sleep = trio.sleep,
+        backoff: tuple[float, float] = (0.1, 5.0),
+    ) -> None:
+        self.pactl = Pactl(env)
+        self.latency_ms = latency_ms  # target latency of each stream's server buffer
+        self._sleep = sleep
+        self._backoff = backoff  # (first, longest) delay between reconnections, seconds
+        self._hub = EventHub()
+        self._devices: dict[str, PulseDevice] = {}
+        self._status = DriverStatus(DRIVER, up=False, reason="not started")
+        self._refresh_lock = trio.Lock()
+        self._dirty = trio.Event()
+
+    @property
+    def name(self) -> str:
+        return DRIVER
+
+    @property
+    def status(self) -> DriverStatus:
+        return self._status
+
+    def watch(
+        self, buffer: int = 256
+    ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[DeviceEvent]]:
+        return self._hub.watch(buffer)
+
+    async def list_devices(self) -> list[DeviceInfo]:
+        if not self._status.up:
+            await trio.lowlevel.checkpoint()
+            return []
+        try:
+            await self.refresh()
+        except DriverUnavailable:
+            return []  # went down just now; the supervisor reports it
+        return [d.info for d in self._devices.values()]
+
+    # -- supervision --------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Follow the server for ever: connect, watch, and reconnect after a failure.
+
+        Reports started after the first attempt, up or down. Never raises AudioError.
+        """
+        first, longest = self._backoff
+        delay = first
+        pending: list[trio.TaskStatus[None]] = [task_status]
+
+        def report_started() -> None:
+            if pending:
+                pending.pop().started()
+
+        while True:
+            reason = "sound server closed the connection"
+            try:
+                await self._follow(report_started)
+            except* AudioError as group:
+                reason = _first_reason(group)
+            if self._status.up:
+                delay = first
+            self._set_down(reason)
+            report_started()
+            await self._sleep(delay)
+            delay = min(longest, delay * 2)
+
+    async def _follow(self, report_started: Callable[[], None]) -> None:
+        """One connection: subscribe, list, publish; returns when the server goes away."""
+        async with trio.open_nursery() as nursery:
+            try:
+                proc: trio.Process = await nursery.start(
+                    partial(
+                        trio.run_process,
+                        [self.pactl.program, "subscribe"],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL,
+                        check=False,
+                        env=self.pactl.env,
+                    )
+                )
+            except OSError as exc:
+                raise DriverUnavailable(f"cannot run pactl: {exc}") from exc
+            assert proc.stdout is not None
+            async with aclosing(_lines(proc.stdout)) as lines:
+                await self._wait_subscribed(lines)
+                async with self._refresh_lock:
+                    await self._relist()
+                    self._status = DriverStatus(DRIVER, up=True)
+                    self._hub.publish(DriverUp(DRIVER))
+                    self._hub.publish_all(diff_devices({}, self._infos()))
+                report_started()
+                nursery.start_soon(self._refresher)
+                async for line in lines:
+                    event = parse_event(line)
+                    if event is not None and event[1] in ("sink", "source"):
+                        self._dirty.set()
+            nursery.cancel_scope.cancel()
+
+    async def _wait_subscribed(self, lines: AsyncIterator[bytes]) -> None:
+        """Return once the subscription is live, so no change falls between it and the
+        first listing: poke the server (each `pactl info` is a client event) until the
+        subscriber reports something."""
+        async with trio.open_nursery() as nursery:
+
+            async def poke() -> None:
+                while True:
+                    await self.pactl.run("info")  # raises DriverUnavailable when down
+                    await trio.sleep(0.02)
+
+            nursery.start_soon(poke)
+            with trio.move_on_after(self.pactl.timeout) as timer:
+                async for _ in lines:
+                    break
+                else:
+                    raise DriverUnavailable("pactl subscribe ended")
+            if timer.cancelled_caught:
+                raise DriverUnavailable("pactl subscribe reported nothing")
+            nursery.cancel_scope.cancel()
+
+    async def _refresher(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty = trio.Event()
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """List the server now and publish what changed (DriverUnavailable when down)."""
+        async with self._refresh_lock:
+            before = self._infos()
+            await self._relist()
+            self._hub.publish_all(diff_devices(before, self._infos()))
+
+    async def _relist(self) -> None:
+        self._devices = await self.pactl.snapshot()
+
+    def _infos(self) -> dict[str, DeviceInfo]:
+        return {key: d.info for key, d in self._devices.items()}
+
+    def _set_down(self, reason: str) -> None:
+        was_up = self._status.up
+        self._status = DriverStatus(DRIVER, up=False, reason=reason)
+        if was_up:
+            self._hub.publish(DriverDown(DRIVER, reason))
+            for d in self._devices.values():
+                self._hub.publish(DeviceRemoved(d.info))
+        self._devices = {}
+
+    # -- devices ------------------------------------------------------------------------
+
+    def _get(self, device_id: str) -> PulseDevice:
+        split_id(device_id)  # DeviceNotFound for another driver's id
+        if not self._status.up:
+            raise DriverUnavailable(self._status.reason)
+        try:
+            return self._devices[device_id]
+        except KeyError:
+            raise DeviceNotFound(device_id) from None
+
+    async def _lookup(self, device_id: str) -> PulseDevice:
+        try:
+            return self._get(device_id)
+        except DeviceNotFound:
+            await self.refresh()  # it may be newer than the last event
+            return self._get(device_id)
+
+    async def set_volume(self, device_id: str, volume: float) -> None:
+        raw = round(check_volume(volume) * VOLUME_NORM)
+        d = await self._lookup(device_id)
+        await self.pactl.run(f"set-{d.kind}-volume", d.pa_name, str(raw))
+        await self.refresh()
+
+    async def set_mute(self, device_id: str, mute: bool) -> None:
+        d = await self._lookup(device_id)
+        await self.pactl.run(f"set-{d.kind}-mute", d.pa_name, "1" if mute else "0")
+        await self.refresh()
+
+    def open_capture(
+        self, device_id: str, spec: SampleSpec | None = None
+    ) -> AbstractAsyncContextManager[PulseCapture]:
+        return self._open_capture(device_id, spec)
+
+    @asynccontextmanager
+    async def _open_capture(
+        self, device_id: str, spec: SampleSpec | None
+    ) -> AsyncIterator[PulseCapture]:
+        d = await self._lookup(device_id)
+        pa_name = d.pa_name + ".monitor" if d.kind == "sink" else d.pa_name
+        if d.kind == "sink":
+            monitor = self._devices.get(f"pulse:source:{pa_name}")
+            if monitor is None or monitor.info.monitor_of != device_id:
+                raise DeviceNotFound(f"{device_id} has no monitor to capture")
+        async with open_capture_stream(
+            self.pactl.env, pa_name, device_id, spec or d.info.spec, self.latency_ms
+        ) as stream:
+            yield stream
+
+    def open_playback(
+        self, device_id: str, spec: SampleSpec | None = None
+    ) -> AbstractAsyncContextManager[PulsePlayback]:
+        return self._open_playback(device_id, spec)
+
+    @asynccontextmanager
+    async def _open_playback(
+        self, device_id: str, spec: SampleSpec | None
+    ) -> AsyncIterator[PulsePlayback]:
+        d = await self._lookup(device_id)
+        pa_name = d.pa_name
+        if d.kind == "source":
+            if d.properties.get("rocd.vad") != "microphone":
+                raise DeviceNotFound(f"{device_id} is a source, not a sink")
+            feed = await self.pactl.feed_of(d.pa_name)
+            if feed is None:
+                raise DeviceNotFound(f"{device_id} lost its feed sink")
+            pa_name = feed.name
+        async with open_playback_stream(
+            self.pactl.env, pa_name, device_id, spec or d.info.spec, self.latency_ms
+        ) as stream:
+            yield stream
+
+    # -- virtual devices ----------------------------------------------------------------
+
+    async def create_virtual(
+        self, kind: VirtualKind, name: str, spec: SampleSpec, *, description: str = ""
+    ) -> DeviceInfo:
+        check_name(name)
+        if not self._status.up:
+            raise DriverUnavailable(self._status.reason)
+        await self.refresh()
+        taken = {d.pa_name for d in self._devices.values()}
+        if name in taken or f"{name}.monitor" in taken or f"{name}_feed" in taken:
+            raise ValueError(f"a device named {name!r} exists already")
+        desc = module_arg_value(description or name) or name
+        fmt = ["format=float32le", f"rate={spec.rate}", f"channels={spec.channels}"]
+        if kind == "speaker":
+            await self._load(
+                "module-null-sink",
+                f"sink_name={name}",
+                *fmt,
+                "norewinds=1",
+                f"sink_properties=\"device.description='{desc}' rocd.vad=speaker\"",
+            )
+            device_id = f"pulse:sink:{name}"
+        elif kind == "microphone":
+            feed = f"{name}_feed"
+            feed_module = await self._load(
+                "module-null-sink",
+                f"sink_name={feed}",
+                *fmt,
+                "norewinds=1",
+                f"sink_properties=\"device.description='{desc} (feed)' "
+                f'rocd.role={ROLE_FEED} rocd.feed_of={name}"',
+            )
+            try:
+                await self._load(
+                    "module-remap-source",
+                    f"source_name={name}",
+                    f"master={feed}.monitor",
+                    *fmt,
+                    "remix=no",
+                    f"source_properties=\"device.description='{desc}' rocd.vad=microphone\"",
+                )
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await self.pactl.run("unload-module", feed_module)
+                raise
+            device_id = f"pulse:source:{name}"
+        else:
+            raise Unsupported(f"unknown virtual device kind {kind!r}")
+        await self.refresh()
+        return self._get(device_id).info
+
+    async def _load(self, module: str, *args: str) -> str:
+        """Load a server module; its index. Shielded so a cancel cannot orphan it."""
+        with trio.CancelScope(shield=True):
+            out = await self.pactl.run("load-module", module, *args)
+        return out.decode().strip()
+
+    async def delete_virtual(self, device_id: str) -> None:
+        d = await self._lookup(device_id)
+        vad = d.properties.get("rocd.vad")
+        if vad is None or d.module is None:
+            raise Unsupported(f"{device_id} was not made by rocd")
+        modules = [d.module]
+        if vad == "microphone":
+            feed = await self.pactl.feed_of(d.pa_name)
+            if feed is not None and feed.owner_module is not None:
+                modules.append(feed.owner_module)
+        with trio.CancelScope(shield=True):
+            for module in modules:
+                await self.pactl.run("unload-module", str(module))
+        await self.refresh()
+
+
+def _first_reason(group: BaseExceptionGroup[AudioError]) -> str:
+    """The message of the first error in a (possibly nested) group."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return str(error) or type(error).__name__
+
+
+async def _lines(stream: trio.abc.ReceiveStream) -> AsyncGenerator[bytes, None]:
+    """Lines of a byte stream (without the newline) until it ends or breaks."""
+    pending = b""
+    try:
+        while chunk := await stream.receive_some(4096):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                yield line
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return
+
+
+@asynccontextmanager
+async def open_pulse_driver(
+    env: Mapping[str, str] | None = None,
+    *,
+    latency_ms: int = 20,
+    sleep: Sleep = trio.sleep,
+    backoff: tuple[float, float] = (0.1, 5.0),
+) -> AsyncIterator[PulseDriver]:
+    """A PulseDriver following its server while the context is open.
+
+    `env` adds to the children's environment (PULSE_SERVER, PULSE_COOKIE, ...). On entry
+    the first connection attempt has been made: `status` says whether it worked. Leaving
+    the context stops following and ends the watchers.
+    """
+    driver = PulseDriver(env, latency_ms=latency_ms, sleep=sleep, backoff=backoff)
+    async with open_service_nursery() as nursery:
+        await nursery.start(driver.run)
+        try:
+            yield driver
+        finally:
+            nursery.cancel_scope.cancel()
+            driver._hub.close()
