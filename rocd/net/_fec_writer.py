@@ -14,11 +14,9 @@ from ._fec_codec import BlockCodec, default_codec
 from ._fecframe import (
     SBN_MODULUS,
     FecScheme,
-    RepairPayloadId,
-    SourcePayloadId,
-    build_repair_datagram,
-    build_source_datagram,
     check_block_size,
+    pack_repair_id,
+    pack_source_id,
 )
 
 __all__ = ["FecWriter", "FecWriterOutput"]
@@ -81,23 +79,26 @@ class FecWriter:
         when it completes a block. ValueError if its length differs from the block's."""
         if not rtp:
             raise ValueError("empty RTP packet")
-        if not self._block:
+        block = self._block
+        if not block:
             self._k, self._r = self._next_size
-        elif len(rtp) != len(self._block[0]):
+        elif len(rtp) != len(block[0]):
             raise ValueError(
-                f"RTP packet of {len(rtp)} bytes in a block of {len(self._block[0])}-byte "
+                f"RTP packet of {len(rtp)} bytes in a block of {len(block[0])}-byte "
                 "symbols: pad packets to one length"
             )
-        esi = len(self._block)
-        source = build_source_datagram(self.scheme, rtp, SourcePayloadId(self._sbn, esi, self._k))
-        self._block.append(rtp)
-        if len(self._block) < self._k:
+        # Payload IDs are in range by construction: K and R were checked when set, the SBN
+        # wraps at 16 bits and the ESI stays below K.
+        esi = len(block)
+        k, sbn, scheme = self._k, self._sbn, self.scheme
+        source = rtp + pack_source_id(scheme, sbn, esi, k)
+        block.append(rtp)
+        if esi + 1 < k:
             return FecWriterOutput(source, [])
-        k, r = self._k, self._r
-        symbols = self._codec.encode(self._block, r)
+        r = self._r
+        symbols = self._codec.encode(block, r)
         repair = [
-            build_repair_datagram(self.scheme, RepairPayloadId(self._sbn, k + i, k, k + r), sym)
-            for i, sym in enumerate(symbols)
+            pack_repair_id(scheme, sbn, k + i, k, k + r) + sym for i, sym in enumerate(symbols)
         ]
         self._end_block()
         return FecWriterOutput(source, repair)

@@ -29,6 +29,8 @@ __all__ = [
     "build_repair_datagram",
     "build_source_datagram",
     "check_block_size",
+    "pack_repair_id",
+    "pack_source_id",
     "parse_repair_datagram",
     "parse_source_datagram",
     "sbn_diff",
@@ -119,6 +121,19 @@ def _pack_id(scheme: FecScheme, sbn: int, esi: int, k: int) -> bytes:
     if scheme is FecScheme.RS8M:
         return _RS8M_ID.pack(0, sbn, esi, k)
     return _ID6.pack(sbn, esi, k)
+
+
+def pack_source_id(scheme: FecScheme, sbn: int, esi: int, k: int) -> bytes:
+    """The source payload ID (the footer) without the checks of `build_source_datagram`:
+    for a writer whose fields are in range by construction (struct.error otherwise)."""
+    return _pack_id(scheme, sbn, esi, k)
+
+
+def pack_repair_id(scheme: FecScheme, sbn: int, esi: int, k: int, n: int) -> bytes:
+    """The repair payload ID (the header), unchecked as `pack_source_id`."""
+    if scheme is FecScheme.RS8M:
+        return _RS8M_ID.pack(0, sbn, esi, k)
+    return _ID8.pack(sbn, esi, k, n)
 
 
 def _unpack_id(scheme: FecScheme, raw: bytes | memoryview) -> tuple[int, int, int]:

@@ -16,6 +16,7 @@ the encoding's rate. RTCP sender reports map RTP timestamps to these times (§6.
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 import numpy as np
@@ -27,6 +28,8 @@ from ._rtp import MAX_PADDING, RtpPacket
 from ._wrap import seq_add, ts_add
 
 __all__ = ["Packet", "Packetizer"]
+
+_HEADER = struct.Struct(">BBHII")  # Roc's bare RTP header: V=2, no CSRC / extension / padding
 
 
 class Packet(NamedTuple):
@@ -101,9 +104,26 @@ class Packetizer:
         self._fill = rest
         if not count:
             return []
-        payload = encode_l16(frames[: count * spp])
+        # One encode for every packet of the chunk; the headers are Roc's bare ones.
+        payload = memoryview(encode_l16(frames[: count * spp]))
         size = len(payload) // count
-        return [self._packet(payload[i * size : (i + 1) * size], spp) for i in range(count)]
+        pack = _HEADER.pack
+        pt, ssrc, seq, ts = self.encoding.payload_type, self.ssrc, self._seq, self._ts
+        position = self._position
+        anchor_ns = self._anchor_ns
+        rate = self.encoding.rate
+        offset = position - self._anchor_position
+        packets = []
+        for i in range(count):
+            capture_ns = anchor_ns + (2 * offset * NS_PER_SECOND + rate) // (2 * rate)
+            rtp = pack(0x80, pt, seq, ts, ssrc) + payload[i * size : (i + 1) * size]
+            packets.append(Packet(rtp, seq, ts, spp, size, capture_ns))
+            seq = (seq + 1) & 0xFFFF
+            ts = (ts + spp) & 0xFFFF_FFFF
+            offset += spp
+        self._seq, self._ts = seq, ts
+        self._position = position + count * spp
+        return packets
 
     def flush(self) -> list[Packet]:
         """End the stream: the partial packet is dropped, or padded with `pad_last`."""

@@ -133,7 +133,9 @@ class SendLink:
             wall = self._wall_ns()
             self._take_rtcp(now_ns(), wall)
             if len(frames):
-                self._write(frames, wall - len(frames) * 1_000_000_000 // rate)
+                sender = self.sender
+                self._send(sender.write(frames, wall - len(frames) * 1_000_000_000 // rate))
+                self._send(sender.poll_rtcp(now_ns(), self._wall_ns()))
             if len(frames) < chunk:
                 return
 
@@ -154,7 +156,7 @@ class SendLink:
             for _ in range(pacer.due(now)):
                 frames = await source.read(chunk)
                 if len(frames):
-                    self._write(frames, pacer.capture_ns(pacer.sent_samples))
+                    self._send(self.sender.write(frames, pacer.capture_ns(pacer.sent_samples)))
                     pacer.sent(len(frames))
                 if len(frames) < chunk:
                     return True
@@ -163,17 +165,13 @@ class SendLink:
 
         await ticker.attach(step).wait()
 
-    def _write(self, frames: npt.NDArray[np.float32], capture_wall_ns: int) -> None:
-        self._send(self.sender.write(frames, capture_wall_ns))
-        self._send(self.sender.poll_rtcp(now_ns(), self._wall_ns()))
-
     def _send(self, datagrams: list[Datagram]) -> None:
         udp = self._udp
         assert udp is not None
-        for interface, payload in datagrams:
-            target = self._targets.get(interface)
-            if target is not None:
-                udp.send(payload, target)
+        if not datagrams:
+            return
+        targets = self._targets
+        udp.send_many((data, targets[kind]) for kind, data in datagrams if kind in targets)
 
     def _take_rtcp(self, now: int, wall: int) -> None:
         udp = self._udp

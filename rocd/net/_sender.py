@@ -34,6 +34,9 @@ from ._types import Buffer
 
 __all__ = ["Datagram", "Sender", "SenderConfig", "SenderIdentity", "SenderMetrics"]
 
+_SOURCE = Interface.SOURCE
+_REPAIR = Interface.REPAIR
+
 DEFAULT_PACKET_LENGTH_NS = 5_000_000
 """Roc's default packet length: 5 ms (221 samples at 44.1 kHz)."""
 
@@ -223,26 +226,33 @@ class Sender:
         if not packets:
             return []
         out: list[Datagram] = []
+        append = out.append
         fec = self._fec
-        octets = 0
-        source = repair = 0
-        for packet in packets:
-            octets += packet.payload_bytes
-            if fec is None:
-                out.append(Datagram(Interface.SOURCE, packet.rtp))
+        octets = source = repair = 0
+        n_repair = 0
+        if fec is None:
+            for packet in packets:
+                octets += packet.payload_bytes
                 source += len(packet.rtp)
-                continue
-            written = fec.write(packet.rtp)
-            out.append(Datagram(Interface.SOURCE, written.source))
-            source += len(written.source)
-            for r in written.repair:
-                out.append(Datagram(Interface.REPAIR, r))
-                repair += len(r)
-        n_repair = len(out) - len(packets)
-        self._source[0] += len(packets)
-        self._source[1] += source
-        self._repair[0] += n_repair
-        self._repair[1] += repair
+                append(Datagram(_SOURCE, packet.rtp))
+        else:
+            write = fec.write
+            for packet in packets:
+                octets += packet.payload_bytes
+                data, repairs = write(packet.rtp)
+                append(Datagram(_SOURCE, data))
+                source += len(data)
+                if repairs:
+                    n_repair += len(repairs)
+                    for r in repairs:
+                        append(Datagram(_REPAIR, r))
+                        repair += len(r)
+        counts = self._source
+        counts[0] += len(packets)
+        counts[1] += source
+        counts = self._repair
+        counts[0] += n_repair
+        counts[1] += repair
         last = packets[-1]
         self.reporter.on_sent(len(packets), octets, last.timestamp, last.capture_ns)
         return out

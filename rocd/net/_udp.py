@@ -20,10 +20,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from collections.abc import Iterable
 from typing import Any, Final
 
 import msgspec
 import trio
+
+from ._types import Buffer
 
 __all__ = [
     "Address",
@@ -194,6 +197,24 @@ class UdpEndpoint:
             out.append((data, source[:2], arrival))
         self.stats.received += len(out)
         return out
+
+    def send_many(self, datagrams: Iterable[tuple[Buffer, Address]]) -> int:
+        """`send` each (data, address) in turn; how many the kernel took."""
+        sendto = self.sock.sendto
+        sent = 0
+        stats = self.stats
+        for data, address in datagrams:
+            try:
+                sendto(data, address)
+            except BlockingIOError:
+                stats.send_dropped += 1
+                continue
+            except OSError:
+                stats.send_errors += 1
+                continue
+            sent += 1
+        stats.sent += sent
+        return sent
 
     def send(self, data: bytes, address: Address) -> bool:
         """Send now or drop (buffer full / error); True when the kernel took it."""
