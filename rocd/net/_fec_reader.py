@@ -108,6 +108,7 @@ class FecReader:
         self._max_jump = max_sbn_jump
         self._blocks: dict[int, _Block] = {}
         self._newest: int | None = None
+        self._source_n = RS8M_MAX_BLOCK if scheme is FecScheme.RS8M else None
         self.stats = FecReaderStats()
 
     @property
@@ -122,11 +123,15 @@ class FecReader:
         except MalformedPacket:
             self.stats.malformed += 1
             return []
-        if pid.k > self._max_block:
+        return self.feed_source_id(rtp, pid.sbn, pid.esi, pid.k)
+
+    def feed_source_id(self, rtp: bytes, sbn: int, esi: int, k: int) -> list[bytes]:
+        """`feed_source` for a datagram whose payload ID the caller parsed already (SBN
+        modulo 2^16, 0 <= ESI < K); `rtp` is the datagram without its footer."""
+        if k > self._max_block:
             self.stats.malformed += 1
             return []
-        n = RS8M_MAX_BLOCK if self.scheme is FecScheme.RS8M else None
-        return self._accept(pid.sbn, pid.esi, pid.k, n, rtp)
+        return self._accept(sbn, esi, k, self._source_n, rtp)
 
     def feed_repair(self, datagram: bytes) -> list[bytes]:
         """Rebuilt RTP packets that a repair datagram makes available (often none)."""
@@ -146,7 +151,7 @@ class FecReader:
         self._newest = None
 
     def _accept(self, sbn: int, esi: int, k: int, n: int | None, symbol: bytes) -> list[bytes]:
-        if not self._advance(sbn):
+        if sbn != self._newest and not self._advance(sbn):
             self.stats.late += 1
             return []
         block = self._blocks.get(sbn)

@@ -54,6 +54,9 @@ from ._watchdog import Watchdog, WatchdogVerdict
 __all__ = ["ReceiverSession"]
 
 _HEADER = struct.Struct(">BBHII")
+# FECFRAME source footers as (SBN mod 2^16, ESI, K): RS8M's SBN top byte is skipped.
+_RS8M_FOOTER = struct.Struct(">xHBH")
+_LDPC_FOOTER = struct.Struct(">HHH")
 _NS = 1_000_000_000
 _MIN_CAPACITY_S = 0.25
 
@@ -81,6 +84,9 @@ class ReceiverSession:
         self._meter = LinkMeter(rate)
         self._fec = FecReader(config.fec, codec=codec) if config.fec is not None else None
         self._footer = config.fec.source_footer_size if config.fec is not None else 0
+        self._unpack_footer = (
+            _RS8M_FOOTER if config.fec is FecScheme.RS8M else _LDPC_FOOTER
+        ).unpack_from
         self._tuner = LatencyTuner(config.latency, rate)
         self._target = round(self._tuner.target)
         headroom = max(self._tuner.max_latency, self._tuner.target)
@@ -118,32 +124,48 @@ class ReceiverSession:
 
     def on_source(self, datagram: bytes, now_ns: int) -> None:
         """A source datagram routed to this session (the receiver checked its length and RTP
-        version; the filter checks SSRC and payload type again)."""
-        footer = self._footer
-        rtp_len = len(datagram) - footer
-        if footer and not self._footer_ok(datagram):
-            self.malformed += 1
-            return
-        payload = self._payload(datagram, rtp_len)
-        if payload is None:
-            return
+        version; the filter checks SSRC and payload type again).
+
+        This runs for every packet: the FEC payload ID is read once, here (0 <= ESI < K is
+        checked before the packet counts as received: a bad copy must not make the good
+        one a duplicate), and the FEC reader is handed the parsed fields."""
+        fec = self._fec
+        if fec is not None:
+            rtp_len = len(datagram) - self._footer
+            sbn, esi, k = self._unpack_footer(datagram, rtp_len)
+            if esi >= k:
+                self.malformed += 1
+                return
+        else:
+            rtp_len = len(datagram)
         _b0, b1, seq, ts, ssrc = _HEADER.unpack_from(datagram)
+        if _b0 == 0x80:  # Roc's bare header: no CSRC, extension or padding
+            payload: Buffer = memoryview(datagram)[RTP_HEADER_SIZE:rtp_len]
+            size = rtp_len - RTP_HEADER_SIZE
+            if size <= 0 or size % self._frame_bytes:
+                self.malformed += 1
+                return
+        else:
+            parsed = self._payload(datagram, rtp_len)
+            if parsed is None:
+                return
+            payload = parsed
         ext = self._filter.check(ssrc, b1 & 0x7F, seq, ts)
         if ext is None:
             return
         ext_seq, ext_ts = ext
         if not self._meter.on_packet(ext_seq, ext_ts, now_ns):
             return
-        fec = self._fec
         if fec is None:
             self._place(ext_ts, payload, now_ns)
             return
-        packets = fec.feed_source(datagram)
+        packets = fec.feed_source_id(datagram[:rtp_len], sbn, esi, k)
         if not packets:
-            return  # refused by the FEC reader (bad payload ID, block geometry, overtaken)
+            return  # refused by the FEC reader (block geometry, overtaken, too old)
         self._place(ext_ts, payload, now_ns)
-        for rtp in packets[1:]:
-            self._place_rebuilt(rtp, now_ns)
+        if len(packets) > 1:
+            for rtp in packets[1:]:
+                self._place_rebuilt(rtp, now_ns)
 
     def on_repair(self, datagram: bytes, now_ns: int) -> None:
         """A repair datagram from this sender's address."""
@@ -151,16 +173,6 @@ class ReceiverSession:
             return
         for rtp in self._fec.feed_repair(datagram):
             self._place_rebuilt(rtp, now_ns)
-
-    def _footer_ok(self, datagram: bytes) -> bool:
-        """Whether the FEC source payload ID holds 0 <= ESI < K (checked before the packet
-        is counted as received: a bad copy must not make the good one a duplicate)."""
-        k = (datagram[-2] << 8) | datagram[-1]
-        if self._fec is not None and self._fec.scheme is FecScheme.RS8M:
-            esi = datagram[-3]
-        else:
-            esi = (datagram[-4] << 8) | datagram[-3]
-        return esi < k
 
     def _payload(self, rtp: bytes, rtp_len: int) -> Buffer | None:
         """The L16 payload of the RTP packet in rtp[:rtp_len], or None (counted) if bad."""

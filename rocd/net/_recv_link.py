@@ -155,14 +155,12 @@ class RecvLink:
         wall = self._wall_ns()
         receiver = self.receiver
         sockets = self.sockets
-        for interface, feed in (
-            (Interface.SOURCE, receiver.on_source),
-            (Interface.REPAIR, receiver.on_repair),
-        ):
-            udp = sockets.get(interface)
-            if udp is not None:
-                for data, source, arrival in udp.drain(now, wall):
-                    feed(data, source, arrival)
+        udp = sockets.get(Interface.SOURCE)
+        if udp is not None:
+            udp.drain_to(receiver.on_source, now, wall)
+        udp = sockets.get(Interface.REPAIR)
+        if udp is not None:
+            udp.drain_to(receiver.on_repair, now, wall)
         control = sockets.get(Interface.CONTROL)
         if (
             control is not None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import msgspec
@@ -169,34 +169,67 @@ class UdpEndpoint:
         """Every datagram queued now (up to `limit`), never waiting, with its arrival time
         on the caller's monotonic clock (`now_ns`, read together with `wall_ns`)."""
         out: list[tuple[bytes, Address, int]] = []
-        size = self.max_datagram + 1
-        sock = self.sock
-        stamped = self.timestamps
-        oldest = now_ns - 1_000_000_000  # a wall clock step must not move arrivals far
-        for _ in range(limit):
-            try:
-                if stamped:
-                    data, ancillary, _flags, source = sock.recvmsg(size, 64)
-                else:
-                    data, source = sock.recvfrom(size)
-                    ancillary = []
-            except BlockingIOError:
-                break
-            except OSError:
-                continue  # an ICMP error surfaced on this socket: not a datagram
-            if len(data) > self.max_datagram:
-                self.stats.oversize += 1
-                continue
-            arrival = now_ns
-            for level, kind, cdata in ancillary:
-                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
-                    sec, nsec = _TIMESPEC.unpack_from(cdata)
-                    arrival = min(
-                        now_ns, max(oldest, now_ns - (wall_ns - sec * 1_000_000_000 - nsec))
-                    )
-            out.append((data, source[:2], arrival))
-        self.stats.received += len(out)
+
+        def keep(data: bytes, source: Address, arrival: int) -> None:
+            out.append((data, source, arrival))
+
+        self.drain_to(keep, now_ns, wall_ns, limit)
         return out
+
+    def drain_to(
+        self,
+        handler: Callable[[bytes, Address, int], object],
+        now_ns: int,
+        wall_ns: int,
+        limit: int = 4 * BATCH,
+    ) -> int:
+        """`drain`, handing each datagram to `handler(data, source, arrival_ns)` as it is
+        read (no list, no tuples: this runs for every packet); how many were handed."""
+        size = self.max_datagram + 1
+        max_datagram = self.max_datagram
+        sock = self.sock
+        offset = now_ns - wall_ns  # wall clock -> caller's clock
+        oldest = now_ns - 1_000_000_000  # a wall clock step must not move arrivals far
+        unpack = _TIMESPEC.unpack_from
+        count = 0
+        if self.timestamps:
+            recvmsg = sock.recvmsg
+            for _ in range(limit):
+                try:
+                    data, ancillary, _flags, source = recvmsg(size, 64)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    continue  # an ICMP error surfaced on this socket: not a datagram
+                if len(data) > max_datagram:
+                    self.stats.oversize += 1
+                    continue
+                arrival = now_ns
+                if ancillary and ancillary[0][1] == _SO_TIMESTAMPNS:
+                    sec, nsec = unpack(ancillary[0][2])
+                    arrival = sec * 1_000_000_000 + nsec + offset
+                    if arrival > now_ns:
+                        arrival = now_ns
+                    elif arrival < oldest:
+                        arrival = oldest
+                handler(data, source[:2], arrival)
+                count += 1
+        else:
+            recvfrom = sock.recvfrom
+            for _ in range(limit):
+                try:
+                    data, source = recvfrom(size)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    continue
+                if len(data) > max_datagram:
+                    self.stats.oversize += 1
+                    continue
+                handler(data, source[:2], now_ns)
+                count += 1
+        self.stats.received += count
+        return count
 
     def send_many(self, datagrams: Iterable[tuple[Buffer, Address]]) -> int:
         """`send` each (data, address) in turn; how many the kernel took."""
