@@ -66,7 +66,9 @@ class Packetizer:
         self.pad_last = pad_last
         self._seq = first_seq
         self._ts = first_timestamp
-        self._pending = np.zeros((samples_per_packet, encoding.channels), np.float32)
+        # Encoded (L16) samples waiting for a packet to fill: encoding is per sample, so a
+        # chunk is encoded as it comes and packets are cut from bytes (no float copies).
+        self._pending = bytearray()
         self._fill = 0
         self._position = 0  # samples per channel packetized since the stream started
         self._anchor_position = 0  # stream position of the newest chunk's first frame
@@ -94,19 +96,16 @@ class Packetizer:
             raise ValueError(f"frames must have shape (n, {channels}), got {frames.shape}")
         self._anchor_position = self._position + self._fill
         self._anchor_ns = capture_ns
-        fill = self._fill
-        if fill:
-            frames = np.concatenate((self._pending[:fill], frames))
+        pending = self._pending
+        pending += encode_l16(frames)
         spp = self.samples_per_packet
-        count, rest = divmod(len(frames), spp)
-        if rest:
-            self._pending[:rest] = frames[count * spp :]
+        count, rest = divmod(self._fill + len(frames), spp)
         self._fill = rest
         if not count:
             return []
-        # One encode for every packet of the chunk; the headers are Roc's bare ones.
-        payload = memoryview(encode_l16(frames[: count * spp]))
-        size = len(payload) // count
+        size = spp * self.encoding.frame_bytes
+        payload = bytes(pending[: count * size])
+        del pending[: count * size]
         pack = _HEADER.pack
         pt, ssrc, seq, ts = self.encoding.payload_type, self.ssrc, self._seq, self._ts
         position = self._position
@@ -131,7 +130,8 @@ class Packetizer:
         self._fill = 0
         if not fill or not self.pad_last:
             return []
-        payload = encode_l16(self._pending[:fill])
+        payload = bytes(self._pending)
+        self._pending.clear()
         missing = (self.samples_per_packet - fill) * self.encoding.frame_bytes
         if missing <= MAX_PADDING:
             return [self._packet(payload, fill, padding=missing)]
