@@ -14,7 +14,9 @@ Rules (after Roc's delayed reader, depacketizer and sorted queue, ROC_PROTOCOL.m
   read period, what arrived between two reads is kept (a sender that sends its packets in
   pairs, as roc-send does, is not cut), while a backlog (a reader that started late, a
   burst after a stall) is dropped. Playback thus starts with a latency between the target
-  and the target plus slack plus one packet.
+  and the target plus slack plus one packet. `try_start_exact` (what a receiver session
+  uses) starts at a given latency to the sample instead: a backlog is cut mid-packet, and
+  a queue short of it is topped up with silence before the first packet.
 * While playing, `pos` is the next position to read: a packet ending at or before it is
   late (dropped), one straddling it is trimmed, a packet whose samples are all present
   already is a duplicate (dropped), a packet ending more than `capacity` samples ahead of
@@ -203,6 +205,37 @@ class JitterBuffer:
         self._starts = []
         return True
 
+    def try_start_exact(self, threshold: int, latency: int) -> bool:
+        """End initial buffering once the queued span reaches `threshold` samples, reading
+        from exactly `latency` samples before the newest end; True when playing.
+
+        Samples older than that are dropped (mid-packet if need be); when `latency` exceeds
+        the span, the positions before the oldest packet read as silence (valid zeros: a
+        stream that starts, not a hole to conceal). A receiver thus starts its queue at its
+        target to the sample, without waiting for a read period more and without cutting
+        the first packets of a stream.
+        """
+        if self.pos is not None:
+            return True
+        end = self.newest_end
+        if end is None or self.span < threshold:
+            return False
+        floor = self._floor
+        assert floor is not None
+        oldest = max(self._starts[0], floor) if self._starts else end
+        pos = max(end - latency, end - (self._cap - self._history))
+        if pos < oldest:
+            lead = oldest - pos
+            self._fill(pos, np.zeros((lead, self._channels), np.float32))
+            self._set_valid(pos, oldest)
+        else:
+            self._clear(floor, pos)
+        self._fill(pos - self._history, np.zeros((self._history, self._channels), np.float32))
+        self.pos = self._read_start = pos
+        self._floor = None
+        self._starts = []
+        return True
+
     def read(self, n: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_] | None]:
         """The next `n` samples (a copy, shape (n, channels)) and the mask of the missing
         ones (None when none is missing). Advances the read position."""
@@ -265,6 +298,17 @@ class JitterBuffer:
             k = self._cap - i
             self._data[i:] = samples[:k]
             self._data[: j - self._cap] = samples[k:]
+
+    def _set_valid(self, a: int, b: int) -> None:
+        """Set the valid flags of positions [a, b) (b - a < capacity)."""
+        i = a & self._mask
+        j = i + (b - a)
+        valid = self._valid
+        if j <= self._cap:
+            valid[i:j] = self._ones[: j - i]
+        else:
+            valid[i:] = self._ones[: self._cap - i]
+            valid[: j - self._cap] = self._ones[: j - self._cap]
 
     def _clear(self, a: int, b: int) -> None:
         """Clear the valid flags of positions [a, b)."""

@@ -226,11 +226,13 @@ class ReceiverSession:
             return None
         buffer = self._buffer
         if self.state is SessionState.BUFFERING:
-            # Start when the queue holds the target plus this frame, so that the latency
-            # left after the frame (what is measured and tuned) starts at the target; keep
-            # one frame's worth of arrivals beyond that (see JitterBuffer.try_start).
+            # Start when the queue holds the target, reading from the target plus this
+            # frame before its end (see JitterBuffer.try_start_exact): the latency left
+            # after the frame (what is measured and tuned) starts at the target to the
+            # sample, so the tuner has no start-up offset to remove (the gradual profile
+            # takes about a minute to remove one packet's worth).
             frame = ceil(n * self._stream_per_output)
-            if not buffer.try_start(self._target + frame, slack=frame):
+            if not buffer.try_start_exact(self._target, self._target + frame):
                 self._watch(n, blank=True, incomplete=False)
                 return None
             self.state = SessionState.PLAYING

@@ -74,9 +74,11 @@ def test_capture_replays_to_the_sent_file(
     np.testing.assert_array_equal(output[offset : offset + sent], wav[:sent])
     # Nothing before (the first sample of the file is the first one played), silence after.
     assert not output[:offset].any()
-    # Started at the read of 115 ms, the first with the 100 ms target plus one frame queued
-    # (23 packets: roc-send sends them in pairs, 10 ms apart).
-    assert offset == 11 * FRAME
+    # Started at the read of 105 ms, the first with the 100 ms target queued (21 packets:
+    # roc-send sends them in pairs, 10 ms apart), from the target plus one frame before the
+    # newest end: the frame then leaves exactly the target queued, its first samples being
+    # the silence before the stream.
+    assert offset == 10 * FRAME + (4410 + FRAME - 21 * 221)
     (ended,) = receiver.pop_ended()  # the stream ended: the watchdog removed the session
     assert ended.reason is EndReason.NO_PLAYBACK
     metrics = ended.metrics

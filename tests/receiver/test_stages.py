@@ -348,3 +348,23 @@ def test_resampler_outputs_exactly_what_is_asked_and_is_clean() -> None:
     assert np.abs(np.diff(joined)).max() < 0.5 * 2 * np.pi * freq / rate * 1.05
     with pytest.raises(ValueError, match="ratio"):
         resampler.ratio = 0.0
+
+
+def test_exact_start_tops_up_with_silence_or_cuts_mid_packet() -> None:
+    jb = JitterBuffer(1, 1024)
+    for start in (0, 10, 20):
+        jb.write(start, payload(start, 10), 0)
+    assert not jb.try_start_exact(31, 40)
+    assert jb.try_start_exact(30, 40)  # 30 queued, 40 asked: 10 samples of silence first
+    assert jb.pos == -10
+    data, missing = jb.read(40)
+    assert missing is None  # the silence before a stream is not a hole
+    assert positions(data) == [0] * 10 + list(range(1, 31))
+    jb = JitterBuffer(1, 1024)
+    for start in (0, 10, 20):
+        jb.write(start, payload(start, 10), 0)
+    assert jb.try_start_exact(10, 13)  # cut mid-packet: 13 left
+    assert (jb.pos, jb.span) == (17, 13)
+    data, missing = jb.read(13)
+    assert missing is None
+    assert positions(data) == list(range(18, 31))
