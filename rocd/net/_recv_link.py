@@ -137,7 +137,8 @@ class RecvLink:
             await sink.write(frames)
 
     async def _play_ticked(self, sink: FrameOutput, chunk: int, ticker: Ticker) -> None:
-        pacer = Pacer(sink.spec.rate, now_ns(), chunk_samples=chunk, max_lag_ns=10**9)
+        start = ticker.pacer_start_ns(now_ns())
+        pacer = Pacer(sink.spec.rate, start, chunk_samples=chunk, max_lag_ns=10**9)
 
         async def step(now: int) -> bool:
             self._ticks += 1

@@ -142,8 +142,14 @@ class SendLink:
     async def _stream_ticked(self, source: FrameInput, ticker: Ticker) -> None:
         rate = source.spec.rate
         chunk = max(1, rate * self.chunk_ns // 1_000_000_000)
+        now = now_ns()
+        start = ticker.pacer_start_ns(now)
         pacer = Pacer(
-            rate, now_ns(), chunk_samples=chunk, wall_start_ns=self._wall_ns(), max_lag_ns=10**9
+            rate,
+            start,
+            chunk_samples=chunk,
+            wall_start_ns=self._wall_ns() + start - now,
+            max_lag_ns=10**9,
         )
 
         ticks = 0

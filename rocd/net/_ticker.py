@@ -15,6 +15,12 @@ Rules:
   it in the link's own task: one link failing never stops the others.
 - Ticks are on an absolute schedule (no drift); a late wake-up runs the steps once, and
   each link's `Pacer` says how many chunks are due, so the link catches up in a burst.
+- A link's pacer starts half a period off the ticks (`pacer_start_ns`): its chunks then
+  fall due half-way between two ticks, so the wake-up lateness (~1-2 ms here) never
+  decides whether a chunk is due at this tick or the next. Otherwise a sender whose chunk
+  is due right at the tick sends none at one tick and two at the next, and its receiver
+  sees its queue dip by a whole chunk (10 ms) now and then: noise for the latency tuner,
+  and an underrun at small targets.
 """
 
 from __future__ import annotations
@@ -81,6 +87,15 @@ class Ticker:
         self._order: list[TickHandle] = []
         self.ticks = 0
         self.late_ticks = 0  # woke up more than a period late
+        self._next_tick_ns: int | None = None
+
+    def pacer_start_ns(self, now_ns: int) -> int:
+        """Start time for a link's `Pacer` (chunks of about one period): half a period
+        before the next tick, so chunks fall due half-way between ticks. `now_ns` when the
+        ticker is not running."""
+        if self._next_tick_ns is None:
+            return now_ns
+        return self._next_tick_ns - self.period_ns // 2
 
     @property
     def attached(self) -> int:
@@ -96,15 +111,18 @@ class Ticker:
     async def run(self, *, task_status: trio.TaskStatus[Ticker] = trio.TASK_STATUS_IGNORED) -> None:
         """Tick until cancelled. Attached links see no more steps once it stops (their
         owners are cancelled with it when they live in the same nursery)."""
-        task_status.started(self)
         deadline = now_ns()
+        self._next_tick_ns = deadline + self.period_ns
+        task_status.started(self)
         while True:
             deadline += self.period_ns
+            self._next_tick_ns = deadline
             await trio.sleep_until(deadline / 1e9)
             now = now_ns()
             if now - deadline > self.period_ns:
                 self.late_ticks += 1
                 deadline = now  # do not replay missed ticks: the pacers catch up
+                self._next_tick_ns = deadline + self.period_ns
             self.ticks += 1
             self._order = [h for h in self._order if h in self._handles]
             for handle in list(self._order):
