@@ -158,9 +158,7 @@ def _report(
         flush=True,
     )
     if final:
-        all_errs = [
-            abs(lat - args.target_ms) for log in logs for t, lat in log.samples if t >= 60
-        ]
+        all_errs = [abs(lat - args.target_ms) for log in logs for t, lat in log.samples if t >= 60]
         print(
             f"whole run: underruns {underruns}, concealed {concealed}, late {late}, "
             f"restarts {restarts}; after the first minute mean |err| "

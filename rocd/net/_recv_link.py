@@ -111,6 +111,7 @@ class RecvLink:
                     multicast_iface=self.multicast_iface,
                     max_datagram=2048 if interface is not Interface.CONTROL else 65535,
                     timestamps=True,
+                    gro=interface is not Interface.CONTROL,
                 )
             task_status.started({i: s.local for i, s in self.sockets.items()})
             chunk = max(1, sink.spec.rate * self.chunk_ns // 1_000_000_000)

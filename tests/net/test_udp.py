@@ -94,3 +94,27 @@ async def test_multicast_group_bind_and_join() -> None:
             assert rx.sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
         finally:
             rx.close()
+
+
+async def test_send_many_keeps_every_datagram_and_its_order() -> None:
+    # Runs of equal-sized datagrams to one address leave in one system call (UDP
+    # segmentation offload where the kernel has it) and may arrive in one read (GRO on
+    # `a`, not on `b`); what the drains hand over must not show it.
+    with trio.fail_after(5):
+        a = await UdpEndpoint.bind(("127.0.0.1", 0), timestamps=True, gro=True)
+        b = await UdpEndpoint.bind(("127.0.0.1", 0), timestamps=True)
+        tx = await UdpEndpoint.bind(("127.0.0.1", 0))
+        try:
+            plan = [(bytes([i]) * 902, a.local) for i in range(12)]  # a long run
+            plan += [(b"short", a.local), (b"x" * 902, b.local), (b"y" * 902, b.local)]
+            plan += [(bytes([100 + i]) * 40, a.local) for i in range(3)]
+            assert tx.send_many(plan) == len(plan)
+            assert tx.stats.sent == len(plan)
+            await trio.sleep(0.05)
+            got_a = [d for d, _src, _t in a.drain(0, 0)]
+            got_b = [d for d, _src, _t in b.drain(0, 0)]
+            assert got_a == [d for d, addr in plan if addr == a.local]
+            assert got_b == [b"x" * 902, b"y" * 902]
+        finally:
+            for udp in (a, b, tx):
+                udp.close()
