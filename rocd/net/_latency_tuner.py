@@ -202,13 +202,18 @@ class LatencyTuner:
     def estimator(self) -> FreqEstimator | None:
         return self._estimator
 
-    def update(self, latency: float, *, stalling_ns: int = 0) -> LatencyStatus:
+    def update(
+        self, latency: float, *, stalling_ns: int = 0, tuned: float | None = None
+    ) -> LatencyStatus:
         """Record the current latency (samples) and check it against the bounds.
 
-        `stalling_ns` is how long ago the newest packet arrived. On OUT_OF_BOUNDS the caller
-        restarts the session; the tuner keeps no failed state of its own.
+        `stalling_ns` is how long ago the newest packet arrived. `tuned`, when given, is
+        what the estimator is fed instead of `latency` (a receiver's smoothed latency,
+        while the bounds stay on the raw NIQ latency, as Roc checks them). On
+        OUT_OF_BOUNDS the caller restarts the session; the tuner keeps no failed state of
+        its own.
         """
-        self.latency = latency
+        self.latency = latency if tuned is None else tuned
         if not self._check_bounds:
             return LatencyStatus.IN_BOUNDS
         if latency < self.min_latency:

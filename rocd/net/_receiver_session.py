@@ -36,6 +36,7 @@ from ._fecframe import FecScheme
 from ._jitter_buffer import JitterBuffer, WriteResult
 from ._latency_tuner import LatencyStatus, LatencyTuner
 from ._link_meter import LinkMeter
+from ._niq_smoother import NiqSmoother
 from ._receiver_types import (
     Address,
     EndReason,
@@ -95,6 +96,7 @@ class ReceiverSession:
         self._buffer = JitterBuffer(channels, capacity, history=fade)
         self._depacketizer = Depacketizer(self._buffer, channels, config.channels, fade)
         self._stream_per_output = rate / config.rate  # stream samples per output sample
+        self._out_rate = config.rate
         self._base_ratio = config.rate / rate
         self._drift = config.drift_compensation
         self._resampler: Resampler | None = None
@@ -111,6 +113,9 @@ class ReceiverSession:
         self.end_reason: EndReason | None = None
         """Set when the session must be removed."""
         self._play_pos = 0.0  # consumer position, stream samples
+        self._out_clock = 0.0  # output frames read while playing, in stream samples
+        self._smoother = NiqSmoother()
+        self._latency: float | None = None  # the tuned latency (see NiqSmoother)
         self._advance_rest = 0.0  # fraction of a stream sample not yet given to the tuner
         self._drops = False  # packets dropped as late since the last frame
         self.recovered = 0
@@ -257,7 +262,12 @@ class ReceiverSession:
         end = buffer.newest_end
         assert end is not None
         stalling = now_ns - buffer.newest_arrival_ns
-        if tuner.update(end - self._play_pos, stalling_ns=stalling) is LatencyStatus.OUT_OF_BOUNDS:
+        niq = end - self._play_pos
+        self._out_clock += n * self._stream_per_output
+        lag = self._out_clock - end
+        self._latency = latency = self._smoother.update(niq, lag, n / self._out_rate)
+        status = tuner.update(niq, stalling_ns=stalling, tuned=latency)
+        if status is LatencyStatus.OUT_OF_BOUNDS:
             self.end_reason = EndReason.LATENCY_OUT_OF_BOUNDS
             return out
         played = n * self._stream_per_output + self._advance_rest
@@ -291,6 +301,15 @@ class ReceiverSession:
         return buffer.newest_end - self._play_pos
 
     @property
+    def latency(self) -> float:
+        """The latency the tuner holds at the target (stream samples): the NIQ latency
+        without its packet sawtooth (`NiqSmoother`); the NIQ latency until the first
+        frame is played."""
+        if self._latency is None or self.state is SessionState.BUFFERING:
+            return self.niq_latency
+        return self._latency
+
+    @property
     def concealed_samples(self) -> int:
         return self._depacketizer.concealed
 
@@ -307,7 +326,7 @@ class ReceiverSession:
             address=self.address,
             payload_type=self.encoding.payload_type,
             state=self.state,
-            latency_ms=self.niq_latency * 1000.0 / rate,
+            latency_ms=self.latency * 1000.0 / rate,
             target_ms=self._tuner.target_ns / 1e6,
             jitter_ms=meter.jitter * 1000.0 / rate,
             received=meter.received,

@@ -33,7 +33,7 @@ from ._receiver import Receiver
 from ._receiver_types import EndReason
 from ._rtcp_receiver import ReceiverReporter
 from ._send_link import RTCP_DRAIN_TICKS, SampleSpecLike
-from ._ticker import Ticker, now_ns
+from ._ticker import CONSUME, Ticker, now_ns
 from ._udp import Address, UdpEndpoint
 
 __all__ = ["FrameOutput", "RecvLink"]
@@ -151,7 +151,7 @@ class RecvLink:
             self._after_read(now)
             return False
 
-        await ticker.attach(step).wait()
+        await ticker.attach(step, stage=CONSUME).wait()
 
     def _take_datagrams(self, now: int) -> None:
         wall = self._wall_ns()

@@ -31,7 +31,7 @@ from ._endpoint import EndpointSet, Interface
 from ._errors import MalformedPacket
 from ._pacer import Pacer
 from ._sender import Datagram, Sender
-from ._ticker import Ticker, now_ns
+from ._ticker import PRODUCE, Ticker, now_ns
 from ._udp import Address, UdpEndpoint, resolve_udp
 
 __all__ = ["FrameInput", "SampleSpecLike", "SendLink"]
@@ -169,7 +169,7 @@ class SendLink:
             self._send(self.sender.poll_rtcp(now, self._wall_ns()))  # also while stalled
             return False
 
-        await ticker.attach(step).wait()
+        await ticker.attach(step, stage=PRODUCE).wait()
 
     def _send(self, datagrams: list[Datagram]) -> None:
         udp = self._udp

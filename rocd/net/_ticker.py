@@ -30,12 +30,17 @@ from collections.abc import Awaitable, Callable
 import outcome
 import trio
 
-__all__ = ["Step", "TickHandle", "Ticker"]
+__all__ = ["CONSUME", "PRODUCE", "Step", "TickHandle", "Ticker"]
 
 #: A link's step: do what is due at `now_ns` (monotonic); True when the link is done.
 Step = Callable[[int], Awaitable[bool]]
 
 DEFAULT_PERIOD_NS = 10_000_000
+
+PRODUCE = 0
+"""Stage of sending links: they step first in every tick."""
+CONSUME = 1
+"""Stage of receiving links."""
 
 
 def now_ns() -> int:
@@ -51,6 +56,7 @@ class TickHandle:
         self.step = step
         self._done = trio.Event()
         self._result: outcome.Outcome[None] | None = None
+        self.stage = 0
 
     def detach(self) -> None:
         """Stop stepping this link (idempotent)."""
@@ -74,6 +80,10 @@ class TickHandle:
             self.detach()
         assert self._result is not None
         self._result.unwrap()
+
+
+def _stage(handle: TickHandle) -> int:
+    return handle.stage
 
 
 class Ticker:
@@ -101,11 +111,18 @@ class Ticker:
     def attached(self) -> int:
         return len(self._handles)
 
-    def attach(self, step: Step) -> TickHandle:
-        """Step `step` from the next tick on; `wait` on the handle for its end."""
+    def attach(self, step: Step, *, stage: int = 0) -> TickHandle:
+        """Step `step` from the next tick on; `wait` on the handle for its end.
+
+        Within a tick, links step by `stage` (then in attach order): senders use
+        `PRODUCE`, receivers `CONSUME`, so what a process sends to itself in a tick is
+        there when it reads, and after a stall the senders catch up before the receivers
+        read (else a receiver reads chunks whose packets are still to be sent)."""
         handle = TickHandle(self, step)
+        handle.stage = stage
         self._handles.add(handle)
         self._order.append(handle)
+        self._order.sort(key=_stage)  # stable: attach order within a stage
         return handle
 
     async def run(self, *, task_status: trio.TaskStatus[Ticker] = trio.TASK_STATUS_IGNORED) -> None:
