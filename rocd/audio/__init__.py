@@ -26,6 +26,7 @@ from ._driver import (
 )
 from ._errors import AudioError, DeviceNotFound, DriverUnavailable, StreamBroken, Unsupported
 from ._file_driver import FileDriver
+from ._file_io import FileReader, FileWriter, open_file_reader, open_file_writer
 from ._format import (
     MAX_VOLUME,
     Frames,
@@ -66,6 +67,8 @@ __all__ = [
     "DriverUp",
     "EventHub",
     "FileDriver",
+    "FileReader",
+    "FileWriter",
     "FrameRing",
     "FrameSink",
     "FrameSource",
@@ -90,6 +93,8 @@ __all__ = [
     "frames_from_bytes",
     "frames_from_s16",
     "frames_to_s16",
+    "open_file_reader",
+    "open_file_writer",
     "open_pulse_driver",
     "silence",
     "volume_to_amplitude",
