@@ -62,6 +62,12 @@ def sine_snr_db(signal: npt.NDArray[np.floating], freq: float, rate: int = 44100
     return float(10 * np.log10(spectrum[near].sum() / spectrum[rest].sum()))
 
 
+def whole_fec_blocks(frames: Frames, packet: int = 221, block: int = 18) -> Frames:
+    """The part of a stream that FEC protects: the last, incomplete block gets no repair
+    packets (from Roc's sender either), so a loss there can only be concealed."""
+    return frames[: (len(frames) // packet // block) * block * packet]
+
+
 def assert_exact_stream(
     sent: Frames,
     received: Frames,
