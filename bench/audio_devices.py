@@ -18,7 +18,7 @@ import numpy as np
 import trio
 
 from rocd.audio import PulseDriver, SampleSpec, open_pulse_driver
-from tests.audio.pulse_server import PulseServer
+from tests.pulse_server import PulseServer
 
 SPEC = SampleSpec(48000, 2)
 BLOCK = 240  # 5 ms

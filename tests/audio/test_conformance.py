@@ -34,7 +34,7 @@ from rocd.audio import (
     Unsupported,
     open_pulse_driver,
 )
-from tests.audio.pulse_server import PulseServer
+from tests.pulse_server import PulseServer
 
 SPEC = SampleSpec(48000, 2)
 

@@ -25,7 +25,7 @@ from rocd.audio import (
     frames_from_bytes,
     open_pulse_driver,
 )
-from tests.audio.pulse_server import PulseServer
+from tests.pulse_server import PulseServer
 
 SPEC = SampleSpec(48000, 2)
 PAD = 0.2  # seconds of trailing silence: the tail of a playback can be cut

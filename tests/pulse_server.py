@@ -2,7 +2,8 @@
 
 It runs as the current user (root works) with its own runtime directory, cookie and unix
 socket, anonymous auth, and no default script: it starts with no devices at all, and the
-tests make null sinks. `env` is what a client needs to reach it.
+tests make null sinks. The command line is the daemon's own (`pulse_server_command`), so
+the tests check what rocd runs. `env` is what a client needs to reach it.
 """
 
 import os
@@ -16,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from rocd.audio import prepare_pulse_root, pulse_server_command, pulse_server_env
 from rocd.audio._pulse_ctl import client_config
 
 
@@ -26,14 +28,9 @@ class PulseServerError(RuntimeError):
 class PulseServer:
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix="rocd-pulse-"))
-        self.run_dir = self.root / "run"
         self.home = self.root / "home"
         self.log = self.root / "pulse.log"
-        self.env = {
-            "XDG_RUNTIME_DIR": str(self.run_dir),
-            "PULSE_COOKIE": str(self.root / "cookie"),
-            "PULSE_SERVER": f"unix:{self.run_dir}/pulse/native",
-        }
+        self.env = pulse_server_env(self.root)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -51,28 +48,17 @@ class PulseServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
     def start(self, timeout: float = 10.0) -> None:
         """Start the server and return once `pactl info` answers."""
         self.check_installed()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.home.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.run_dir, 0o700)
+        prepare_pulse_root(self.root)
         self._proc = subprocess.Popen(
-            [
-                "pulseaudio",
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "-n",
-                "--use-pid-file=no",
-                "--disallow-exit",
-                # As root the server may take real-time scheduling and then kill itself
-                # when the CPU limit or RLIMIT_RTTIME trips on a loaded test machine.
-                "--realtime=no",
-                "--high-priority=no",
-                "--no-cpu-limit",
-                f"--log-target=file:{self.log}",
-                "--load=module-native-protocol-unix auth-anonymous=1",
-            ],
+            pulse_server_command(self.log),
             env={**os.environ, **self.env, "HOME": str(self.home)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
