@@ -138,7 +138,8 @@ class AudioService(Actor):
                 self._failed[spec.name] = str(exc) or type(exc).__name__
                 continue
             self.drivers[driver.name] = driver
-            await self.nursery.start(self._follow, driver)
+            listing: DriverSynced = await self.nursery.start(self._follow, driver)
+            await self._synced(listing.driver, listing.devices, listing.seq)
             if spec.poll is not None:
                 self.nursery.start_soon(self._poll, driver, spec.poll)
         stored = await self._store.ask(ListSettings("vad"))
@@ -159,17 +160,23 @@ class AudioService(Actor):
             task_status.started(driver)
             await trio.sleep_forever()
 
-    async def _follow(self, driver: AudioDriver, *, task_status: trio.TaskStatus[None]) -> None:
-        """Number the driver's events and tell them to the service, for ever."""
+    async def _follow(
+        self, driver: AudioDriver, *, task_status: trio.TaskStatus[DriverSynced]
+    ) -> None:
+        """Number the driver's events and tell them to the service, for ever. The first
+        listing is reported as started (the service starts its devices before it serves
+        requests); the listings after a renewed watch are told like the events."""
         first = True
         while True:
             async with driver.watch() as events:
                 seq = driver.event_count  # no checkpoint since the watch opened
                 devices = await driver.list_devices()
-                await self.ref.tell(DriverSynced(driver.name, devices, driver.event_count))
+                listing = DriverSynced(driver.name, devices, driver.event_count)
                 if first:
                     first = False
-                    task_status.started()
+                    task_status.started(listing)
+                else:
+                    await self.ref.tell(listing)
                 async for event in events:
                     seq += 1
                     await self.ref.tell(DriverEvent(driver.name, event, seq))
