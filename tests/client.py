@@ -82,19 +82,22 @@ async def wait_subscribed(rocd: RunningDaemon, count: int) -> None:
 
 
 class EventFeed:
-    """One WS /events subscription."""
+    """One WS /events subscription; events are taken by matching, in order of arrival."""
 
     def __init__(self, ws: WebSocketConnection) -> None:
         self.ws = ws
-        self.seen: list[dict[str, Any]] = []
+        self.backlog: list[dict[str, Any]] = []  # arrived, not taken yet
 
     async def next(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        """The next event for which `match` is true (the others are kept in `seen`)."""
+        """The first event not taken yet for which `match` is true (waiting for it)."""
+        for i, event in enumerate(self.backlog):
+            if match(event):
+                return self.backlog.pop(i)
         while True:
             event: dict[str, Any] = json.loads(await self.ws.get_message())
-            self.seen.append(event)
             if match(event):
                 return event
+            self.backlog.append(event)
 
     async def kind(self, kind: str, subject: str | None = None) -> dict[str, Any]:
         return await self.next(
