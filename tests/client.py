@@ -94,10 +94,10 @@ class EventFeed:
             if match(event):
                 return self.backlog.pop(i)
         while True:
-            event: dict[str, Any] = json.loads(await self.ws.get_message())
-            if match(event):
-                return event
-            self.backlog.append(event)
+            new: dict[str, Any] = json.loads(await self.ws.get_message())
+            if match(new):
+                return new
+            self.backlog.append(new)
 
     async def kind(self, kind: str, subject: str | None = None) -> dict[str, Any]:
         return await self.next(
