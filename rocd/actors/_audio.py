@@ -204,9 +204,14 @@ class AudioService(Actor):
             case GetDrivers():
                 return self.statuses()
             case Rescan():
-                for name in self._polled & set(self.drivers):
+                # Reconciled here rather than through the events the listing publishes,
+                # so the devices are there when the reply is (those events come later
+                # and are older than this listing: they change nothing).
+                for name in sorted(self._polled & set(self.drivers)):
+                    driver = self.drivers[name]
                     with audio_errors():
-                        await self.drivers[name].list_devices()
+                        devices = await driver.list_devices()
+                    await self._synced(name, devices, driver.event_count)
                 return None
             case CreateVad(create=create):
                 return await self._create_vad(create)
