@@ -146,6 +146,12 @@ async def test_openapi_document_is_valid_and_covers_every_route(rocd: RunningDae
     assert declared == documented
     for route in ("/health", "/version", "/peers", "/peers/{uid}", "/events", "/openapi.json"):
         assert route in doc["paths"]
+    assert set(doc["paths"]["/peers/{peer}/devices/{uid}"]) == {"get", "put"}
+    assert set(doc["paths"]["/peers/{peer}/vads"]) == {"get", "post"}
+    assert set(doc["paths"]["/peers/{peer}/vads/{uid}"]) == {"get", "put", "delete"}
+    assert "201" in doc["paths"]["/peers/{peer}/vads"]["post"]["responses"]
+    update = doc["components"]["schemas"]["DeviceUpdate"]["properties"]
+    assert update["volume"] == {"type": "number", "minimum": 0.0, "maximum": 1.5}
     put = doc["paths"]["/peers/{uid}"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PeerUpdate"
