@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
+import trio
 
-from rocd.audio import prepare_pulse_root, pulse_server_command, pulse_server_env
+from rocd.audio import (
+    CaptureStream,
+    Frames,
+    prepare_pulse_root,
+    pulse_server_command,
+    pulse_server_env,
+)
 from rocd.audio._pulse_ctl import client_config
 
 
@@ -110,3 +118,28 @@ class PulseServer:
 
     def pactl_json(self, *args: str) -> Any:
         return msgspec.json.decode(self.pactl("-f", "json", *args))
+
+
+async def record_paplay(
+    capture: CaptureStream, server: PulseServer, sink: str, wav: Path
+) -> Frames:
+    """What `capture` records while `paplay` plays `wav` into server sink `sink` (and the
+    tail the server still held when paplay returned). The capture is read once before
+    paplay starts, so the recorder is attached first."""
+    await capture.read(480)
+    played = trio.Event()
+    blocks = []
+    async with trio.open_nursery() as nursery:
+
+        async def play() -> None:
+            await trio.run_process(
+                ["paplay", f"--device={sink}", str(wav)], env=server.client_env()
+            )
+            played.set()
+
+        nursery.start_soon(play)
+        while not played.is_set():
+            blocks.append(await capture.read(480))
+    for _ in range(20):
+        blocks.append(await capture.read(480))
+    return np.concatenate(blocks)

@@ -26,7 +26,7 @@ from rocd.audio import (
     open_pulse_driver,
 )
 from tests.e2e.signals import assert_same_audio, s16_noise
-from tests.pulse_server import PulseServer
+from tests.pulse_server import PulseServer, record_paplay
 
 SPEC = SampleSpec(48000, 2)
 PAD = 0.2  # seconds of trailing silence: the tail of a playback can be cut
@@ -60,24 +60,9 @@ async def test_virtual_speaker_is_bit_exact(
         try:
             async with pulse.open_capture(spk.id, SPEC) as capture:
                 assert capture.clocked
-                await capture.read(480)  # the recorder is attached before playback starts
-                played = trio.Event()
-                blocks = []
-                async with trio.open_nursery() as nursery:
-
-                    async def play() -> None:
-                        await trio.run_process(
-                            ["paplay", "--device=t_spk", str(wav)], env=pulse_server.client_env()
-                        )
-                        played.set()
-
-                    nursery.start_soon(play)
-                    while not played.is_set():
-                        blocks.append(await capture.read(480))
-                for _ in range(20):  # what the server still held when paplay returned
-                    blocks.append(await capture.read(480))
+                recorded = await record_paplay(capture, pulse_server, "t_spk", wav)
                 assert capture.stats().overruns == 0
-            assert_same_audio(np.concatenate(blocks), expected)
+            assert_same_audio(recorded, expected)
         finally:
             await pulse.delete_virtual(spk.id)
         assert "t_spk" not in pulse_server.pactl("list", "short", "sinks")

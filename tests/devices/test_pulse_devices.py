@@ -20,7 +20,7 @@ from rocd.audio import SampleSpec
 from rocd.config import AudioConfig
 from tests.client import RunningDaemon, device_path, events, running_daemon
 from tests.e2e.signals import assert_same_audio, s16_noise
-from tests.pulse_server import PulseServer
+from tests.pulse_server import PulseServer, record_paplay
 
 from .conftest import pulse_config
 
@@ -78,25 +78,9 @@ async def test_a_virtual_speaker_made_through_rest_is_bit_exact(
         assert endpoint.spec == SPEC
         try:
             async with endpoint.driver.open_capture(endpoint.device_id, endpoint.spec) as capture:
-                await capture.read(480)  # the recorder is attached before playback starts
-                blocks = []
-                async with trio.open_nursery() as nursery:
-                    played = trio.Event()
-
-                    async def play() -> None:
-                        await trio.run_process(
-                            ["paplay", f"--device={sink}", str(wav)],
-                            env=pulse_server.client_env(),
-                        )
-                        played.set()
-
-                    nursery.start_soon(play)
-                    while not played.is_set():
-                        blocks.append(await capture.read(480))
-                for _ in range(20):  # what the server still held when paplay returned
-                    blocks.append(await capture.read(480))
+                recorded = await record_paplay(capture, pulse_server, sink, wav)
                 assert capture.stats().overruns == 0
-            assert_same_audio(np.concatenate(blocks), expected)
+            assert_same_audio(recorded, expected)
         finally:
             r = await rocd.http.delete(f"/peers/self/vads/{vad['uid']}")
             assert r.status_code == 204
