@@ -262,3 +262,14 @@ async def test_no_sound_server_is_reported_and_vads_wait_for_it(tmp_path: Path) 
             assert r.status_code == 201, r.text
             assert (r.json()["state"], r.json()["device"]) == ("pending", None)
             assert "down" in r.json()["reason"]
+
+
+async def test_portaudio_is_a_driver_when_asked_for(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with running_daemon(tmp_path, AudioConfig(pulse="off", portaudio=True)) as rocd:
+            drivers = (await rocd.http.get("/health")).json()["drivers"]
+            assert {"driver": "portaudio", "up": True, "reason": ""} in drivers
+            listing = (await rocd.http.get("/peers/self/devices")).json()
+            for device in listing["devices"]:
+                if device["driver"] == "portaudio":  # ALSA's plugins, no sound card here
+                    assert device["id"].startswith("portaudio:")
