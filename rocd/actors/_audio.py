@@ -337,4 +337,4 @@ def _display_name(name: str) -> str:
     try:
         return check_name(name)
     except InvalidRequest as exc:
-        raise invalid("name", exc.message, name) from None
+        raise invalid("name", exc.message) from None

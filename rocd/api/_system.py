@@ -10,6 +10,7 @@ import trio
 from rocd import __version__
 from rocd.actors import Actor, GetBusStats, GetDrivers, Supervisor
 from rocd.audio import DriverStatus
+from rocd.errors import RocdError
 
 from ._context import ApiContext
 from ._routes import API
@@ -54,8 +55,15 @@ def _crashes(sup: Supervisor) -> int:
 )
 async def health(ctx: ApiContext) -> Health:
     bus = await ctx.events.ask(GetBusStats())
-    drivers = await ctx.audio.ask(GetDrivers()) if ctx.audio is not None else []
-    alive = ctx.events.alive and ctx.node.alive and (ctx.audio is None or ctx.audio.alive)
+    drivers: list[DriverStatus] = []
+    audio_ok = True
+    if ctx.audio is not None:
+        try:
+            # Short: a restarting audio service must not hold up the health check.
+            drivers = await ctx.audio.ask(GetDrivers(), within=1.0)
+        except RocdError:
+            audio_ok = False
+    alive = ctx.events.alive and ctx.node.alive and audio_ok
     return Health(
         status="ok" if alive and all(d.up for d in drivers) else "degraded",
         uid=ctx.node.uid,
