@@ -2,7 +2,7 @@
 
 Nothing here knows of actors or HTTP. Drivers: `open_pulse_driver` (PulseAudio or
 pipewire-pulse), `FileDriver`, `ToneDriver`, `PortAudioDriver`; all implement
-`AudioDriver`.
+`AudioDriver`. `PrivatePulseServer` runs a headless PulseAudio for a machine without one.
 """
 
 from ._driver import (
@@ -43,6 +43,13 @@ from ._format import (
 from ._pace import Paced
 from ._portaudio import PortAudioDriver
 from ._pulse import PulseDriver, open_pulse_driver
+from ._pulse_server import (
+    PrivatePulseServer,
+    prepare_pulse_root,
+    probe_pulse,
+    pulse_server_command,
+    pulse_server_env,
+)
 from ._ring import FrameRing, RingStats
 from ._tone import DEFAULT_TONES, Tone, ToneDriver, ToneGenerator
 from ._watch import EventHub, diff_devices
@@ -76,6 +83,7 @@ __all__ = [
     "Paced",
     "PlaybackStream",
     "PortAudioDriver",
+    "PrivatePulseServer",
     "PulseDriver",
     "RingStats",
     "SampleSpec",
@@ -96,6 +104,10 @@ __all__ = [
     "open_file_reader",
     "open_file_writer",
     "open_pulse_driver",
+    "prepare_pulse_root",
+    "probe_pulse",
+    "pulse_server_command",
+    "pulse_server_env",
     "silence",
     "volume_to_amplitude",
 ]

@@ -90,3 +90,22 @@ def assert_exact_stream(
         assert differs[-1] < packet, f"{len(differs)} samples differ, up to {differs[-1]}"
         assert not np.any(got[:packet]), "a trimmed first packet must be silence"
     return offset
+
+
+def s16_noise(seconds: float, rate: int = 48000, channels: int = 2, seed: int = 1) -> Frames:
+    """Random 16-bit noise as floats (exact through float32 and s16 files), never 0 at
+    the start, so its first sample can be found."""
+    rng = np.random.default_rng(seed)
+    pcm = rng.integers(-20000, 20000, (round(seconds * rate), channels), dtype=np.int16)
+    pcm[0] = 12345
+    return (pcm.astype(np.float32) / 32768).astype(np.float32)
+
+
+def assert_same_audio(captured: Frames, expected: Frames) -> None:
+    """`captured` holds `expected` somewhere, bit for bit or with an SNR above 90 dB."""
+    offset = align(expected, captured)
+    got = captured[offset : offset + len(expected)]
+    assert len(got) == len(expected), f"signal cut short at offset {offset}"
+    if not np.array_equal(got, expected):
+        snr = snr_db(expected, got)
+        assert snr > 90, f"SNR {snr:.1f} dB at offset {offset}"
