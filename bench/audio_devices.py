@@ -1,9 +1,13 @@
 """Latency and CPU of device streams through a real (private, headless) PulseAudio.
 
-Latency: a click written into a virtual speaker through rocd's playback stream, read
-back from its monitor through rocd's capture stream; the time between the `write` of the
-block holding the click and the `read` that returns it (includes both rings, pacat's and
-parec's server buffers and the server's mixing).
+Latency through a VAD: a click written through rocd's playback stream and read back
+through rocd's capture stream; the time between the `write` of the block holding the
+click and the `read` that returns it (both rings, pacat's and parec's server buffers and
+the server's mixing). Two paths, the two kinds of VAD:
+- virtual speaker: written into the null sink, read from its monitor (what an app plays
+  into the speaker reaches rocd the same way);
+- virtual microphone: written into its feed sink, read from the microphone source (what
+  rocd plays into the microphone reaches an app recording it the same way).
 
 CPU: process CPU of rocd (this process) and of the parec/pacat children while N capture
 or N playback streams run, per stream, plus the sound server's.
@@ -17,8 +21,8 @@ import time
 import numpy as np
 import trio
 
-from rocd.audio import PulseDriver, SampleSpec, open_pulse_driver
-from tests.audio.pulse_server import PulseServer
+from rocd.audio import PulseDriver, SampleSpec, VirtualKind, open_pulse_driver
+from tests.pulse_server import PulseServer
 
 SPEC = SampleSpec(48000, 2)
 BLOCK = 240  # 5 ms
@@ -50,16 +54,19 @@ def children(names: tuple[str, ...]) -> list[int]:
     return found
 
 
-async def click_latency(pulse: PulseDriver, name: str, paced: bool) -> np.ndarray:
-    """Click latencies (ms). `paced`: the writer follows the system clock (as a receiver
-    with its own schedule would) instead of being held back by the stream."""
-    spk = await pulse.create_virtual("speaker", name, SPEC)
+async def click_latency(
+    pulse: PulseDriver, kind: VirtualKind, name: str, paced: bool
+) -> np.ndarray:
+    """Click latencies (ms) through a VAD of `kind`. `paced`: the writer follows the
+    system clock (as a receiver with its own schedule would) instead of being held back
+    by the stream."""
+    vad = await pulse.create_virtual(kind, name, SPEC)
     sent: list[float] = []
     seen: list[float] = []
     try:
         async with (
-            pulse.open_playback(spk.id, SPEC) as play,
-            pulse.open_capture(spk.id, SPEC) as cap,
+            pulse.open_playback(vad.id, SPEC) as play,
+            pulse.open_capture(vad.id, SPEC) as cap,
             trio.open_nursery() as nursery,
         ):
 
@@ -85,7 +92,7 @@ async def click_latency(pulse: PulseDriver, name: str, paced: bool) -> np.ndarra
                 else:
                     await play.write(silence)
     finally:
-        await pulse.delete_virtual(spk.id)
+        await pulse.delete_virtual(vad.id)
     lag: np.ndarray = (np.array(seen) - np.array(sent[: len(seen)])) * 1000
     return lag
 
@@ -138,16 +145,19 @@ async def main() -> None:
         assert server._proc is not None
         server_pid = server._proc.pid
         print(f"PulseAudio null sink, {SPEC.rate} Hz x {SPEC.channels}, float32")
-        for latency_ms in (10, 20, 40):
-            async with open_pulse_driver(server.env, latency_ms=latency_ms) as pulse:
-                for paced in (False, True):
-                    lag = await click_latency(pulse, f"lat{latency_ms}", paced)
-                    writer = "paced by the clock" if paced else "held by the stream"
-                    print(
-                        f"  click write->read, latency_ms={latency_ms:3d}, writer {writer}: "
-                        f"median {np.median(lag):5.1f} ms, min {lag.min():5.1f}, "
-                        f"max {lag.max():5.1f} ({len(lag)} clicks)"
-                    )
+        for kind in ("speaker", "microphone"):
+            for latency_ms in (10, 20, 40):
+                async with open_pulse_driver(server.env, latency_ms=latency_ms) as pulse:
+                    for paced in (False, True):
+                        name = f"lat_{kind}_{latency_ms}"
+                        lag = await click_latency(pulse, kind, name, paced)
+                        writer = "paced by the clock" if paced else "held by the stream"
+                        print(
+                            f"  virtual {kind:10s} click write->read, latency_ms="
+                            f"{latency_ms:3d}, writer {writer}: median {np.median(lag):5.1f}"
+                            f" ms, min {lag.min():5.1f}, max {lag.max():5.1f}"
+                            f" ({len(lag)} clicks)"
+                        )
         async with open_pulse_driver(server.env, latency_ms=20) as pulse:
             for kind in ("capture", "playback"):
                 own, kid, srv = await cpu_per_stream(pulse, server_pid, kind, streams=4)

@@ -14,6 +14,11 @@ Example file:
     [api]
     host = "0.0.0.0"
     port = 4610
+
+    [audio]
+    pulse = "auto"          # auto | system | off
+    files_dir = "/srv/audio"
+    portaudio = false
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ DEFAULT_API_PORT = 4610
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 LogLevel = Literal["debug", "info", "warning", "error"]
+PulseMode = Literal["auto", "system", "off"]
 
 
 class ConfigError(Exception):
@@ -41,6 +47,21 @@ class ApiConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     port: Port = DEFAULT_API_PORT
 
 
+class AudioConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: The sound server (PulseAudio, or PipeWire through pipewire-pulse). "system": the
+    #: user's server only (reported down while it is not running); "auto": the user's
+    #: server if it answers at start, else a private headless PulseAudio run by rocd;
+    #: "off": no sound server.
+    pulse: PulseMode = "auto"
+    #: Where the server listens (PULSE_SERVER syntax: "unix:/path", "tcp:host:port");
+    #: None: libpulse's usual lookup (environment, then the user's runtime directory).
+    pulse_server: str | None = None
+    #: Directory whose audio files are devices; None means <state_dir>/files.
+    files_dir: str | None = None
+    #: Sound cards through PortAudio (for machines without a sound server).
+    portaudio: bool = False
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Display name of this instance; None keeps the stored one (the host name at first).
     name: str | None = None
@@ -48,11 +69,19 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     state_dir: str | None = None
     log_level: LogLevel = "info"
     api: ApiConfig = ApiConfig()
+    audio: AudioConfig = AudioConfig()
 
     @property
     def state_path(self) -> Path:
         base = self.state_dir if self.state_dir else platformdirs.user_data_dir("rocd")
         return Path(base).expanduser()
+
+    @property
+    def files_path(self) -> Path:
+        """The file driver's directory."""
+        if self.audio.files_dir:
+            return Path(self.audio.files_dir).expanduser()
+        return self.state_path / "files"
 
 
 def _explain(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:

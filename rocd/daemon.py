@@ -17,8 +17,12 @@ The whole sequence is bounded by `STOP_GRACE` + the actors' grace, well under 2 
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +31,27 @@ import hypercorn.trio
 import trio
 
 from rocd import __version__
-from rocd.actors import EventBus, GetIdentity, Node, Registry, SetApiUrl, Store, Supervisor
+from rocd.actors import (
+    AudioService,
+    DriverSpec,
+    EventBus,
+    GetIdentity,
+    Node,
+    Registry,
+    SetApiUrl,
+    Store,
+    Supervisor,
+)
 from rocd.api import ApiContext, create_app
+from rocd.audio import (
+    AudioDriver,
+    FileDriver,
+    PortAudioDriver,
+    PrivatePulseServer,
+    ToneDriver,
+    open_pulse_driver,
+    probe_pulse,
+)
 from rocd.config import Config
 
 log = logging.getLogger("rocd.daemon")
@@ -55,6 +78,8 @@ class Daemon:
         self._stop = trio.Event()
         self._http_stop = trio.Event()
         self._bus: EventBus | None = None
+        #: The private sound server, when the daemon runs one.
+        self.pulse_server: PrivatePulseServer | None = None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (idempotent; safe from any task)."""
@@ -91,7 +116,19 @@ class Daemon:
                     name_override=self.config.name,
                 )
                 await root.start_child(node)
-                ctx = ApiContext(self.registry, node.ref, self._bus.ref, root, trio.current_time())
+                drivers = await self._audio_drivers(nursery)
+                audio = AudioService(
+                    uid, drivers, store=store.ref, publish=self.publish, registry=self.registry
+                )
+                await root.start_child(audio)
+                ctx = ApiContext(
+                    self.registry,
+                    node.ref,
+                    self._bus.ref,
+                    root,
+                    trio.current_time(),
+                    audio=audio.ref,
+                )
                 http_done = trio.Event()
                 binds = await nursery.start(self._serve_http, ctx, http_done)
                 api_url = binds[0]
@@ -115,6 +152,29 @@ class Daemon:
             root.close("daemon stopped")
         log.info("stopped")
 
+    async def _audio_drivers(self, nursery: trio.Nursery) -> list[DriverSpec]:
+        """The drivers the config asks for (starting a private sound server if needed)."""
+        cfg = self.config.audio
+        specs = []
+        if cfg.pulse != "off":
+            env = {"PULSE_SERVER": cfg.pulse_server} if cfg.pulse_server else {}
+            if cfg.pulse == "auto":
+                why = await probe_pulse(env)
+                if why is not None and shutil.which("pulseaudio"):
+                    log.info("no sound server answers (%s): running a private one", why)
+                    self.pulse_server = PrivatePulseServer()
+                    await nursery.start(self.pulse_server.run)
+                    env = self.pulse_server.env
+                elif why is not None:
+                    log.warning("no sound server answers (%s) and pulseaudio is missing", why)
+            specs.append(DriverSpec("pulse", partial(open_pulse_driver, env)))
+        files = self.config.files_path
+        specs.append(DriverSpec("file", partial(_opened, partial(_file_driver, files)), poll=5.0))
+        specs.append(DriverSpec("tone", partial(_opened, ToneDriver)))
+        if cfg.portaudio:
+            specs.append(DriverSpec("portaudio", partial(_opened, PortAudioDriver, scan=True)))
+        return specs
+
     async def _serve_http(
         self, ctx: ApiContext, done: trio.Event, *, task_status: trio.TaskStatus[list[str]]
     ) -> None:
@@ -130,3 +190,20 @@ class Daemon:
             )
         finally:
             done.set()
+
+
+def _file_driver(root: Path) -> FileDriver:
+    root.mkdir(parents=True, exist_ok=True)
+    return FileDriver(root)
+
+
+@asynccontextmanager
+async def _opened(
+    make: Callable[[], AudioDriver], *, scan: bool = False
+) -> AsyncIterator[AudioDriver]:
+    """A driver that needs no closing, made in a worker thread (it may touch the disk or
+    start PortAudio); `scan`: list its devices once before use."""
+    driver = await trio.to_thread.run_sync(make)
+    if scan:
+        await driver.list_devices()
+    yield driver

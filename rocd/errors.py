@@ -50,6 +50,13 @@ class Conflict(RocdError):
     code = "conflict"
 
 
+class Unsupported(RocdError):
+    """The resource cannot do this (a driver that makes no virtual microphones...)."""
+
+    status = 501
+    code = "unsupported"
+
+
 class Busy(RocdError):
     """A mailbox is full: the actor is overloaded, try again later."""
 

@@ -19,7 +19,8 @@ incarnation. `on_start` rebuilds whatever runtime state the actor needs.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import msgspec
 import outcome
@@ -28,6 +29,9 @@ import trio
 from rocd.errors import ActorCrashed, ActorGone, AskTimeout, RocdError
 
 from ._mailbox import Mailbox, MailboxStats
+
+if TYPE_CHECKING:
+    from ._supervisor import Supervisor
 
 log = logging.getLogger("rocd.actors")
 
@@ -138,6 +142,10 @@ class Actor:
 
     def mailbox_stats(self) -> MailboxStats:
         return self.mailbox.stats()
+
+    def supervisors(self) -> Sequence[Supervisor]:
+        """Supervisors this actor runs in its own nursery (their crashes count in /health)."""
+        return ()
 
     async def on_start(self) -> None:
         """(Re)build runtime state and start owned tasks; runs before any message."""

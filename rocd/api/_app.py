@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from rocd.errors import RocdError
 
-from . import _events_ws, _openapi, _peers, _system  # noqa: F401  (they declare routes)
+from . import _devices, _events_ws, _openapi, _peers, _system, _vads  # noqa: F401  (routes)
 from ._context import ApiContext
 from ._routes import API, Api, ErrorBody, json_response
 

@@ -14,3 +14,4 @@ class ApiContext:
     events: ActorRef  # the event bus
     supervisor: Supervisor  # the root, for health (restarts, failures)
     started: float  # trio clock when the daemon started, seconds
+    audio: ActorRef | None = None  # this instance's audio service (kind "audio")

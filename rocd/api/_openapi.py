@@ -88,7 +88,7 @@ def openapi_document(api: Api) -> dict[str, Any]:
     schema_of = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for op in api.operations:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schema_of)
+        paths.setdefault(op.openapi_path, {})[op.method.lower()] = _operation(op, schema_of)
     return {
         "openapi": "3.1.0",
         "info": {

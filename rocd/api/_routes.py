@@ -33,10 +33,14 @@ class ErrorBody(msgspec.Struct):
     details: list[dict[str, Any]] = []
 
 
+_PARAM = re.compile(r"{(\w+)(:path)?}")
+
+
 @dataclass(frozen=True)
 class Operation:
     method: str
-    path: str  # OpenAPI form: /peers/{uid}
+    #: /peers/{uid}; a last parameter written {uid:path} also takes "/" (device ids).
+    path: str
     summary: str
     tag: str
     handler: Callable[..., Awaitable[Any]]
@@ -51,12 +55,19 @@ class Operation:
 
     @property
     def path_params(self) -> list[str]:
-        return re.findall(r"{(\w+)}", self.path)
+        return [m.group(1) for m in _PARAM.finditer(self.path)]
+
+    @property
+    def openapi_path(self) -> str:
+        """The path in OpenAPI's syntax (/peers/{peer}/devices/{uid})."""
+        return _PARAM.sub(r"{\1}", self.path)
 
     @property
     def rule(self) -> str:
         """The same path in Quart's syntax."""
-        return re.sub(r"{(\w+)}", r"<\1>", self.path)
+        return _PARAM.sub(
+            lambda m: f"<path:{m.group(1)}>" if m.group(2) else f"<{m.group(1)}>", self.path
+        )
 
 
 class Api:

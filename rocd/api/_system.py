@@ -8,7 +8,9 @@ import msgspec
 import trio
 
 from rocd import __version__
-from rocd.actors import GetBusStats, Supervisor
+from rocd.actors import Actor, GetBusStats, GetDrivers, Supervisor
+from rocd.audio import DriverStatus
+from rocd.errors import RocdError
 
 from ._context import ApiContext
 from ._routes import API
@@ -18,12 +20,13 @@ API_VERSION = "1"
 
 
 class Health(msgspec.Struct):
-    status: str  # "ok" | "degraded"
+    status: str  # "ok" | "degraded" (an actor or an audio driver is down)
     uid: str
     uptime_s: float
     actors: dict[str, int]  # running actors per kind
     crashes: int  # actor crashes seen since start (restarted or not)
     event_subscribers: int
+    drivers: list[DriverStatus]  # audio drivers: up, or down with the reason
 
 
 class Version(msgspec.Struct):
@@ -35,7 +38,12 @@ class Version(msgspec.Struct):
 
 def _crashes(sup: Supervisor) -> int:
     total = sum(len(failures) for failures in sup.failures.values())
-    return total + sum(_crashes(c) for c in sup.children() if isinstance(c, Supervisor))
+    for child in sup.children():
+        if isinstance(child, Supervisor):
+            total += _crashes(child)
+        elif isinstance(child, Actor):
+            total += sum(_crashes(s) for s in child.supervisors())
+    return total
 
 
 @API.route(
@@ -47,13 +55,23 @@ def _crashes(sup: Supervisor) -> int:
 )
 async def health(ctx: ApiContext) -> Health:
     bus = await ctx.events.ask(GetBusStats())
+    drivers: list[DriverStatus] = []
+    audio_ok = True
+    if ctx.audio is not None:
+        try:
+            # Short: a restarting audio service must not hold up the health check.
+            drivers = await ctx.audio.ask(GetDrivers(), within=1.0)
+        except RocdError:
+            audio_ok = False
+    alive = ctx.events.alive and ctx.node.alive and audio_ok
     return Health(
-        status="ok" if ctx.events.alive and ctx.node.alive else "degraded",
+        status="ok" if alive and all(d.up for d in drivers) else "degraded",
         uid=ctx.node.uid,
         uptime_s=round(trio.current_time() - ctx.started, 3),
         actors=ctx.registry.kinds(),
         crashes=_crashes(ctx.supervisor),
         event_subscribers=bus.subscribers,
+        drivers=drivers,
     )
 
 

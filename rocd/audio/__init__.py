@@ -2,7 +2,7 @@
 
 Nothing here knows of actors or HTTP. Drivers: `open_pulse_driver` (PulseAudio or
 pipewire-pulse), `FileDriver`, `ToneDriver`, `PortAudioDriver`; all implement
-`AudioDriver`.
+`AudioDriver`. `PrivatePulseServer` runs a headless PulseAudio for a machine without one.
 """
 
 from ._driver import (
@@ -26,6 +26,7 @@ from ._driver import (
 )
 from ._errors import AudioError, DeviceNotFound, DriverUnavailable, StreamBroken, Unsupported
 from ._file_driver import FileDriver
+from ._file_io import FileReader, FileWriter, open_file_reader, open_file_writer
 from ._format import (
     MAX_VOLUME,
     Frames,
@@ -42,6 +43,13 @@ from ._format import (
 from ._pace import Paced
 from ._portaudio import PortAudioDriver
 from ._pulse import PulseDriver, open_pulse_driver
+from ._pulse_server import (
+    PrivatePulseServer,
+    prepare_pulse_root,
+    probe_pulse,
+    pulse_server_command,
+    pulse_server_env,
+)
 from ._ring import FrameRing, RingStats
 from ._tone import DEFAULT_TONES, Tone, ToneDriver, ToneGenerator
 from ._watch import EventHub, diff_devices
@@ -66,6 +74,8 @@ __all__ = [
     "DriverUp",
     "EventHub",
     "FileDriver",
+    "FileReader",
+    "FileWriter",
     "FrameRing",
     "FrameSink",
     "FrameSource",
@@ -73,6 +83,7 @@ __all__ = [
     "Paced",
     "PlaybackStream",
     "PortAudioDriver",
+    "PrivatePulseServer",
     "PulseDriver",
     "RingStats",
     "SampleSpec",
@@ -90,7 +101,13 @@ __all__ = [
     "frames_from_bytes",
     "frames_from_s16",
     "frames_to_s16",
+    "open_file_reader",
+    "open_file_writer",
     "open_pulse_driver",
+    "prepare_pulse_root",
+    "probe_pulse",
+    "pulse_server_command",
+    "pulse_server_env",
     "silence",
     "volume_to_amplitude",
 ]

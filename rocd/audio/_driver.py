@@ -182,6 +182,13 @@ class AudioDriver(Protocol):
     @property
     def features(self) -> DriverFeatures: ...
 
+    @property
+    def event_count(self) -> int:
+        """Events published so far. A watcher opened when this was n receives events
+        n + 1, n + 2, ... in order: comparing an event's number with a count noted after a
+        call tells whether the event reports that call's effect or a later change."""
+        ...
+
     async def list_devices(self) -> list[DeviceInfo]:
         """Every device now; empty while the driver is down."""
         ...

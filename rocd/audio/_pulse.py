@@ -92,6 +92,10 @@ class PulseDriver:
     def status(self) -> DriverStatus:
         return self._status
 
+    @property
+    def event_count(self) -> int:
+        return self._hub.published
+
     def watch(
         self, buffer: int = 256
     ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[DeviceEvent]]:

@@ -181,7 +181,8 @@ class Pactl:
         except OSError as exc:
             raise DriverUnavailable(f"cannot run {self.program}: {exc}") from exc
         if done.returncode != 0:
-            raise error_from(done.stderr.decode(errors="replace").strip(), args)
+            lines = done.stderr.decode(errors="replace").strip().splitlines()
+            raise error_from("; ".join(line.strip() for line in lines if line.strip()), args)
         return done.stdout
 
     async def list(self, kind: str) -> list[PaDevice]:

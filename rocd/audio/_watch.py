@@ -35,6 +35,10 @@ class EventHub:
 
     def __init__(self) -> None:
         self._senders: list[trio.MemorySendChannel[DeviceEvent]] = []
+        #: Events published so far. A watcher opened when this was n receives events
+        #: n + 1, n + 2, ... in order, so a reader can tell whether an event it receives
+        #: was published before or after a moment it noted this count.
+        self.published = 0
 
     @asynccontextmanager
     async def watch(
@@ -53,6 +57,7 @@ class EventHub:
 
     def publish(self, event: DeviceEvent) -> None:
         """Deliver `event` to every watcher now; end the watchers that are full."""
+        self.published += 1
         for send in list(self._senders):
             try:
                 send.send_nowait(event)
@@ -163,6 +168,10 @@ class TableDriver:
     @property
     def status(self) -> DriverStatus:
         return DriverStatus(self._name, up=True)
+
+    @property
+    def event_count(self) -> int:
+        return self.hub.published
 
     async def list_devices(self) -> list[DeviceInfo]:
         await trio.lowlevel.checkpoint()

@@ -1,6 +1,8 @@
 """The `rocd` command line: one subcommand per module.
 
     rocd serve   run the daemon (HTTP API, actors, streams)
+    rocd send    stream a file, tone or device to a Roc receiver (like roc-send)
+    rocd recv    receive Roc streams into a file or device (like roc-recv)
     rocd relay   a seeded UDP impairment relay (loss, delay, jitter, reordering)
 
 Exit statuses: 0 clean end, 1 failure (one line says why), 2 bad usage (one line names it).
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from rocd import __version__
 
-from . import _relay, _serve
+from . import _recv, _relay, _send, _serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rocd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (_serve, _relay):
+    for module in (_serve, _send, _recv, _relay):
         module.add_parser(commands)
     return parser
 

@@ -28,12 +28,22 @@ log = logging.getLogger("rocd.relay")
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("relay", help="forward UDP with seeded loss, delay, jitter, reordering")
-    p.add_argument("--route", action="append", required=True, metavar="LISTEN=TARGET",
-                   help="listen address and where to forward (repeat per port)")  # fmt: skip
+    p.add_argument(
+        "--route",
+        action="append",
+        required=True,
+        metavar="LISTEN=TARGET",
+        help="listen address and where to forward (repeat per port)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same losses)")
     p.add_argument("--loss", type=probability, default=0.0, help="random loss (0.05 or 5%%)")
-    p.add_argument("--burst", type=float, default=0.0, metavar="PACKETS",
-                   help="make the loss bursty, with this mean burst length")  # fmt: skip
+    p.add_argument(
+        "--burst",
+        type=float,
+        default=0.0,
+        metavar="PACKETS",
+        help="make the loss bursty, with this mean burst length",
+    )
     p.add_argument("--delay", type=duration_ns, default=0, help="fixed delay (e.g. 20ms)")
     p.add_argument("--jitter", type=duration_ns, default=0, help="extra random delay 0..TIME")
     p.add_argument("--reorder", type=probability, default=0.0, help="share held back")

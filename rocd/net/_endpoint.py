@@ -208,6 +208,9 @@ class EndpointSet(msgspec.Struct, frozen=True):
     repair: Endpoint | None = None
     control: Endpoint | None = None
 
+    def __str__(self) -> str:
+        return " ".join(str(e) for e in (self.source, self.repair, self.control) if e)
+
     @property
     def fec_scheme(self) -> FecScheme | None:
         """The slot's FEC scheme (from the source endpoint; None for plain `rtp`)."""

@@ -87,6 +87,12 @@ class SendLink:
         self._targets: dict[Interface, Address] = {}
         self.malformed_rtcp = 0
         self.done = trio.Event()
+        self._streaming = trio.CancelScope()
+
+    def request_stop(self) -> None:
+        """End the stream as if the source had ended: flush, last report (BYE if the
+        sender is configured for it), then `run` returns."""
+        self._streaming.cancel(reason="stop requested")
 
     @property
     def udp(self) -> UdpEndpoint | None:
@@ -110,15 +116,16 @@ class SendLink:
         self._udp = await UdpEndpoint.bind((wildcard, 0), family=family, max_datagram=65535)
         try:
             task_status.started(self._udp.local)
-            if source.clocked:
-                await self._stream_clocked(source)
-            elif self.ticker is not None:
-                await self._stream_ticked(source, self.ticker)
-            else:
-                async with trio.open_nursery() as nursery:
-                    ticker = await nursery.start(Ticker(self.chunk_ns).run)
-                    await self._stream_ticked(source, ticker)
-                    nursery.cancel_scope.cancel(reason="source ended")
+            with self._streaming:
+                if source.clocked:
+                    await self._stream_clocked(source)
+                elif self.ticker is not None:
+                    await self._stream_ticked(source, self.ticker)
+                else:
+                    async with trio.open_nursery() as nursery:
+                        ticker = await nursery.start(Ticker(self.chunk_ns).run)
+                        await self._stream_ticked(source, ticker)
+                        nursery.cancel_scope.cancel(reason="source ended")
             self._send(self.sender.stop(now_ns(), self._wall_ns()))
         finally:
             self._udp.close()

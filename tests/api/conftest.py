@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import trio
 
-from rocd.config import ApiConfig, Config
-from rocd.daemon import Daemon, DaemonInfo
+from rocd.config import ApiConfig, AudioConfig, Config
+from rocd.daemon import Daemon
+from tests.client import RunningDaemon
 
-
-@dataclass
-class RunningDaemon:
-    daemon: Daemon
-    info: DaemonInfo
-    http: httpx.AsyncClient
-
-    @property
-    def url(self) -> str:
-        return self.info.api_url
-
-    @property
-    def ws_url(self) -> str:
-        return self.info.api_url.replace("http://", "ws://", 1)
+__all__ = ["RunningDaemon", "start_daemon"]
 
 
 async def start_daemon(nursery: trio.Nursery, state_dir: Path, **config: object) -> Daemon:
@@ -38,7 +25,9 @@ async def start_daemon(nursery: trio.Nursery, state_dir: Path, **config: object)
 
 @pytest.fixture
 async def rocd(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[RunningDaemon]:
-    daemon = Daemon(Config(state_dir=str(tmp_path), api=ApiConfig(port=0)))
+    """A daemon with the file and tone drivers only (no sound server: fast, no children)."""
+    config = Config(state_dir=str(tmp_path), api=ApiConfig(port=0), audio=AudioConfig(pulse="off"))
+    daemon = Daemon(config)
     with trio.fail_after(10):
         info = await nursery.start(daemon.run)
     async with httpx.AsyncClient(base_url=info.api_url, timeout=10) as http:

@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 import trio
 from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection
-from trio_websocket import open_websocket_url as _open_websocket_url
 
-from .conftest import RunningDaemon
-
-
-@asynccontextmanager
-async def open_websocket_url(url: str, **kw: Any) -> AsyncIterator[WebSocketConnection]:
-    """trio-websocket's client, closing its TCP stream itself when the server closed first.
-
-    When the server initiates the close, trio-websocket's client neither closes its
-    socket on the server's FIN nor in `aclose` (the close reason is already set), so the
-    socket is left to the garbage collector (a ResourceWarning here).
-    """
-    async with _open_websocket_url(url, **kw) as ws:
-        try:
-            yield ws
-        finally:
-            await ws._stream.aclose()
+from tests.client import RunningDaemon, open_websocket_url, wait_subscribed
 
 
 async def test_events_arrive_as_json_messages(rocd: RunningDaemon) -> None:
@@ -51,12 +32,6 @@ async def read_until_closed(ws: WebSocketConnection) -> CloseReason:
             await ws.get_message()
     assert closed.value.reason is not None
     return closed.value.reason
-
-
-async def wait_subscribed(rocd: RunningDaemon, count: int) -> None:
-    """The WebSocket handshake is done before the subscription exists: wait for it."""
-    while (await rocd.http.get("/health")).json()["event_subscribers"] < count:  # noqa: ASYNC110
-        await trio.sleep(0.01)  # polling the daemon from outside, as a client would
 
 
 async def test_filters_by_kind_prefix_and_peer(rocd: RunningDaemon) -> None:

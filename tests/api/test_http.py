@@ -34,7 +34,15 @@ async def test_health_and_version(rocd: RunningDaemon) -> None:
     health = (await rocd.http.get("/health")).json()
     assert health["status"] == "ok"
     assert health["uid"] == rocd.info.uid
-    assert health["actors"] == {"store": 1, "events": 1, "node": 1}
+    actors = health["actors"]
+    assert {k: actors[k] for k in ("store", "events", "node", "audio")} == dict.fromkeys(
+        ("store", "events", "node", "audio"), 1
+    )
+    assert actors["device"] >= 5  # the tone driver's sources and null sink
+    assert health["drivers"] == [
+        {"driver": "file", "up": True, "reason": ""},
+        {"driver": "tone", "up": True, "reason": ""},
+    ]
     assert health["crashes"] == 0
     assert health["uptime_s"] >= 0
     version = (await rocd.http.get("/version")).json()
@@ -133,11 +141,17 @@ async def test_openapi_document_is_valid_and_covers_every_route(rocd: RunningDae
     doc = (await rocd.http.get("/openapi.json")).json()
     validate(doc)  # OpenAPI 3.1 schema validation
     assert doc["openapi"] == "3.1.0"
-    declared = {(op.path, op.method.lower()) for op in ROCD_API.operations}
+    declared = {(op.openapi_path, op.method.lower()) for op in ROCD_API.operations}
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert declared == documented
     for route in ("/health", "/version", "/peers", "/peers/{uid}", "/events", "/openapi.json"):
         assert route in doc["paths"]
+    assert set(doc["paths"]["/peers/{peer}/devices/{uid}"]) == {"get", "put"}
+    assert set(doc["paths"]["/peers/{peer}/vads"]) == {"get", "post"}
+    assert set(doc["paths"]["/peers/{peer}/vads/{uid}"]) == {"get", "put", "delete"}
+    assert "201" in doc["paths"]["/peers/{peer}/vads"]["post"]["responses"]
+    update = doc["components"]["schemas"]["DeviceUpdate"]["properties"]
+    assert update["volume"] == {"type": "number", "minimum": 0.0, "maximum": 1.5}
     put = doc["paths"]["/peers/{uid}"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PeerUpdate"
@@ -152,5 +166,5 @@ async def test_docs_page_lists_every_operation(rocd: RunningDaemon) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     for op in ROCD_API.operations:
-        assert f"<code>{op.path}</code>" in r.text
+        assert f"<code>{op.openapi_path}</code>" in r.text
     assert "<script" not in r.text  # works offline

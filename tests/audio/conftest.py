@@ -1,28 +1,11 @@
-"""Fixtures for the audio tests: one private PulseAudio server per test session."""
+"""Fixtures for the audio tests (the session's PulseAudio server is in tests/conftest.py)."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from rocd.audio import PulseDriver, open_pulse_driver
-from tests.audio.pulse_server import PulseServer, PulseServerError
-
-
-@pytest.fixture(scope="session")
-def pulse_server() -> Iterator[PulseServer]:
-    """A running headless PulseAudio; fails (never skips) when it cannot run here."""
-    server = PulseServer()
-    try:
-        server.start()
-    except PulseServerError as exc:
-        server.cleanup()
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-        if not server.running:
-            pytest.fail(f"pulseaudio died during the tests; its log ends:\n{server.log_tail()}")
-    finally:
-        server.cleanup()
+from tests.pulse_server import PulseServer
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from rocd.audio import (
     Unsupported,
     open_pulse_driver,
 )
-from tests.audio.pulse_server import PulseServer
+from tests.pulse_server import PulseServer
 
 SPEC = SampleSpec(48000, 2)
 
@@ -165,6 +165,22 @@ class TestDriverConformance:
             for bad in (-0.1, MAX_VOLUME + 0.1):
                 with pytest.raises(ValueError, match="outside"):
                     await d.set_volume(dev, bad)
+
+    async def test_events_are_numbered_by_event_count(self, case: Case) -> None:
+        """A watcher opened at count n gets events n + 1, n + 2...: after a call, the
+        count says which events report it."""
+        d, dev = case.driver, case.volume_device
+        with trio.fail_after(10):
+            async with d.watch() as events:
+                start = d.event_count
+                await d.set_volume(dev, 0.5)
+                after = d.event_count
+                assert after > start
+                received = [events.receive_nowait() for _ in range(after - start)]
+                assert any(isinstance(e, DeviceChanged) and e.device.id == dev for e in received)
+                with pytest.raises(trio.WouldBlock):
+                    events.receive_nowait()
+                await d.set_volume(dev, 1.0)
 
     async def test_virtual_devices_come_and_go(self, case: Case) -> None:
         d = case.driver

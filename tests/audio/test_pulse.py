@@ -25,36 +25,15 @@ from rocd.audio import (
     frames_from_bytes,
     open_pulse_driver,
 )
-from tests.audio.pulse_server import PulseServer
+from tests.e2e.signals import assert_same_audio, s16_noise
+from tests.pulse_server import PulseServer, record_paplay
 
 SPEC = SampleSpec(48000, 2)
 PAD = 0.2  # seconds of trailing silence: the tail of a playback can be cut
 
 
 def known_signal(seconds: float = 0.5, seed: int = 1) -> Frames:
-    """Random 16-bit stereo noise as floats (exactly representable), never 0 at start."""
-    rng = np.random.default_rng(seed)
-    pcm = rng.integers(-20000, 20000, (SPEC.frames_for(seconds), SPEC.channels), dtype=np.int16)
-    pcm[0] = 12345
-    return (pcm.astype(np.float32) / 32768).astype(np.float32)
-
-
-def locate(captured: Frames, expected: Frames) -> int:
-    """Offset of `expected` in `captured`, by cross-correlation of the first channel."""
-    a, b = captured[:, 0].astype(np.float64), expected[:, 0].astype(np.float64)
-    n = 1 << (len(a) + len(b)).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
-    return int(np.argmax(corr[: len(a)]))
-
-
-def assert_same_audio(captured: Frames, expected: Frames) -> None:
-    offset = locate(captured, expected)
-    got = captured[offset : offset + len(expected)]
-    assert len(got) == len(expected), f"signal cut short at offset {offset}"
-    if not np.array_equal(got, expected):
-        noise = np.sum((got.astype(np.float64) - expected) ** 2)
-        snr = 10 * np.log10(np.sum(expected.astype(np.float64) ** 2) / max(noise, 1e-30))
-        assert snr > 90, f"SNR {snr:.1f} dB at offset {offset}"
+    return s16_noise(seconds, SPEC.rate, SPEC.channels, seed)
 
 
 async def next_event(events: trio.MemoryReceiveChannel[DeviceEvent], match: object) -> DeviceEvent:
@@ -81,24 +60,9 @@ async def test_virtual_speaker_is_bit_exact(
         try:
             async with pulse.open_capture(spk.id, SPEC) as capture:
                 assert capture.clocked
-                await capture.read(480)  # the recorder is attached before playback starts
-                played = trio.Event()
-                blocks = []
-                async with trio.open_nursery() as nursery:
-
-                    async def play() -> None:
-                        await trio.run_process(
-                            ["paplay", "--device=t_spk", str(wav)], env=pulse_server.client_env()
-                        )
-                        played.set()
-
-                    nursery.start_soon(play)
-                    while not played.is_set():
-                        blocks.append(await capture.read(480))
-                for _ in range(20):  # what the server still held when paplay returned
-                    blocks.append(await capture.read(480))
+                recorded = await record_paplay(capture, pulse_server, "t_spk", wav)
                 assert capture.stats().overruns == 0
-            assert_same_audio(np.concatenate(blocks), expected)
+            assert_same_audio(recorded, expected)
         finally:
             await pulse.delete_virtual(spk.id)
         assert "t_spk" not in pulse_server.pactl("list", "short", "sinks")

@@ -62,6 +62,12 @@ def sine_snr_db(signal: npt.NDArray[np.floating], freq: float, rate: int = 44100
     return float(10 * np.log10(spectrum[near].sum() / spectrum[rest].sum()))
 
 
+def whole_fec_blocks(frames: Frames, packet: int = 221, block: int = 18) -> Frames:
+    """The part of a stream that FEC protects: the last, incomplete block gets no repair
+    packets (from Roc's sender either), so a loss there can only be concealed."""
+    return frames[: (len(frames) // packet // block) * block * packet]
+
+
 def assert_exact_stream(
     sent: Frames,
     received: Frames,
@@ -86,3 +92,22 @@ def assert_exact_stream(
         assert differs[-1] < trim, f"{len(differs)} samples differ, up to {differs[-1]}"
         assert not np.any(got[: differs[-1] + 1]), "a trimmed start must be silence"
     return offset
+
+
+def s16_noise(seconds: float, rate: int = 48000, channels: int = 2, seed: int = 1) -> Frames:
+    """Random 16-bit noise as floats (exact through float32 and s16 files), never 0 at
+    the start, so its first sample can be found."""
+    rng = np.random.default_rng(seed)
+    pcm = rng.integers(-20000, 20000, (round(seconds * rate), channels), dtype=np.int16)
+    pcm[0] = 12345
+    return (pcm.astype(np.float32) / 32768).astype(np.float32)
+
+
+def assert_same_audio(captured: Frames, expected: Frames) -> None:
+    """`captured` holds `expected` somewhere, bit for bit or with an SNR above 90 dB."""
+    offset = align(expected, captured)
+    got = captured[offset : offset + len(expected)]
+    assert len(got) == len(expected), f"signal cut short at offset {offset}"
+    if not np.array_equal(got, expected):
+        snr = snr_db(expected, got)
+        assert snr > 90, f"SNR {snr:.1f} dB at offset {offset}"

@@ -2,7 +2,8 @@
 
 It runs as the current user (root works) with its own runtime directory, cookie and unix
 socket, anonymous auth, and no default script: it starts with no devices at all, and the
-tests make null sinks. `env` is what a client needs to reach it.
+tests make null sinks. The command line is the daemon's own (`pulse_server_command`), so
+the tests check what rocd runs. `env` is what a client needs to reach it.
 """
 
 import os
@@ -15,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
+import trio
 
+from rocd.audio import (
+    CaptureStream,
+    Frames,
+    prepare_pulse_root,
+    pulse_server_command,
+    pulse_server_env,
+)
 from rocd.audio._pulse_ctl import client_config
 
 
@@ -26,14 +36,9 @@ class PulseServerError(RuntimeError):
 class PulseServer:
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix="rocd-pulse-"))
-        self.run_dir = self.root / "run"
         self.home = self.root / "home"
         self.log = self.root / "pulse.log"
-        self.env = {
-            "XDG_RUNTIME_DIR": str(self.run_dir),
-            "PULSE_COOKIE": str(self.root / "cookie"),
-            "PULSE_SERVER": f"unix:{self.run_dir}/pulse/native",
-        }
+        self.env = pulse_server_env(self.root)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -51,28 +56,17 @@ class PulseServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
     def start(self, timeout: float = 10.0) -> None:
         """Start the server and return once `pactl info` answers."""
         self.check_installed()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.home.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.run_dir, 0o700)
+        prepare_pulse_root(self.root)
         self._proc = subprocess.Popen(
-            [
-                "pulseaudio",
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "-n",
-                "--use-pid-file=no",
-                "--disallow-exit",
-                # As root the server may take real-time scheduling and then kill itself
-                # when the CPU limit or RLIMIT_RTTIME trips on a loaded test machine.
-                "--realtime=no",
-                "--high-priority=no",
-                "--no-cpu-limit",
-                f"--log-target=file:{self.log}",
-                "--load=module-native-protocol-unix auth-anonymous=1",
-            ],
+            pulse_server_command(self.log),
             env={**os.environ, **self.env, "HOME": str(self.home)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -124,3 +118,28 @@ class PulseServer:
 
     def pactl_json(self, *args: str) -> Any:
         return msgspec.json.decode(self.pactl("-f", "json", *args))
+
+
+async def record_paplay(
+    capture: CaptureStream, server: PulseServer, sink: str, wav: Path
+) -> Frames:
+    """What `capture` records while `paplay` plays `wav` into server sink `sink` (and the
+    tail the server still held when paplay returned). The capture is read once before
+    paplay starts, so the recorder is attached first."""
+    await capture.read(480)
+    played = trio.Event()
+    blocks = []
+    async with trio.open_nursery() as nursery:
+
+        async def play() -> None:
+            await trio.run_process(
+                ["paplay", f"--device={sink}", str(wav)], env=server.client_env()
+            )
+            played.set()
+
+        nursery.start_soon(play)
+        while not played.is_set():
+            blocks.append(await capture.read(480))
+    for _ in range(20):
+        blocks.append(await capture.read(480))
+    return np.concatenate(blocks)

@@ -1,0 +1,112 @@
+"""/peers/{peer}/devices: the audio devices of an instance and their settings.
+
+A device id names its driver, then the driver's own name for the device
+("pulse:sink:alsa_output.pci-0000_00_1f.3.analog-stereo", "file:source:take 1.wav"), so
+it may hold any character: clients percent-encode it as one path segment (a "/" in an id
+is taken too, as the last part of the path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import TypeVar
+
+import trio
+
+from rocd.actors import (
+    ActorRef,
+    Device,
+    DeviceList,
+    DeviceUpdate,
+    GetDevice,
+    GetDrivers,
+    Request,
+    Rescan,
+    UpdateDevice,
+)
+from rocd.errors import ActorGone, NotFound, Unavailable
+
+from ._context import ApiContext
+from ._peers import resolve_peer
+from ._routes import API
+
+R = TypeVar("R")
+
+
+def audio_service(ctx: ApiContext, peer: str) -> ActorRef:
+    """The audio service of the peer a path names (404 for an unknown peer)."""
+    uid = resolve_peer(ctx, peer)
+    ref = ctx.registry.find("audio", uid)
+    if ref is None:
+        raise Unavailable("the audio service is not running")
+    return ref
+
+
+def actor_of(ctx: ApiContext, peer: str, kind: str, uid: str, what: str) -> ActorRef:
+    """The actor of `kind` a path names on `peer`, or 404 naming it."""
+    audio_service(ctx, peer)
+    ref = ctx.registry.find(kind, uid)
+    if ref is None:
+        raise NotFound(f"no {what} {uid!r}", details=[{"in": "path", "field": "uid"}])
+    return ref
+
+
+async def ask_each(refs: Sequence[ActorRef], msg: Request[R]) -> list[R]:
+    """Ask every actor at once; those that stopped meanwhile are left out."""
+    results: dict[int, R] = {}
+
+    async def one(i: int, ref: ActorRef) -> None:
+        with contextlib.suppress(ActorGone, NotFound):
+            results[i] = await ref.ask(msg)
+
+    async with trio.open_nursery() as nursery:
+        for i, ref in enumerate(refs):
+            nursery.start_soon(one, i, ref)
+    return [results[i] for i in sorted(results)]
+
+
+@API.route(
+    "GET",
+    "/peers/{peer}/devices",
+    summary="List a peer's audio devices, with the state of its drivers",
+    tag="devices",
+    response=DeviceList,
+    errors=(404, 503),
+)
+async def list_devices(ctx: ApiContext, peer: str) -> DeviceList:
+    audio = audio_service(ctx, peer)
+    await audio.ask(Rescan())
+    drivers = await audio.ask(GetDrivers())
+    devices = await ask_each(ctx.registry.of_kind("device"), GetDevice())
+    return DeviceList(drivers, sorted(devices, key=lambda d: d.id))
+
+
+@API.route(
+    "GET",
+    "/peers/{peer}/devices/{uid:path}",
+    summary="One device (its id percent-encoded)",
+    tag="devices",
+    response=Device,
+    errors=(404, 503),
+)
+async def get_device(ctx: ApiContext, peer: str, uid: str) -> Device:
+    return await actor_of(ctx, peer, "device", uid, "device").ask(GetDevice())
+
+
+@API.route(
+    "PUT",
+    "/peers/{peer}/devices/{uid:path}",
+    summary="Change a device's settings (persisted, applied again when it comes back)",
+    tag="devices",
+    body=DeviceUpdate,
+    response=Device,
+    errors=(404, 422, 503),
+    description=(
+        "Only the fields given change; null puts a setting back to the device's own. "
+        "volume: 0..1.5 (1.0 nominal); rate, channels, latency_ms: the format rocd "
+        "streams the device at."
+    ),
+)
+async def put_device(ctx: ApiContext, peer: str, uid: str, body: DeviceUpdate) -> Device:
+    return await actor_of(ctx, peer, "device", uid, "device").ask(UpdateDevice(body))

@@ -1,0 +1,79 @@
+"""/peers/{peer}/vads: virtual speakers and microphones of an instance.
+
+A VAD is also a device (its `device` field is the id under /devices). Creating one on a
+driver that is down is accepted: the VAD is "pending" and made when the driver is back.
+"""
+
+from __future__ import annotations
+
+from rocd.actors import CreateVad, DeleteVad, GetVad, UpdateVad, Vad, VadCreate, VadUpdate
+
+from ._context import ApiContext
+from ._devices import actor_of, ask_each, audio_service
+from ._routes import API
+
+
+@API.route(
+    "GET",
+    "/peers/{peer}/vads",
+    summary="List a peer's virtual devices",
+    tag="vads",
+    response=list[Vad],
+    errors=(404, 503),
+)
+async def list_vads(ctx: ApiContext, peer: str) -> list[Vad]:
+    audio_service(ctx, peer)
+    vads = await ask_each(ctx.registry.of_kind("vad"), GetVad())
+    return sorted(vads, key=lambda v: (v.name, v.uid))
+
+
+@API.route(
+    "POST",
+    "/peers/{peer}/vads",
+    summary="Create a virtual speaker or microphone (persisted)",
+    tag="vads",
+    body=VadCreate,
+    response=Vad,
+    status=201,
+    errors=(404, 422, 501, 503),
+)
+async def create_vad(ctx: ApiContext, peer: str, body: VadCreate) -> Vad:
+    return await audio_service(ctx, peer).ask(CreateVad(body))
+
+
+@API.route(
+    "GET",
+    "/peers/{peer}/vads/{uid}",
+    summary="One virtual device",
+    tag="vads",
+    response=Vad,
+    errors=(404, 503),
+)
+async def get_vad(ctx: ApiContext, peer: str, uid: str) -> Vad:
+    return await actor_of(ctx, peer, "vad", uid, "VAD").ask(GetVad())
+
+
+@API.route(
+    "PUT",
+    "/peers/{peer}/vads/{uid}",
+    summary="Rename or re-format a virtual device (it is made anew in its driver)",
+    tag="vads",
+    body=VadUpdate,
+    response=Vad,
+    errors=(404, 422, 503),
+)
+async def put_vad(ctx: ApiContext, peer: str, uid: str, body: VadUpdate) -> Vad:
+    return await actor_of(ctx, peer, "vad", uid, "VAD").ask(UpdateVad(body))
+
+
+@API.route(
+    "DELETE",
+    "/peers/{peer}/vads/{uid}",
+    summary="Delete a virtual device (removed from its driver)",
+    tag="vads",
+    status=204,
+    errors=(404, 503),
+)
+async def delete_vad(ctx: ApiContext, peer: str, uid: str) -> None:
+    actor_of(ctx, peer, "vad", uid, "VAD")
+    await audio_service(ctx, peer).ask(DeleteVad(uid))

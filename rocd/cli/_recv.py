@@ -1,0 +1,157 @@
+"""`rocd recv`: receive Roc streams and play or record their mix, like roc-recv.
+
+    rocd recv -o file:out.wav -s rtp+rs8m://0.0.0.0:10001 -r rs8m://0.0.0.0:10002 \\
+              -c rtcp://0.0.0.0:10003
+
+Runs until SIGINT/SIGTERM (or, with --oneshot, until every sender that came has gone),
+then leaves a complete, valid output file and exits 0; 2 for a bad option or URI; 1 when
+an endpoint cannot be bound (port in use) or the output cannot be opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import signal
+
+import msgspec
+import trio
+
+from rocd.audio import SampleSpec
+from rocd.net import (
+    LatencyConfig,
+    LatencyProfile,
+    Receiver,
+    ReceiverConfig,
+    ReceiverReporter,
+    RecvLink,
+)
+
+from ._exit import EXIT_OK
+from ._io import UsageError, open_output
+from ._logging import setup_logging
+from ._send import add_endpoint_options, endpoints_from, print_metrics, run_command
+from ._units import duration_ns
+
+log = logging.getLogger("rocd.recv")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("recv", help="receive Roc streams into a file or device")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="OUTPUT", help="file:PATH, pulse:NAME or null"
+    )
+    add_endpoint_options(p)
+    p.add_argument(
+        "--target-latency",
+        type=duration_ns,
+        default=200_000_000,
+        metavar="TIME",
+        help="latency to keep (default 200ms)",
+    )
+    p.add_argument(
+        "--latency-tolerance",
+        type=duration_ns,
+        metavar="TIME",
+        help="allowed deviation before a session restarts (default: Roc's formula)",
+    )
+    p.add_argument(
+        "--latency-profile",
+        choices=[p.value for p in LatencyProfile],
+        default="default",
+        help="latency tuning (default: responsive below 30ms)",
+    )
+    p.add_argument(
+        "--drift-comp",
+        choices=["on", "off"],
+        default="on",
+        help="resample to follow the sender's clock (default on)",
+    )
+    p.add_argument(
+        "--no-play-timeout",
+        type=duration_ns,
+        metavar="TIME",
+        help="end a silent session after this long (default 4/3 of the latency)",
+    )
+    p.add_argument(
+        "--choppy-play-timeout",
+        type=duration_ns,
+        default=2_000_000_000,
+        metavar="TIME",
+        help="end a constantly broken session (default 2s)",
+    )
+    p.add_argument("--rate", type=int, default=44100, help="output sample rate (default 44100)")
+    p.add_argument("--channels", type=int, default=2, help="output channels (default 2)")
+    p.add_argument("--miface", metavar="IP", help="join multicast groups on this interface")
+    p.add_argument(
+        "-1", "--oneshot", action="store_true", help="exit once every sender that came has gone"
+    )
+    p.set_defaults(run=run)
+
+
+def receiver_config(args: argparse.Namespace, fec: object) -> ReceiverConfig:
+    try:
+        return ReceiverConfig(
+            rate=args.rate,
+            channels=args.channels,
+            fec=fec,  # type: ignore[arg-type]
+            latency=LatencyConfig(
+                target_ns=args.target_latency,
+                tolerance_ns=args.latency_tolerance,
+                profile=LatencyProfile(args.latency_profile),
+            ),
+            drift_compensation=args.drift_comp == "on",
+            no_playback_timeout_ns=args.no_play_timeout,
+            choppy_playback_timeout_ns=args.choppy_play_timeout,
+        )
+    except (ValueError, msgspec.ValidationError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def recv(args: argparse.Namespace) -> int:
+    endpoints = endpoints_from(args, receiver=True)
+    config = receiver_config(args, endpoints.fec_scheme)
+    receiver = Receiver(config)
+    reporter = ReceiverReporter(rng=random.Random())
+    link = RecvLink(receiver, endpoints, reporter=reporter, multicast_iface=args.miface)
+    spec = SampleSpec(config.rate, config.channels)
+    async with open_output(args.output, spec) as sink, trio.open_nursery() as nursery:
+        bound = await nursery.start(link.run, sink)
+        where = ", ".join(f"{i.value} {a[0]}:{a[1]}" for i, a in bound.items())
+        log.info("receiving on %s into %s", where, args.output)
+        if args.metrics:
+            nursery.start_soon(
+                print_metrics,
+                lambda: {"sessions": receiver.metrics(), "receiver": receiver.counters},
+            )
+        await _wait_for_the_end(link, oneshot=args.oneshot)
+        nursery.cancel_scope.cancel()
+    # Leaving open_output finished the file (shielded), so it is complete and valid.
+    return EXIT_OK
+
+
+async def _wait_for_the_end(link: RecvLink, *, oneshot: bool) -> None:
+    """Until SIGINT/SIGTERM, or with `oneshot` until every sender that came has gone."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as waiters:
+
+            async def on_signal() -> None:
+                async for signum in signals:
+                    log.info("%s: stopping", signal.Signals(signum).name)
+                    break
+                waiters.cancel_scope.cancel()
+
+            async def on_oneshot() -> None:
+                await link.all_ended.wait()
+                log.info("every sender has gone: stopping")
+                waiters.cancel_scope.cancel()
+
+            waiters.start_soon(on_signal)
+            if oneshot:
+                waiters.start_soon(on_oneshot)
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging("debug" if args.verbose else "info")
+    return run_command(recv, args)

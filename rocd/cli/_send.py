@@ -1,0 +1,198 @@
+"""`rocd send`: stream an input to a Roc receiver, like roc-send.
+
+    rocd send -i file:song.wav -s rtp+rs8m://HOST:10001 -r rs8m://HOST:10002 -c rtcp://HOST:10003
+
+Exits 0 when the input ends (a file) or on SIGINT/SIGTERM (the last packets, a last
+report, and with --bye a BYE, go out first); 2 for a bad option or URI; 1 when the input
+cannot be opened or the sender fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import signal
+import sys
+import time
+from typing import Any
+
+import msgspec
+import trio
+
+from rocd.audio import AudioError, SampleSpec
+from rocd.net import (
+    EndpointError,
+    EndpointSet,
+    FecScheme,
+    Sender,
+    SenderConfig,
+    SendLink,
+    sender_endpoints,
+)
+
+from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from ._io import UsageError, open_input
+from ._logging import root_error, setup_logging
+from ._units import duration_ns
+
+log = logging.getLogger("rocd.send")
+
+FEC_NAMES = {"rs8m": FecScheme.RS8M, "ldpc": FecScheme.LDPC_STAIRCASE, "none": None}
+
+
+def add_endpoint_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-s",
+        "--source",
+        required=True,
+        metavar="URI",
+        help="source endpoint: rtp://, rtp+rs8m:// or rtp+ldpc://HOST:PORT",
+    )
+    p.add_argument("-r", "--repair", metavar="URI", help="repair endpoint: rs8m:// or ldpc://")
+    p.add_argument("-c", "--control", metavar="URI", help="control endpoint: rtcp://HOST:PORT")
+    p.add_argument(
+        "--fec",
+        choices=sorted(FEC_NAMES),
+        help="check the FEC scheme the URIs imply (the URIs decide it)",
+    )
+    p.add_argument("--metrics", action="store_true", help="print one JSON line of metrics a second")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("send", help="stream a file, tone or device to a Roc receiver")
+    p.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        metavar="INPUT",
+        help="file:PATH, tone:sine[:FREQ], tone:sweep|noise|silence, pulse:NAME",
+    )
+    add_endpoint_options(p)
+    p.add_argument("--nbsrc", type=int, default=18, help="source packets per FEC block")
+    p.add_argument("--nbrpr", type=int, default=10, help="repair packets per FEC block")
+    p.add_argument(
+        "--packet-len",
+        type=duration_ns,
+        default=5_000_000,
+        metavar="TIME",
+        help="audio per packet (default 5ms)",
+    )
+    p.add_argument("--rate", type=int, default=44100, help="sample rate of tone inputs")
+    p.add_argument(
+        "--duration",
+        type=duration_ns,
+        metavar="TIME",
+        help="stop after this much audio (tones and devices never end)",
+    )
+    p.add_argument(
+        "--bye",
+        action="store_true",
+        help="say RTCP BYE at the end (the receiver ends the session at once)",
+    )
+    p.set_defaults(run=run)
+
+
+def endpoints_from(args: argparse.Namespace, *, receiver: bool) -> EndpointSet:
+    """The endpoint set the -s/-r/-c options name (UsageError when they do not fit)."""
+    from rocd.net import receiver_endpoints
+
+    make = receiver_endpoints if receiver else sender_endpoints
+    try:
+        endpoints = make(args.source, args.repair, args.control)
+    except EndpointError as exc:
+        raise UsageError(str(exc)) from None
+    if args.fec is not None and FEC_NAMES[args.fec] is not endpoints.fec_scheme:
+        implied = endpoints.fec_scheme.value if endpoints.fec_scheme else "none"
+        raise UsageError(f"--fec {args.fec} contradicts the endpoints, which use {implied}")
+    return endpoints
+
+
+def sender_config(args: argparse.Namespace, endpoints: EndpointSet) -> SenderConfig:
+    try:
+        return SenderConfig(
+            fec=endpoints.fec_scheme,
+            fec_source_packets=args.nbsrc,
+            fec_repair_packets=args.nbrpr,
+            packet_length_ns=args.packet_len,
+            bye_on_stop=args.bye,
+        )
+    except (ValueError, msgspec.ValidationError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def print_metrics(snapshot: Any) -> None:
+    """One JSON line a second, for scripts and humans tailing the output."""
+    while True:
+        await trio.sleep(1.0)
+        line = {"time": round(time.time(), 3), **msgspec.to_builtins(snapshot())}
+        print(json.dumps(line), flush=True)
+
+
+async def send(args: argparse.Namespace) -> int:
+    endpoints = endpoints_from(args, receiver=False)
+    config = sender_config(args, endpoints)
+    tone_spec = SampleSpec(args.rate, 2)
+    async with open_input(args.input, spec=tone_spec, duration_ns=args.duration) as source:
+        try:
+            sender = Sender(
+                config,
+                input_rate=source.spec.rate,
+                input_channels=source.spec.channels,
+                rng=random.Random(),
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        link = SendLink(sender, endpoints)
+        async with trio.open_nursery() as nursery:
+            local = await nursery.start(link.run, source)
+            log.info("sending %s from %s:%d to %s", args.input, *local, endpoints)
+            nursery.start_soon(_stop_on_signal, link)
+            if args.metrics:
+                nursery.start_soon(
+                    print_metrics,
+                    lambda: {
+                        "sender": sender.metrics(),
+                        "udp": link.udp.stats if link.udp else None,
+                    },
+                )
+            await link.done.wait()
+            nursery.cancel_scope.cancel()
+    log.info("done: %d packets sent", sender.metrics().source_packets)
+    return EXIT_OK
+
+
+async def _stop_on_signal(link: SendLink) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("%s: stopping", signal.Signals(signum).name)
+            link.request_stop()
+            return
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging("debug" if args.verbose else "info")
+    return run_command(send, args)
+
+
+def run_command(command: Any, args: argparse.Namespace) -> int:
+    """Run `command(args)` under Trio; turn its failures into one line and an exit status."""
+    try:
+        status: int = trio.run(command, args)
+    except BaseException as exc:
+        cause = root_error(exc)
+        if isinstance(cause, KeyboardInterrupt):
+            return EXIT_OK
+        if isinstance(cause, UsageError):
+            print(f"rocd {args.command}: {cause}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(cause, AudioError | OSError):
+            reason = getattr(cause, "strerror", None) or str(cause)
+            print(f"rocd {args.command}: {reason}", file=sys.stderr)
+            return EXIT_FAILED
+        log.critical("failed", exc_info=exc)
+        print(f"rocd {args.command}: failed: {cause!r}", file=sys.stderr)
+        return EXIT_FAILED
+    return status

@@ -1,0 +1,197 @@
+"""`rocd send` and `rocd recv` as processes, the way a user swaps them for roc-send/roc-recv."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import soundfile as sf
+
+from tests.e2e.signals import assert_exact_stream, whole_fec_blocks
+from tests.pcap import VECTORS
+
+ROCD = [sys.executable, "-m", "rocd.cli"]
+INPUT = VECTORS / "sig2s_stereo.wav"
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def uris(ports: list[int], fec: str = "rs8m") -> list[str]:
+    return [
+        "-s", f"rtp+{fec}://127.0.0.1:{ports[0]}",
+        "-r", f"{fec}://127.0.0.1:{ports[1]}",
+        "-c", f"rtcp://127.0.0.1:{ports[2]}",
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+
+
+def spawn(procs: list[subprocess.Popen[str]], *args: str) -> subprocess.Popen[str]:
+    p = subprocess.Popen(
+        [*ROCD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    procs.append(p)
+    return p
+
+
+def wait_listening(p: subprocess.Popen[str]) -> None:
+    """Until the receiver logs that it is bound."""
+    assert p.stderr is not None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = p.stderr.readline()
+        if "receiving on" in line:
+            return
+        if not line and p.poll() is not None:
+            raise AssertionError(f"rocd recv exited {p.returncode}")
+    raise AssertionError("rocd recv did not start")
+
+
+def input_frames() -> npt.NDArray[np.float32]:
+    data, rate = sf.read(INPUT, dtype="float32", always_2d=True)
+    assert rate == 44100
+    frames: npt.NDArray[np.float32] = data[: (len(data) // 221) * 221]
+    return frames
+
+
+@pytest.mark.parametrize("fec", ["rs8m", "ldpc"])
+def test_a_file_arrives_sample_for_sample(
+    tmp_path: Path, procs: list[subprocess.Popen[str]], fec: str
+) -> None:
+    ports = free_ports(3)
+    out = tmp_path / "out.wav"
+    recv = spawn(procs, "recv", "-o", f"file:{out}", *uris(ports, fec), "--oneshot",
+                 "--target-latency", "100ms", "--drift-comp", "off")  # fmt: skip
+    wait_listening(recv)
+    send = spawn(procs, "send", "-i", f"file:{INPUT}", *uris(ports, fec))
+    assert send.wait(timeout=30) == 0
+    assert recv.wait(timeout=30) == 0  # --oneshot: ends once the sender has gone
+    got, rate = sf.read(out, dtype="float32", always_2d=True)
+    assert rate == 44100
+    assert_exact_stream(input_frames(), got, expected_delay_s=(0.09, 10.0))  # + sender start-up
+
+
+def test_five_percent_loss_through_the_relay_is_repaired(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    ports = free_ports(6)
+    out = tmp_path / "out.wav"
+    recv = spawn(procs, "recv", "-o", f"file:{out}", *uris(ports[:3]), "--oneshot",
+                 "--target-latency", "100ms", "--drift-comp", "off")  # fmt: skip
+    wait_listening(recv)
+    routes = [f"--route=127.0.0.1:{ports[3 + i]}=127.0.0.1:{ports[i]}" for i in range(3)]
+    relay = spawn(procs, "relay", *routes, "--loss", "5%", "--seed", "11", "--stats")
+    assert relay.stdout is not None
+    time.sleep(0.5)  # the relay binds at once; give its process time to start
+    send = spawn(procs, "send", "-i", f"file:{INPUT}", *uris(ports[3:]))
+    assert send.wait(timeout=30) == 0
+    assert recv.wait(timeout=30) == 0
+    relay.send_signal(signal.SIGINT)
+    assert relay.wait(timeout=10) == 0
+    got, _ = sf.read(out, dtype="float32", always_2d=True)
+    assert_exact_stream(whole_fec_blocks(input_frames()), got, expected_delay_s=(0.09, 10.0))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_receiver_leaves_a_complete_file(
+    tmp_path: Path, procs: list[subprocess.Popen[str]], sig: signal.Signals
+) -> None:
+    ports = free_ports(3)
+    out = tmp_path / "out.flac"
+    recv = spawn(procs, "recv", "-o", f"file:{out}", *uris(ports))
+    wait_listening(recv)
+    send = spawn(procs, "send", "-i", "tone:sine:1000", "--duration", "10s", *uris(ports))
+    time.sleep(1.5)
+    recv.send_signal(sig)
+    assert recv.wait(timeout=10) == 0
+    send.kill()
+    got, rate = sf.read(out, dtype="float32", always_2d=True)
+    assert rate == 44100
+    assert 1.0 < len(got) / rate < 3.0
+    assert np.max(np.abs(got)) > 0.4  # the tone made it into the file
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_send_stops_on_sigint_and_says_bye(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    ports = free_ports(3)
+    recv = spawn(procs, "recv", "-o", "null", *uris(ports), "--oneshot")
+    wait_listening(recv)
+    send = spawn(procs, "send", "-i", "tone:440", "--bye", *uris(ports))
+    time.sleep(1.5)
+    send.send_signal(signal.SIGINT)
+    assert send.wait(timeout=10) == 0
+    # BYE ends the session at once: the receiver does not wait for its watchdog.
+    assert recv.wait(timeout=10) == 0
+    assert recv.stderr is not None
+    assert "ended: bye" in recv.stderr.read()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["send", "-i", "tone:440", "-s", "rtp+rs8m://127.0.0.1:1"], "repair"),
+        (["send", "-i", "tone:440", "-s", "http://x:1"], "http"),
+        (["send", "-i", "tone:440", "-s", "rtp://127.0.0.1:5", "--fec", "rs8m"], "contradicts"),
+        (["send", "-i", "wave:440", "-s", "rtp://127.0.0.1:5"], "unknown input"),
+        (["send", "-i", "tone:sine:x", "-s", "rtp://127.0.0.1:5"], "tone:sine:x"),
+        (["send", "-i", "tone:440", "-s", "rtp+ldpc://127.0.0.1:5", "-r", "ldpc://127.0.0.1:6",
+          "--nbrpr", "5"], "7"),
+        (["send", "-i", "tone:440", "-s", "rtp://127.0.0.1:5", "--packet-len", "5"], "unit"),
+        (["recv", "-o", "file:/tmp/x.wav", "-s", "rtp://127.0.0.1:5", "--target-latency", "x"],
+         "unit"),
+        (["recv", "-o", "speaker", "-s", "rtp://127.0.0.1:0"], "speaker"),
+    ],
+)  # fmt: skip
+def test_usage_errors_are_one_line_and_exit_2(args: list[str], message: str) -> None:
+    done = subprocess.run([*ROCD, *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_runtime_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:
+    missing = subprocess.run(
+        [*ROCD, "send", "-i", f"file:{tmp_path}/none.wav", "-s", "rtp://127.0.0.1:5"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert "none.wav" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        busy = subprocess.run(
+            [*ROCD, "recv", "-o", "null", "-s", f"rtp://127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert busy.returncode == 1
+    assert "Address already in use" in busy.stderr
+    assert "Traceback" not in busy.stderr
