@@ -1,7 +1,7 @@
 """Streams one core can carry: N sender + receiver pairs in one Trio process, real clock.
 
     python -m bench.transport [--streams 16,32,64] [--seconds 10] [--fec rs8m|ldpc|none]
-                              [--target-ms 200] [--loss 0.0]
+                              [--target-ms 200] [--loss 0.0] [--gso]
 
 Each pair: a 44.1 kHz stereo tone paced in real time -> SendLink -> UDP on 127.0.0.1 ->
 RecvLink (drift compensation on) -> a paced null sink. Everything runs on one thread, so
@@ -85,7 +85,13 @@ def uris(proto: str, ports: dict[Interface, int]) -> tuple[str, str | None, str]
 
 
 async def run_pairs(
-    n: int, seconds: float, fec: FecScheme | None, target_ms: int, loss: float, shared: bool
+    n: int,
+    seconds: float,
+    fec: FecScheme | None,
+    target_ms: int,
+    loss: float,
+    shared: bool,
+    gso: bool = False,
 ) -> tuple[float, float, list[SessionMetrics], list[float]]:
     proto = {FecScheme.RS8M: "rs8m", FecScheme.LDPC_STAIRCASE: "ldpc", None: ""}[fec]
     links: list[RecvLink] = []
@@ -115,7 +121,7 @@ async def run_pairs(
             sender = Sender(
                 SenderConfig(fec=fec), input_rate=RATE, input_channels=2, rng=random.Random(100 + i)
             )
-            send = SendLink(sender, sender_endpoints(*uris(proto, ports)), ticker=ticker)
+            send = SendLink(sender, sender_endpoints(*uris(proto, ports)), ticker=ticker, gso=gso)
             await nursery.start(send.run, Tone())
             links.append(recv)
         t0, c0 = time.monotonic(), time.process_time()
@@ -144,16 +150,26 @@ def main() -> None:
     parser.add_argument(
         "--own-timers", action="store_true", help="each link its own timer (no shared Ticker)"
     )
+    parser.add_argument(
+        "--gso", action="store_true", help="senders use UDP segmentation offload (SendLink gso)"
+    )
     args = parser.parse_args()
     fec = {"rs8m": FecScheme.RS8M, "ldpc": FecScheme.LDPC_STAIRCASE, "none": None}[args.fec]
     timers = "own timers" if args.own_timers else "one shared Ticker"
     print(
         f"fec={args.fec} target={args.target_ms} ms loss={args.loss:.0%} "
-        f"{args.seconds:g} s each, {timers}"
+        f"{args.seconds:g} s each, {timers}" + (", GSO" if args.gso else "")
     )
     for n in (int(s) for s in args.streams.split(",")):
         wall, cpu, metrics, errors = trio.run(
-            run_pairs, n, args.seconds, fec, args.target_ms, args.loss, not args.own_timers
+            run_pairs,
+            n,
+            args.seconds,
+            fec,
+            args.target_ms,
+            args.loss,
+            not args.own_timers,
+            args.gso,
         )
         load = 100 * cpu / wall
         underruns = sum(m.underruns for m in metrics)

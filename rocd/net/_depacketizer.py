@@ -59,6 +59,7 @@ class Depacketizer:
         self, buffer: JitterBuffer, in_channels: int, out_channels: int, fade: int
     ) -> None:
         self._mapper = ChannelMapper(in_channels, out_channels)  # ValueError if unmappable
+        self._same_channels = in_channels == out_channels
         self._buffer = buffer
         self._fade = fade
         self._gains = fade_gains(fade)
@@ -102,6 +103,8 @@ class Depacketizer:
             buffer.replace(start, data)
         else:
             self._any_real = True
+        if self._same_channels:
+            return data
         return self._mapper.map(data)
 
     def _conceal(

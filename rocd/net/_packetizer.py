@@ -104,8 +104,7 @@ class Packetizer:
         if not count:
             return []
         size = spp * self.encoding.frame_bytes
-        payload = bytes(pending[: count * size])
-        del pending[: count * size]
+        payload = memoryview(pending)  # released before `pending` shrinks
         pack = _HEADER.pack
         pt, ssrc, seq, ts = self.encoding.payload_type, self.ssrc, self._seq, self._ts
         position = self._position
@@ -120,6 +119,8 @@ class Packetizer:
             seq = (seq + 1) & 0xFFFF
             ts = (ts + spp) & 0xFFFF_FFFF
             offset += spp
+        payload.release()
+        del pending[: count * size]
         self._seq, self._ts = seq, ts
         self._position = position + count * spp
         return packets

@@ -77,11 +77,16 @@ class SendLink:
         ticker: Ticker | None = None,
         chunk_ns: int = DEFAULT_CHUNK_NS,
         wall_ns: Callable[[], int] = time.time_ns,
+        gso: bool = False,
     ) -> None:
         self.sender = sender
         self.endpoints = endpoints
         self.ticker = ticker
         self.chunk_ns = chunk_ns
+        self.gso = gso
+        """Send each chunk's source packets and each block's repair packets in one system
+        call (UDP segmentation offload, see `UdpEndpoint`): cheaper, but only where no
+        loss is emulated on the path before a device (it would drop the run at once)."""
         self._wall_ns = wall_ns
         self._udp: UdpEndpoint | None = None
         self._targets: dict[Interface, Address] = {}
@@ -113,7 +118,9 @@ class SendLink:
             if endpoint is not None:
                 family, self._targets[interface] = await resolve_udp(endpoint.address)
         wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
-        self._udp = await UdpEndpoint.bind((wildcard, 0), family=family, max_datagram=65535)
+        self._udp = await UdpEndpoint.bind(
+            (wildcard, 0), family=family, max_datagram=65535, gso=self.gso
+        )
         try:
             task_status.started(self._udp.local)
             with self._streaming:

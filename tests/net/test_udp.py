@@ -103,7 +103,7 @@ async def test_send_many_keeps_every_datagram_and_its_order() -> None:
     with trio.fail_after(5):
         a = await UdpEndpoint.bind(("127.0.0.1", 0), timestamps=True, gro=True)
         b = await UdpEndpoint.bind(("127.0.0.1", 0), timestamps=True)
-        tx = await UdpEndpoint.bind(("127.0.0.1", 0))
+        tx = await UdpEndpoint.bind(("127.0.0.1", 0), gso=True)
         try:
             plan = [(bytes([i]) * 902, a.local) for i in range(12)]  # a long run
             plan += [(b"short", a.local), (b"x" * 902, b.local), (b"y" * 902, b.local)]
