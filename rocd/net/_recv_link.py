@@ -143,7 +143,7 @@ class RecvLink:
 
         async def step(now: int) -> bool:
             self._ticks += 1
-            self._take_datagrams(now)
+            self._take_datagrams(now, ticker)
             for _ in range(pacer.due(now)):
                 frames = self.receiver.read(chunk, now)
                 pacer.sent(chunk)
@@ -151,23 +151,36 @@ class RecvLink:
             self._after_read(now)
             return False
 
-        await ticker.attach(step, stage=CONSUME).wait()
+        fds = [udp.fd for udp in self.sockets.values()]
+        for fd in fds:
+            ticker.watch(fd)
+        try:
+            await ticker.attach(step, stage=CONSUME).wait()
+        finally:
+            for fd in fds:
+                ticker.unwatch(fd)
 
-    def _take_datagrams(self, now: int) -> None:
+    def _take_datagrams(self, now: int, ticker: Ticker | None = None) -> None:
+        """Drain the sockets; on a ticker, only those it saw readable (and the control
+        socket at every tick: a report is then handled at most one tick after it came)."""
         wall = self._wall_ns()
         receiver = self.receiver
         sockets = self.sockets
         udp = sockets.get(Interface.SOURCE)
-        if udp is not None:
+        if udp is not None and (ticker is None or ticker.readable(udp.fd)):
             udp.drain_to(receiver.on_source, now, wall)
         udp = sockets.get(Interface.REPAIR)
-        if udp is not None:
+        if udp is not None and (ticker is None or ticker.readable(udp.fd)):
             udp.drain_to(receiver.on_repair, now, wall)
         control = sockets.get(Interface.CONTROL)
         if (
             control is not None
             and self.reporter is not None
-            and self._ticks % RTCP_DRAIN_TICKS == 0
+            and (
+                self._ticks % RTCP_DRAIN_TICKS == 0
+                if ticker is None
+                else ticker.readable(control.fd)
+            )
         ):
             for data, source, arrival in control.drain(now, wall):
                 try:

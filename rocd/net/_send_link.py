@@ -41,8 +41,9 @@ log = logging.getLogger("rocd.net.send")
 #: Frames read per step: 10 ms, Roc's I/O frame (two 5 ms packets per step).
 DEFAULT_CHUNK_NS = 10_000_000
 
-#: Receiver reports come every 200 ms and carry their kernel arrival time: reading them
-#: every 5th step (50 ms) loses no precision and saves four empty reads in five.
+#: RTCP reports come every 200 ms and carry their kernel arrival time: a link that reads
+#: its control socket without a ticker's poll reads it every 5th step (50 ms), which loses
+#: no precision and saves four empty reads in five.
 RTCP_DRAIN_TICKS = 5
 
 
@@ -166,12 +167,12 @@ class SendLink:
             max_lag_ns=10**9,
         )
 
-        ticks = 0
+        udp = self._udp
+        assert udp is not None
+        fd = udp.fd
 
         async def step(now: int) -> bool:
-            nonlocal ticks
-            ticks += 1
-            if ticks % RTCP_DRAIN_TICKS == 0:
+            if ticker.readable(fd):  # receiver reports (the ticker polls the socket)
                 self._take_rtcp(now, self._wall_ns())
             for _ in range(pacer.due(now)):
                 frames = await source.read(chunk)
@@ -183,7 +184,11 @@ class SendLink:
             self._send(self.sender.poll_rtcp(now, self._wall_ns()))  # also while stalled
             return False
 
-        await ticker.attach(step, stage=PRODUCE).wait()
+        ticker.watch(fd)
+        try:
+            await ticker.attach(step, stage=PRODUCE).wait()
+        finally:
+            ticker.unwatch(fd)
 
     def _send(self, datagrams: list[Datagram]) -> None:
         udp = self._udp

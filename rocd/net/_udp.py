@@ -137,6 +137,7 @@ class UdpEndpoint:
         self.max_datagram = max_datagram
         self.stats = UdpStats()
         self.local: Address = sock.getsockname()[:2]
+        self.fd = sock.fileno()
         self._gso = gso and sock.family in (socket.AF_INET, socket.AF_INET6)
         self.timestamps = False
         if timestamps:

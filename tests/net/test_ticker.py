@@ -1,0 +1,82 @@
+"""Ticker: stages within a tick, pacer phase, and the shared readiness poll."""
+
+from __future__ import annotations
+
+import socket
+
+import trio
+import trio.testing
+
+from rocd.net import Step, Ticker
+from rocd.net._ticker import CONSUME, PRODUCE
+
+PERIOD = 10_000_000
+
+
+async def test_producers_step_before_consumers_whatever_the_attach_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    order: list[str] = []
+
+    def step(name: str, last: int) -> Step:
+        async def run(now: int) -> bool:
+            order.append(name)
+            return len(order) >= last
+
+        return run
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            ticker = await nursery.start(Ticker(PERIOD).run)
+            consumer = ticker.attach(step("recv", 4), stage=CONSUME)
+            producer = ticker.attach(step("send", 4), stage=PRODUCE)
+            await consumer.wait()
+            await producer.wait()
+            nursery.cancel_scope.cancel()
+    assert order[:4] == ["send", "recv", "send", "recv"]
+
+
+async def test_pacers_start_half_a_period_off_the_ticks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            ticker = await nursery.start(Ticker(PERIOD).run)
+            now = round(trio.current_time() * 1e9)
+            start = ticker.pacer_start_ns(now)
+            # The next tick is one period after the ticker started (just now).
+            assert start == now + PERIOD - PERIOD // 2
+            nursery.cancel_scope.cancel()
+    assert Ticker(PERIOD).pacer_start_ns(123) == 123  # not running: now
+
+
+async def test_watched_sockets_are_readable_only_when_data_waits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    seen: list[bool] = []
+    with a, b, trio.fail_after(5):
+        ticker = Ticker(PERIOD)
+        ticker.watch(a.fileno())
+        assert ticker.readable(b.fileno())  # not watched: read it to know
+
+        async def producer(now: int) -> bool:
+            if len(seen) == 1:
+                b.send(b"x")  # sent in the tick: the consumers' poll sees it
+            return False
+
+        async def consumer(now: int) -> bool:
+            readable = ticker.readable(a.fileno())
+            seen.append(readable)
+            if readable:
+                a.recv(16)
+            return len(seen) >= 3
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ticker.run)
+            ticker.attach(producer, stage=PRODUCE)
+            await ticker.attach(consumer, stage=CONSUME).wait()
+            ticker.unwatch(a.fileno())
+            assert ticker.readable(a.fileno())
+            nursery.cancel_scope.cancel()
+    assert seen == [False, True, False]
