@@ -19,10 +19,9 @@ each candidate at ratio 1.0005, 44.1 kHz stereo, 10 ms frames):
 soxr's fixed-ratio modes are faster (~9 us) but cannot follow a changing ratio; its
 variable-rate mode costs as much as sinc_fastest and is marked experimental in
 python-soxr. `linear` is cheap but audibly poor above a few kHz. sinc_fastest stays above
-16-bit resolution (~96 dB) over the audio band at the lowest cost of the sinc options,
-and libsamplerate is already a dependency (the sender's fixed-ratio `RateConverter` uses
-it too). The CPU figure is the largest item of a receiving stream's budget, which is why
-no better quality is bought by default.
+16-bit resolution (~96 dB) over the audio band at the lowest cost of the sinc options.
+The CPU figure is the largest item of a receiving stream's budget, which is why no better
+quality is bought by default.
 """
 
 from __future__ import annotations
@@ -62,6 +61,8 @@ class Resampler:
     ) -> None:
         if channels < 1 or chunk < 1:
             raise ValueError("channels and chunk must be >= 1")
+        if quality.is_soxr:
+            raise ValueError(f"{quality.value} converts at a fixed ratio only")
         if not ratio > 0:
             raise ValueError(f"ratio must be > 0, got {ratio!r}")
         self._channels = channels

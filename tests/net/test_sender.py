@@ -16,6 +16,8 @@ from rocd.net import (
     RateConverter,
     ReceiverReport,
     ReportBlock,
+    Resampler,
+    ResamplerQuality,
     RtpPacket,
     Sdes,
     SdesChunk,
@@ -85,8 +87,9 @@ def test_48k_mono_to_44k1_stereo_is_the_tone_across_odd_chunks() -> None:
     assert np.abs(decoded[100:, 0] - reference[100:]).max() < 1e-4
 
 
-def test_rate_converter_flush_gives_the_one_shot_length() -> None:
-    conv = RateConverter(48000, 44100, 2)
+@pytest.mark.parametrize("quality", [ResamplerQuality.SOXR_HQ, ResamplerQuality.FASTEST])
+def test_rate_converter_flush_gives_the_one_shot_length(quality: ResamplerQuality) -> None:
+    conv = RateConverter(48000, 44100, 2, quality)
     x = np.repeat(_tone(48000, 0.1), 2, axis=1)
     out = [conv.process(x[i : i + 333]) for i in range(0, len(x), 333)]
     out.append(conv.flush())
@@ -95,6 +98,20 @@ def test_rate_converter_flush_gives_the_one_shot_length() -> None:
     assert total.dtype == np.float32
     assert conv.flush().shape == (0, 2)  # nothing left
     assert conv.process(np.zeros((0, 2), np.float32)).shape == (0, 2)
+
+
+@pytest.mark.parametrize("quality", [ResamplerQuality.SOXR_HQ, ResamplerQuality.FASTEST])
+def test_rate_converter_output_is_time_aligned(quality: ResamplerQuality) -> None:
+    conv = RateConverter(48000, 44100, 1, quality)
+    x = _tone(48000, 0.5)
+    out = np.concatenate([conv.process(x[i : i + 480]) for i in range(0, len(x), 480)])
+    reference = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(len(out)) / 44100)
+    assert np.abs(out[100:, 0] - reference[100:]).max() < 1e-4
+
+
+def test_the_drift_resampler_refuses_a_fixed_ratio_converter() -> None:
+    with pytest.raises(ValueError, match="fixed ratio"):
+        Resampler(lambda n: np.zeros((n, 2), np.float32), 2, 1.0, quality=ResamplerQuality.SOXR_HQ)
 
 
 def test_channel_mapper() -> None:
