@@ -10,10 +10,13 @@ The chain, after Roc's receiver session (ROC_PROTOCOL.md §7):
 Latency is measured at the output's playback position mapped back to the stream: the
 resampler reads a few ms ahead of what it outputs, in chunks, so its real read position
 jumps; the consumer's position advances smoothly by n / ratio per output frame. NIQ latency
-= end of the newest queued packet - that position (samples at the stream rate); the tuner
-keeps it at the target, and checks it against the bounds (out of bounds ends the session).
-Without drift compensation and at equal rates there is no resampler: output samples are
-the stream's samples, unchanged.
+= end of the newest queued packet - that position (samples at the stream rate), measured
+after each frame as Roc does. It is checked against the bounds (out of bounds ends the
+session) and reported in RTCP; the tuner keeps the same latency without its one-packet
+sawtooth at the target (`NiqSmoother`), which is also the session's `latency` metric.
+Playback starts with exactly the target queued after the first frame. Without drift
+compensation and at equal rates there is no resampler: output samples are the stream's
+samples, unchanged.
 
 Every method takes the time (`now_ns`, any monotonic clock in ns); nothing here reads a
 clock. Bad packets are counted and dropped, never raised.

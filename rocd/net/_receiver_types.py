@@ -99,7 +99,9 @@ class SessionMetrics(msgspec.Struct, kw_only=True):
     payload_type: int
     state: SessionState
     latency_ms: float
-    """NIQ latency: end of the newest queued packet minus the playback position."""
+    """The latency held at the target: NIQ latency (end of the newest queued packet minus
+    the playback position) without its one-packet sawtooth (see `NiqSmoother`); RTCP
+    reports carry the instant NIQ latency."""
     target_ms: float
     jitter_ms: float
     """RFC 3550 interarrival jitter."""
