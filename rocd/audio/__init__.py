@@ -51,6 +51,7 @@ from ._pulse_server import (
     pulse_server_env,
 )
 from ._ring import FrameRing, RingStats
+from ._tee import Tee, TeeReader
 from ._tone import DEFAULT_TONES, Tone, ToneDriver, ToneGenerator
 from ._watch import EventHub, diff_devices
 
@@ -89,6 +90,8 @@ __all__ = [
     "SampleSpec",
     "StreamBroken",
     "StreamStats",
+    "Tee",
+    "TeeReader",
     "Tone",
     "ToneDriver",
     "ToneGenerator",

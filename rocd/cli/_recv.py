@@ -42,7 +42,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "-o", "--output", required=True, metavar="OUTPUT", help="file:PATH, pulse:NAME or null"
     )
-    add_endpoint_options(p)
+    add_endpoint_options(p, slots=False)
     p.add_argument(
         "--target-latency",
         type=duration_ns,

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import trio
 
-from rocd.audio import AudioError, SampleSpec
+from rocd.audio import AudioError, SampleSpec, Tee
 from rocd.net import (
     EndpointError,
     EndpointSet,
@@ -29,6 +29,7 @@ from rocd.net import (
     Sender,
     SenderConfig,
     SendLink,
+    Ticker,
     sender_endpoints,
 )
 
@@ -42,16 +43,30 @@ log = logging.getLogger("rocd.send")
 FEC_NAMES = {"rs8m": FecScheme.RS8M, "ldpc": FecScheme.LDPC_STAIRCASE, "none": None}
 
 
-def add_endpoint_options(p: argparse.ArgumentParser) -> None:
+def add_endpoint_options(p: argparse.ArgumentParser, *, slots: bool) -> None:
+    more = " (repeat -s/-r/-c for more destinations)" if slots else ""
     p.add_argument(
         "-s",
         "--source",
         required=True,
+        action="append" if slots else "store",
         metavar="URI",
-        help="source endpoint: rtp://, rtp+rs8m:// or rtp+ldpc://HOST:PORT",
+        help=f"source endpoint: rtp://, rtp+rs8m:// or rtp+ldpc://HOST:PORT{more}",
     )
-    p.add_argument("-r", "--repair", metavar="URI", help="repair endpoint: rs8m:// or ldpc://")
-    p.add_argument("-c", "--control", metavar="URI", help="control endpoint: rtcp://HOST:PORT")
+    p.add_argument(
+        "-r",
+        "--repair",
+        action="append" if slots else "store",
+        metavar="URI",
+        help="repair endpoint: rs8m:// or ldpc://",
+    )
+    p.add_argument(
+        "-c",
+        "--control",
+        action="append" if slots else "store",
+        metavar="URI",
+        help="control endpoint: rtcp://HOST:PORT",
+    )
     p.add_argument(
         "--fec",
         choices=sorted(FEC_NAMES),
@@ -70,7 +85,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="INPUT",
         help="file:PATH, tone:sine[:FREQ], tone:sweep|noise|silence, pulse:NAME",
     )
-    add_endpoint_options(p)
+    add_endpoint_options(p, slots=True)
     p.add_argument("--nbsrc", type=int, default=18, help="source packets per FEC block")
     p.add_argument("--nbrpr", type=int, default=10, help="repair packets per FEC block")
     p.add_argument(
@@ -96,17 +111,38 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def endpoints_from(args: argparse.Namespace, *, receiver: bool) -> EndpointSet:
-    """The endpoint set the -s/-r/-c options name (UsageError when they do not fit)."""
+    """The one endpoint set the -s/-r/-c options of a receiver name."""
+    return _slot(args.source, args.repair, args.control, args.fec, receiver=True)
+
+
+def slots_from(args: argparse.Namespace) -> list[EndpointSet]:
+    """A sender's slots: the i-th -s goes with the i-th -r and -c. As in roc-send, the
+    number of -r (and of -c) is 0 or the number of -s."""
+    sources: list[str] = args.source
+    for flag, given in (("-r", args.repair), ("-c", args.control)):
+        if given is not None and len(given) != len(sources):
+            raise UsageError(f"{len(sources)} -s but {len(given)} {flag}: give one per -s, or none")
+    repairs = args.repair or [None] * len(sources)
+    controls = args.control or [None] * len(sources)
+    return [
+        _slot(s, r, c, args.fec, receiver=False)
+        for s, r, c in zip(sources, repairs, controls, strict=True)
+    ]
+
+
+def _slot(
+    source: str, repair: str | None, control: str | None, fec: str | None, *, receiver: bool
+) -> EndpointSet:
     from rocd.net import receiver_endpoints
 
     make = receiver_endpoints if receiver else sender_endpoints
     try:
-        endpoints = make(args.source, args.repair, args.control)
+        endpoints = make(source, repair, control)
     except EndpointError as exc:
         raise UsageError(str(exc)) from None
-    if args.fec is not None and FEC_NAMES[args.fec] is not endpoints.fec_scheme:
+    if fec is not None and FEC_NAMES[fec] is not endpoints.fec_scheme:
         implied = endpoints.fec_scheme.value if endpoints.fec_scheme else "none"
-        raise UsageError(f"--fec {args.fec} contradicts the endpoints, which use {implied}")
+        raise UsageError(f"--fec {fec} contradicts {endpoints}, which uses {implied}")
     return endpoints
 
 
@@ -132,43 +168,53 @@ async def print_metrics(snapshot: Any) -> None:
 
 
 async def send(args: argparse.Namespace) -> int:
-    endpoints = endpoints_from(args, receiver=False)
-    config = sender_config(args, endpoints)
+    slots = slots_from(args)
+    configs = [sender_config(args, endpoints) for endpoints in slots]
     tone_spec = SampleSpec(args.rate, 2)
     async with open_input(args.input, spec=tone_spec, duration_ns=args.duration) as source:
+        # One sender and one socket per destination, all fed the same frames.
+        tee = Tee(source, len(slots))
         try:
-            sender = Sender(
-                config,
-                input_rate=source.spec.rate,
-                input_channels=source.spec.channels,
-                rng=random.Random(),
-            )
+            senders = [
+                Sender(
+                    config,
+                    input_rate=source.spec.rate,
+                    input_channels=source.spec.channels,
+                    rng=random.Random(),
+                )
+                for config in configs
+            ]
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        link = SendLink(sender, endpoints)
         async with trio.open_nursery() as nursery:
-            local = await nursery.start(link.run, source)
-            log.info("sending %s from %s:%d to %s", args.input, *local, endpoints)
-            nursery.start_soon(_stop_on_signal, link)
+            ticker = await nursery.start(Ticker().run)
+            links = [
+                SendLink(sender, endpoints, ticker=ticker)
+                for sender, endpoints in zip(senders, slots, strict=True)
+            ]
+            for link, reader in zip(links, tee.readers, strict=True):
+                local = await nursery.start(link.run, reader)
+                log.info("sending %s from %s:%d to %s", args.input, *local, link.endpoints)
+            nursery.start_soon(_stop_on_signal, links)
             if args.metrics:
                 nursery.start_soon(
                     print_metrics,
-                    lambda: {
-                        "sender": sender.metrics(),
-                        "udp": link.udp.stats if link.udp else None,
-                    },
+                    lambda: {"senders": [link.sender.metrics() for link in links]},
                 )
-            await link.done.wait()
+            for link in links:
+                await link.done.wait()
             nursery.cancel_scope.cancel()
-    log.info("done: %d packets sent", sender.metrics().source_packets)
+    sent = sum(sender.metrics().source_packets for sender in senders)
+    log.info("done: %d packets sent", sent)
     return EXIT_OK
 
 
-async def _stop_on_signal(link: SendLink) -> None:
+async def _stop_on_signal(links: list[SendLink]) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             log.info("%s: stopping", signal.Signals(signum).name)
-            link.request_stop()
+            for link in links:
+                link.request_stop()
             return
 
 

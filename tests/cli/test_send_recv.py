@@ -118,6 +118,24 @@ def test_five_percent_loss_through_the_relay_is_repaired(
     assert_exact_stream(whole_fec_blocks(input_frames()), got, expected_delay_s=(0.09, 10.0))
 
 
+def test_one_sender_several_destinations(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    ports = free_ports(6)
+    outs = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    for out, slot in zip(outs, (ports[:3], ports[3:]), strict=True):
+        recv = spawn(procs, "recv", "-o", f"file:{out}", *uris(slot), "--oneshot",
+                     "--target-latency", "100ms", "--drift-comp", "off")  # fmt: skip
+        wait_listening(recv)
+    send = spawn(procs, "send", "-i", f"file:{INPUT}", *uris(ports[:3]), *uris(ports[3:]))
+    assert send.wait(timeout=30) == 0
+    for recv in procs[:2]:
+        assert recv.wait(timeout=30) == 0
+    for out in outs:
+        got, _ = sf.read(out, dtype="float32", always_2d=True)
+        assert_exact_stream(input_frames(), got, expected_delay_s=(0.09, 10.0))
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stopped_receiver_leaves_a_complete_file(
     tmp_path: Path, procs: list[subprocess.Popen[str]], sig: signal.Signals
@@ -165,6 +183,8 @@ def test_send_stops_on_sigint_and_says_bye(
         (["send", "-i", "tone:440", "-s", "rtp+ldpc://127.0.0.1:5", "-r", "ldpc://127.0.0.1:6",
           "--nbrpr", "5"], "7"),
         (["send", "-i", "tone:440", "-s", "rtp://127.0.0.1:5", "--packet-len", "5"], "unit"),
+        (["send", "-i", "tone:440", "-s", "rtp://127.0.0.1:5", "-s", "rtp://127.0.0.1:6",
+          "-c", "rtcp://127.0.0.1:7"], "2 -s but 1 -c"),
         (["recv", "-o", "file:/tmp/x.wav", "-s", "rtp://127.0.0.1:5", "--target-latency", "x"],
          "unit"),
         (["recv", "-o", "speaker", "-s", "rtp://127.0.0.1:0"], "speaker"),
