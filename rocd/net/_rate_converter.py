@@ -6,14 +6,22 @@ between calls, so chunks of any size convert without clicks at their borders, an
 output stays time-aligned with its input; `flush` drains the filter's delay line at the
 end of a stream.
 
-Two libraries, picked by `ResamplerQuality`: python-soxr (libsoxr, `SOXR_*`) or
-libsamplerate (the `samplerate` package, `BEST` .. `LINEAR`). Measured here
-(bench/sender.py), 48 kHz -> 44.1 kHz stereo per real-time stream: soxr HQ 0.09 % of a
-core (the 1 kHz tone within 4e-7 of the ideal), libsamplerate sinc_fastest 0.35-0.4 %,
-sinc_medium 0.7 %, sinc_best 3.3 %. The default is soxr HQ: better than sinc_fastest (97
-dB SNR, 80 % of the band) at a quarter of its cost. soxr's fixed-ratio mode cannot follow
-a changing ratio, which is why the receiver's drift compensation (`Resampler`) stays on
-libsamplerate.
+Two libraries, picked by `ResamplerQuality`: libsamplerate (the `samplerate` package,
+`BEST` .. `LINEAR`) or python-soxr (libsoxr, `SOXR_*`). Measured here (bench/sender.py and
+a 10 ms-chunk stream), 48 kHz -> 44.1 kHz stereo per real-time stream:
+
+| converter            | CPU (% of a core) | SNR 1-18 kHz | held back (delay) |
+|----------------------|-------------------|--------------|-------------------|
+| sinc_fastest         | 0.36              | 100-103 dB   | 20 frames, 0.5 ms |
+| sinc_medium          | 0.72              | ~120 dB      |                   |
+| soxr LQ              | 0.09              | 110-114 dB   | 193 frames, 4.4 ms|
+| soxr HQ              | 0.09              | 134-138 dB   | 629 frames, 14 ms |
+
+soxr is far cheaper at better quality, but its linear-phase filters hold back their half
+length, which is latency added to every sample sent. The default stays sinc_fastest
+(closest to Roc's default, speex "medium", in both quality and delay); a sender that can
+afford the delay picks soxr. soxr's fixed-ratio mode cannot follow a changing ratio,
+which is why the receiver's drift compensation (`Resampler`) is libsamplerate only.
 
 Channels are mapped on the side where there are fewer of them (downmix before, upmix
 after converting), so a mono input to a stereo network costs a mono conversion.
@@ -46,6 +54,7 @@ class ResamplerQuality(enum.Enum):
     LINEAR = "linear"
     SOXR_VHQ = "soxr_vhq"
     SOXR_HQ = "soxr_hq"
+    SOXR_LQ = "soxr_lq"
 
     @property
     def is_soxr(self) -> bool:
@@ -101,7 +110,7 @@ class RateConverter:
         in_rate: int,
         out_rate: int,
         channels: int,
-        quality: ResamplerQuality = ResamplerQuality.SOXR_HQ,
+        quality: ResamplerQuality = ResamplerQuality.FASTEST,
     ) -> None:
         if in_rate <= 0 or out_rate <= 0:
             raise ValueError(f"rates must be positive, got {in_rate} and {out_rate}")

@@ -51,7 +51,7 @@ class SenderConfig(msgspec.Struct, frozen=True):
     fec_repair_packets: int = DEFAULT_REPAIR_PACKETS
     # A partial last packet: dropped (roc-send at the end of a file) or padded.
     pad_last_packet: bool = False
-    resampler: ResamplerQuality = ResamplerQuality.SOXR_HQ
+    resampler: ResamplerQuality = ResamplerQuality.FASTEST
     rtcp_interval_ns: int = REPORT_INTERVAL_NS
     rtcp_timeout_ns: int = INACTIVITY_TIMEOUT_NS
     # BYE at `stop`: roc-send sends none; a receiver then ends the session at once.

@@ -87,7 +87,9 @@ def test_48k_mono_to_44k1_stereo_is_the_tone_across_odd_chunks() -> None:
     assert np.abs(decoded[100:, 0] - reference[100:]).max() < 1e-4
 
 
-@pytest.mark.parametrize("quality", [ResamplerQuality.SOXR_HQ, ResamplerQuality.FASTEST])
+@pytest.mark.parametrize(
+    "quality", [ResamplerQuality.FASTEST, ResamplerQuality.SOXR_LQ, ResamplerQuality.SOXR_HQ]
+)
 def test_rate_converter_flush_gives_the_one_shot_length(quality: ResamplerQuality) -> None:
     conv = RateConverter(48000, 44100, 2, quality)
     x = np.repeat(_tone(48000, 0.1), 2, axis=1)
@@ -100,7 +102,9 @@ def test_rate_converter_flush_gives_the_one_shot_length(quality: ResamplerQualit
     assert conv.process(np.zeros((0, 2), np.float32)).shape == (0, 2)
 
 
-@pytest.mark.parametrize("quality", [ResamplerQuality.SOXR_HQ, ResamplerQuality.FASTEST])
+@pytest.mark.parametrize(
+    "quality", [ResamplerQuality.FASTEST, ResamplerQuality.SOXR_LQ, ResamplerQuality.SOXR_HQ]
+)
 def test_rate_converter_output_is_time_aligned(quality: ResamplerQuality) -> None:
     conv = RateConverter(48000, 44100, 1, quality)
     x = _tone(48000, 0.5)
