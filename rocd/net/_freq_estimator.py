@@ -195,9 +195,11 @@ class FreqEstimator:
         self._target = float(target)
         rate = 1e9 / config.input_interval_ns
         self._stages = []
+        # The filters run on the error (latency - target), so a target that moves with the
+        # queue (a slewing target) is no error at all; prefilled with 0: no start transient.
         for stage in config.stages:
             h = lowpass_fir(stage.taps, stage.cutoff_hz / rate)
-            self._stages.append(_Decimator(h, stage.decimation, self._target))
+            self._stages.append(_Decimator(h, stage.decimation, 0.0))
             rate /= stage.decimation
         self._period_s = config.update_period_ns / 1e9
         self._integral = 0.0  # seconds * seconds
@@ -212,8 +214,11 @@ class FreqEstimator:
         return self._target
 
     def set_target(self, target: float) -> None:
-        """Move the target (samples), keeping the drift estimate: the filters keep their
-        history and the proportional term steers the queue to the new target."""
+        """Move the target (samples), keeping the drift estimate. The filters see latency
+        minus target: a step of the target is a step of the error that the proportional
+        term steers out; a target moved along with the queue (LatencyTuner.slew_to) is none
+        (filtering the latency itself, the filters' group delay would lag a moving
+        target by seconds and the integral would take that lag for drift)."""
         self._target = float(target)
 
     @property
@@ -233,7 +238,7 @@ class FreqEstimator:
 
     def update(self, latency: float) -> None:
         """Feed one latency sample (samples); call once per input interval of stream."""
-        value: float | None = float(latency)
+        value: float | None = float(latency) - self._target
         for stage in self._stages:
             assert value is not None
             value = stage.push(value)
@@ -242,10 +247,10 @@ class FreqEstimator:
         assert value is not None
         self._control(value)
 
-    def _control(self, filtered: float) -> None:
+    def _control(self, filtered_error: float) -> None:
         cfg = self.config
-        self._filtered = filtered
-        err = (filtered - self._target) / self.sample_rate
+        self._filtered = self._target + filtered_error
+        err = filtered_error / self.sample_rate
         integral = self._integral + err * self._period_s
         raw = 1.0 + cfg.kp * err + cfg.ki * integral
         limit = cfg.max_deviation

@@ -147,6 +147,8 @@ class LatencyTuner:
         self.stream_position = 0
         """Samples played so far (sum of `advance`)."""
         self._next_scaling = 0.0
+        self._goal: float | None = None  # where a slewing target is heading (samples)
+        self._slew = 0.0  # its speed: samples of target per sample played
         self.retarget(config.target_ns)
         if self.profile is not LatencyProfile.INTACT:
             if estimator is not None:
@@ -185,13 +187,58 @@ class LatencyTuner:
         if self._estimator is not None:
             self._estimator.set_target(self.target)
 
+    def slew_to(self, target_ns: int, rate: float = 0.002) -> None:
+        """Move the target to `target_ns` gradually, the bounds staying as they are.
+
+        A step of the target would reach the drift estimator as a step of its error: its
+        integral term would take the move for clock drift and overshoot afterwards (on a
+        small target, into underruns). Instead the target walks at `rate` (samples of
+        target per sample played; 0.002 = 2 ms a second), the queue is drained or filled
+        at the same rate by a feed-forward on the coefficient, and the estimator is told
+        the moving target, so it sees no error and keeps its drift estimate.
+        """
+        if target_ns <= 0:
+            raise ValueError(f"target latency must be > 0 ns, got {target_ns}")
+        if not 0 < rate < self.config.scaling_tolerance:
+            raise ValueError(f"slew rate must be in (0, {self.config.scaling_tolerance})")
+        self._goal = self._samples(target_ns)
+        self._slew = rate
+        if self._estimator is None:  # no tuning: nothing to walk with, move at once
+            self._set_target(self._goal)
+
+    @property
+    def goal_ns(self) -> int:
+        """Where the target is heading (the target itself when it is not slewing)."""
+        goal = self._goal if self._goal is not None else self.target
+        return round(goal * 1e9 / self.sample_rate)
+
+    def _set_target(self, target: float) -> None:
+        self.target = target
+        self.target_ns = round(target * 1e9 / self.sample_rate)
+        if self._estimator is not None:
+            self._estimator.set_target(target)
+        if self._goal is not None and target == self._goal:
+            self._goal = None
+
+    def set_bounds(self, min_ns: int, max_ns: int) -> None:
+        """Fixed bounds, whatever the target (an adaptive target moves inside them)."""
+        self.min_latency = self._samples(min_ns)
+        self.max_latency = self._samples(max_ns)
+
     def _samples(self, ns: int) -> float:
         return ns * self.sample_rate / 1e9
 
     @property
     def coefficient(self) -> float:
         """Resampling coefficient to apply now: > 1 consumes input faster."""
-        return 1.0 if self._estimator is None else self._estimator.coefficient
+        if self._estimator is None:
+            return 1.0
+        coeff = self._estimator.coefficient
+        if self._goal is not None:  # feed-forward of a slewing target (see `slew_to`)
+            coeff *= 1 + self._slew if self._goal < self.target else 1 - self._slew
+            limit = self.config.scaling_tolerance
+            coeff = min(1 + limit, max(1 - limit, coeff))
+        return coeff
 
     @property
     def drift_ppm(self) -> float:
@@ -228,6 +275,12 @@ class LatencyTuner:
         """The stream played `n_samples` more: feed the estimator once per scaling interval
         crossed, with the latest latency (frames longer than the interval feed it twice)."""
         self.stream_position += n_samples
+        if self._goal is not None:
+            step = self._slew * n_samples
+            if abs(self._goal - self.target) <= step:
+                self._set_target(self._goal)
+            else:
+                self._set_target(self.target + (step if self._goal > self.target else -step))
         estimator = self._estimator
         if estimator is None or self.latency is None:
             self._next_scaling = max(self._next_scaling, float(self.stream_position))

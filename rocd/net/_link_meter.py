@@ -10,6 +10,10 @@ network (FEC-rebuilt packets are not network arrivals and are counted elsewhere)
   D = (R_j - R_i) - (S_j - S_i) with R the arrival time in timestamp units and S the RTP
   timestamp, and J += (|D| - J) / 16.
 
+Peak jitter: the largest |D| over roughly the last `PEAK_BLOCKS` x `PEAK_BLOCK` packets
+(maxima of fixed blocks of packets, so each arrival costs one comparison), what an
+adaptive target latency must absorb.
+
 Duplicates are recognised within the last `DUP_WINDOW` sequence numbers (a slot per
 number, no set to prune): farther reordering is beyond the RTP filter's reach anyway.
 """
@@ -21,12 +25,20 @@ __all__ = ["LinkMeter"]
 DUP_WINDOW = 1024
 """Sequence numbers remembered for duplicate detection (a power of two)."""
 
+PEAK_BLOCK = 200
+"""Packets per block of the peak jitter window (1 s of 5 ms packets)."""
+PEAK_BLOCKS = 5
+"""Blocks the peak jitter looks back over."""
+
 
 class LinkMeter:
     """RFC 3550 reception statistics of one stream at `rate` Hz (its RTP clock)."""
 
     __slots__ = (
+        "_block_count",
+        "_block_max",
         "_last_transit",
+        "_peaks",
         "_seen",
         "_ts_per_ns",
         "duplicated",
@@ -48,6 +60,9 @@ class LinkMeter:
         self.duplicated = 0
         self.jitter = 0.0
         """Interarrival jitter estimate, in timestamp units (samples)."""
+        self._block_max = 0.0
+        self._block_count = 0
+        self._peaks: list[float] = []
 
     def on_packet(self, ext_seq: int, ext_ts: int, arrival_ns: int) -> bool:
         """Record an arrival (extended seq and timestamp); False if it is a duplicate."""
@@ -74,8 +89,22 @@ class LinkMeter:
             if d < 0:
                 d = -d
             self.jitter += (d - self.jitter) * 0.0625
+            if d > self._block_max:
+                self._block_max = d
+            self._block_count += 1
+            if self._block_count == PEAK_BLOCK:
+                self._peaks.append(self._block_max)
+                if len(self._peaks) > PEAK_BLOCKS:
+                    del self._peaks[0]
+                self._block_max = 0.0
+                self._block_count = 0
         self._last_transit = transit
         return True
+
+    @property
+    def peak_jitter(self) -> float:
+        """Largest transit-time variation |D| of the recent packets (timestamp units)."""
+        return max(self._block_max, *self._peaks) if self._peaks else self._block_max
 
     @property
     def expected(self) -> int:

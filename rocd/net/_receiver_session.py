@@ -30,6 +30,7 @@ from math import ceil
 import numpy as np
 import numpy.typing as npt
 
+from ._adaptive_latency import AdaptiveLatency
 from ._depacketizer import Depacketizer
 from ._encoding import Encoding
 from ._errors import MalformedPacket
@@ -91,9 +92,20 @@ class ReceiverSession:
         self._unpack_footer = (
             _RS8M_FOOTER if config.fec is FecScheme.RS8M else _LDPC_FOOTER
         ).unpack_from
-        self._tuner = LatencyTuner(config.latency, rate)
+        self._tuner = LatencyTuner(config.session_latency, rate)
         self._target = round(self._tuner.target)
         headroom = max(self._tuner.max_latency, self._tuner.target)
+        self._adaptive: AdaptiveLatency | None = None  # made at the first played frame
+        self._rate = rate
+        self._packet_samples = 0  # samples per channel of the newest packet
+        if config.adaptive is not None:
+            # As Roc's adaptive mode: the session restarts only outside [min - tolerance,
+            # max + tolerance], the tolerance of the start latency; the target moves inside.
+            low, high = config.adaptive.bounds
+            tolerance = self._tuner.tolerance_ns
+            self._tuner.set_bounds(max(0, low - tolerance), high + tolerance)
+            headroom = max(headroom, (high + tolerance) * rate / _NS)
+        self._fec_k = 0  # K of the newest FEC block seen (its duration feeds `adaptive`)
         capacity = max(int(2 * headroom) + 4 * DEFAULT_CHUNK, int(_MIN_CAPACITY_S * rate))
         fade = max(1, round(config.fade_ns * rate / _NS))
         self._buffer = JitterBuffer(channels, capacity, history=fade)
@@ -110,7 +122,7 @@ class ReceiverSession:
             config.rate,
             no_playback_timeout_ns=config.effective_no_playback_timeout_ns,
             choppy_timeout_ns=config.choppy_playback_timeout_ns,
-            warmup_ns=config.latency.target_ns,
+            warmup_ns=config.session_latency.target_ns,
         )
         self.state = SessionState.BUFFERING
         self.end_reason: EndReason | None = None
@@ -127,6 +139,7 @@ class ReceiverSession:
         self.malformed = 0
         self.overruns = 0
         self.underruns = 0
+        self.retargets = 0
 
     # Packets in.
 
@@ -144,6 +157,7 @@ class ReceiverSession:
             if esi >= k:
                 self.malformed += 1
                 return
+            self._fec_k = k
         else:
             rtp_len = len(datagram)
         _b0, b1, seq, ts, ssrc = _HEADER.unpack_from(datagram)
@@ -153,6 +167,7 @@ class ReceiverSession:
             if size <= 0 or size % self._frame_bytes:
                 self.malformed += 1
                 return
+            self._packet_samples = size // self._frame_bytes
         else:
             parsed = self._payload(datagram, rtp_len)
             if parsed is None:
@@ -277,11 +292,34 @@ class ReceiverSession:
         whole = int(played)
         self._advance_rest = played - whole
         tuner.advance(whole)
+        if self.config.adaptive is not None:
+            self._adapt(now_ns)
         blank, incomplete, underrun = self._depacketizer.take_flags()
         if underrun:
             self.underruns += 1
         self._watch(n, blank=blank, incomplete=incomplete)
         return out
+
+    def _adapt(self, now_ns: int) -> None:
+        """Let the adaptive policy move the target from the link's jitter (see
+        AdaptiveLatency); the tuner then walks the queue there by resampling."""
+        adaptive = self._adaptive
+        if adaptive is None:
+            assert self.config.adaptive is not None
+            adaptive = self._adaptive = AdaptiveLatency(self.config.adaptive, now_ns)
+        ns_per_sample = _NS / self._rate
+        meter = self._meter
+        packet = self._packet_samples
+        new = adaptive.update(
+            now_ns,
+            mean_jitter_ns=meter.jitter * ns_per_sample,
+            peak_jitter_ns=meter.peak_jitter * ns_per_sample,
+            fec_block_ns=int(self._fec_k * packet * ns_per_sample),
+            stable=abs(self._tuner.coefficient - 1.0) < 0.001,
+        )
+        if new is not None:
+            self._tuner.slew_to(new)  # the bounds stay those of the adaptive range
+            self.retargets += 1
 
     def _watch(self, n: int, *, blank: bool, incomplete: bool) -> None:
         verdict = self._watchdog.update(n, blank=blank, incomplete=incomplete, drops=self._drops)

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from ._adaptive_latency import AdaptiveLatencyConfig
 from ._fecframe import FecScheme
 from ._latency_tuner import LatencyConfig
 
@@ -37,6 +38,9 @@ class ReceiverConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """FEC scheme of the endpoint (None: bare RTP, no repair packets)."""
     latency: LatencyConfig = msgspec.field(default_factory=LatencyConfig)
     """Target latency, tolerance and tuning profile of every session."""
+    adaptive: AdaptiveLatencyConfig | None = None
+    """Adaptive target latency: each session starts at `adaptive.start_ns` (instead of
+    `latency.target_ns`) and follows the jitter of its link within the bounds."""
     drift_compensation: bool = True
     """Resample to keep the latency at its target. Off: no resampler at equal rates (the
     output is sample-exact), a fixed ratio otherwise."""
@@ -63,10 +67,17 @@ class ReceiverConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ValueError(f"{owner}.max_sessions must be >= 1")
 
     @property
+    def session_latency(self) -> LatencyConfig:
+        """The latency settings a session starts with."""
+        if self.adaptive is None:
+            return self.latency
+        return msgspec.structs.replace(self.latency, target_ns=self.adaptive.start_ns)
+
+    @property
     def effective_no_playback_timeout_ns(self) -> int:
         if self.no_playback_timeout_ns is not None:
             return self.no_playback_timeout_ns
-        return self.latency.target_ns * 4 // 3
+        return self.session_latency.target_ns * 4 // 3
 
 
 class SessionState(enum.StrEnum):
