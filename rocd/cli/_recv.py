@@ -20,6 +20,7 @@ import trio
 
 from rocd.audio import SampleSpec
 from rocd.net import (
+    AdaptiveLatencyConfig,
     LatencyConfig,
     LatencyProfile,
     Receiver,
@@ -45,10 +46,28 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_endpoint_options(p, slots=False)
     p.add_argument(
         "--target-latency",
-        type=duration_ns,
+        type=latency_arg,
         default=200_000_000,
         metavar="TIME",
-        help="latency to keep (default 200ms)",
+        help="latency to keep (default 200ms), or auto: follow the link's jitter",
+    )
+    p.add_argument(
+        "--start-latency",
+        type=duration_ns,
+        metavar="TIME",
+        help="with --target-latency auto: where to start (default 200ms)",
+    )
+    p.add_argument(
+        "--min-latency",
+        type=duration_ns,
+        metavar="TIME",
+        help="with --target-latency auto: lowest target (default min(15ms, start/5))",
+    )
+    p.add_argument(
+        "--max-latency",
+        type=duration_ns,
+        metavar="TIME",
+        help="with --target-latency auto: highest target (default 5 x start)",
     )
     p.add_argument(
         "--latency-tolerance",
@@ -90,17 +109,31 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(run=run)
 
 
+def latency_arg(text: str) -> int | None:
+    """A TIME, or `auto` (None): an adaptive target."""
+    return None if text == "auto" else duration_ns(text)
+
+
 def receiver_config(args: argparse.Namespace, fec: object) -> ReceiverConfig:
+    adaptive = args.target_latency is None
+    if not adaptive and (args.start_latency or args.min_latency or args.max_latency):
+        raise UsageError("--start/--min/--max-latency go with --target-latency auto")
     try:
+        bounds = AdaptiveLatencyConfig(
+            start_ns=args.start_latency or 200_000_000,
+            min_ns=args.min_latency,
+            max_ns=args.max_latency,
+        )
         return ReceiverConfig(
             rate=args.rate,
             channels=args.channels,
             fec=fec,  # type: ignore[arg-type]
             latency=LatencyConfig(
-                target_ns=args.target_latency,
+                target_ns=bounds.start_ns if adaptive else args.target_latency,
                 tolerance_ns=args.latency_tolerance,
                 profile=LatencyProfile(args.latency_profile),
             ),
+            adaptive=bounds if adaptive else None,
             drift_compensation=args.drift_comp == "on",
             no_playback_timeout_ns=args.no_play_timeout,
             choppy_playback_timeout_ns=args.choppy_play_timeout,

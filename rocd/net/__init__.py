@@ -4,6 +4,7 @@ Nothing in the codec modules touches sockets, clocks or Trio: they turn bytes in
 packets and back, so they are tested with bytes in and bytes out.
 """
 
+from ._adaptive_latency import AdaptiveLatency, AdaptiveLatencyConfig
 from ._depacketizer import Depacketizer
 from ._encoding import L16_MONO, L16_STEREO, Encoding, EncodingMap, samples_for_duration
 from ._endpoint import (
@@ -147,6 +148,8 @@ __all__ = [
     "REPORT_INTERVAL_NS",
     "RTP_HEADER_SIZE",
     "SBN_MODULUS",
+    "AdaptiveLatency",
+    "AdaptiveLatencyConfig",
     "Address",
     "BlockCodec",
     "Bye",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -134,6 +135,25 @@ def test_one_sender_several_destinations(
     for out in outs:
         got, _ = sf.read(out, dtype="float32", always_2d=True)
         assert_exact_stream(input_frames(), got, expected_delay_s=(0.09, 10.0))
+
+
+def test_adaptive_latency_comes_down_on_a_clean_link(procs: list[subprocess.Popen[str]]) -> None:
+    ports = free_ports(3)
+    recv = spawn(procs, "recv", "-o", "null", *uris(ports), "--oneshot", "--metrics",
+                 "--target-latency", "auto", "--start-latency", "300ms")  # fmt: skip
+    wait_listening(recv)
+    send = spawn(procs, "send", "-i", "tone:440", "--duration", "8s", *uris(ports))
+    assert send.wait(timeout=30) == 0
+    stdout, _ = recv.communicate(timeout=30)
+    targets = [
+        s["target_ms"]
+        for line in stdout.splitlines()
+        for s in json.loads(line)["sessions"]
+        if s["state"] == "playing"
+    ]
+    assert targets[0] == pytest.approx(300, abs=1)
+    # After the 5 s start, the clean link lets it come down (2 ms a second, and on).
+    assert targets[-1] < 297
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
