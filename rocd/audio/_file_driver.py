@@ -13,7 +13,6 @@ different spec is a ValueError. Blocking file calls run in a worker thread. File
 or removed behind the driver's back are noticed on the next `list_devices` (with events).
 """
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,10 +24,10 @@ import trio
 
 from ._driver import DeviceInfo, DriverFeatures, VirtualKind
 from ._errors import AudioError, Unsupported
+from ._file_io import FORMATS as _FORMATS
+from ._file_io import finish_recording
 from ._format import Frames, SampleSpec, as_frames
 from ._watch import SoftStream, TableDriver, check_name
-
-_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
 
 
 class FileCapture(SoftStream):
@@ -165,7 +164,7 @@ class FileDriver(TableDriver):
             self.table.set_state(device_id, "idle")
             # Shielded: a cancelled recording must still end as a complete file.
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(_finish, f, part, final)
+                await trio.to_thread.run_sync(finish_recording, f, part, final)
 
     async def create_virtual(
         self, kind: VirtualKind, name: str, spec: SampleSpec, *, description: str = ""
@@ -189,12 +188,3 @@ class FileDriver(TableDriver):
         if not self.table.get(device_id).virtual:
             raise Unsupported(f"{device_id} is a file, not a virtual device")
         self.table.remove(device_id)
-
-
-def _finish(f: Any, part: Path, final: Path) -> None:
-    """Close a recording (libsndfile writes the header sizes) and give it its name."""
-    try:
-        f.close()
-    finally:
-        if part.exists():
-            os.replace(part, final)

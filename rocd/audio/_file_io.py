@@ -24,12 +24,13 @@ from ._format import Frames, SampleSpec, as_frames
 
 __all__ = ["FileReader", "FileWriter", "open_file_reader", "open_file_writer"]
 
-_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
+#: Recording formats by extension: (libsndfile container, subtype).
+FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
 
 
 def file_format(path: Path) -> tuple[str, str]:
     """(container, subtype) a recording to `path` is written in."""
-    return _FORMATS.get(path.suffix.lower(), _FORMATS[".wav"])
+    return FORMATS.get(path.suffix.lower(), FORMATS[".wav"])
 
 
 class FileReader:
