@@ -44,7 +44,15 @@ from ._node import GetPeerInfo, Node, PeerInfo, Rename, SetApiUrl, check_name
 from ._registry import Registry
 from ._statedb import SCHEMA_VERSION, StateDB, StateError
 from ._store import DeleteSetting, GetIdentity, GetSetting, ListSettings, PutSetting, Store
-from ._supervisor import Child, Publish, Restart, Supervisor, SupervisorGaveUp, is_cancellation
+from ._supervisor import (
+    Child,
+    Publish,
+    Restart,
+    Supervisor,
+    SupervisorGaveUp,
+    is_cancellation,
+    root_cause,
+)
 from ._vad import VadActor
 
 __all__ = [
@@ -107,5 +115,6 @@ __all__ = [
     "audio_errors",
     "check_name",
     "is_cancellation",
+    "root_cause",
     "vad_system_name",
 ]

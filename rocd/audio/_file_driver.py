@@ -108,19 +108,9 @@ class FileDriver(TableDriver):
     def _info(
         self, device_id: str, name: str, direction: str, rate: int, channels: int
     ) -> DeviceInfo:
-        return DeviceInfo(
-            id=device_id,
-            name=name,
-            description=name,
-            direction="source" if direction == "source" else "sink",
-            driver=self.name,
-            virtual=direction == "sink",
-            rate=rate,
-            channels=channels,
-            volume=1.0,
-            mute=False,
-            state="idle",
-            clocked=False,
+        spec = SampleSpec(rate, channels)
+        return self.soft_device(
+            device_id, name, name, direction, virtual=direction == "sink", spec=spec
         )
 
     @asynccontextmanager

@@ -127,19 +127,8 @@ class ToneDriver(TableDriver):
     def _info(
         self, device_id: str, name: str, description: str, direction: str, virtual: bool
     ) -> DeviceInfo:
-        return DeviceInfo(
-            id=device_id,
-            name=name,
-            description=description,
-            direction="source" if direction == "source" else "sink",
-            driver=self.name,
-            virtual=virtual,
-            rate=self.spec.rate,
-            channels=self.spec.channels,
-            volume=1.0,
-            mute=False,
-            state="idle",
-            clocked=False,
+        return self.soft_device(
+            device_id, name, description, direction, virtual=virtual, spec=self.spec
         )
 
     @asynccontextmanager

@@ -161,6 +161,32 @@ class TableDriver:
         self.hub = EventHub()
         self.table = DeviceTable(self.hub)
 
+    def soft_device(
+        self,
+        device_id: str,
+        name: str,
+        description: str,
+        direction: str,
+        *,
+        virtual: bool,
+        spec: SampleSpec,
+    ) -> DeviceInfo:
+        """A device of this driver as first listed: unclocked, idle, full volume."""
+        return DeviceInfo(
+            id=device_id,
+            name=name,
+            description=description,
+            direction="source" if direction == "source" else "sink",
+            driver=self._name,
+            virtual=virtual,
+            rate=spec.rate,
+            channels=spec.channels,
+            volume=1.0,
+            mute=False,
+            state="idle",
+            clocked=False,
+        )
+
     @property
     def name(self) -> str:
         return self._name

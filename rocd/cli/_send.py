@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import trio
 
+from rocd.actors import root_cause
 from rocd.audio import AudioError, SampleSpec, Tee
 from rocd.net import (
     EndpointError,
@@ -35,7 +36,7 @@ from rocd.net import (
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._io import UsageError, open_input
-from ._logging import root_error, setup_logging
+from ._logging import setup_logging
 from ._units import duration_ns
 
 log = logging.getLogger("rocd.send")
@@ -228,7 +229,7 @@ def run_command(command: Any, args: argparse.Namespace) -> int:
     try:
         status: int = trio.run(command, args)
     except BaseException as exc:
-        cause = root_error(exc)
+        cause = root_cause(exc)
         if isinstance(cause, KeyboardInterrupt):
             return EXIT_OK
         if isinstance(cause, UsageError):

@@ -13,11 +13,11 @@ import sys
 
 import trio
 
-from rocd.actors import StateError
+from rocd.actors import StateError, root_cause
 from rocd.config import DEFAULT_API_PORT, Config, ConfigError, load_config, with_overrides
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from ._logging import root_error, setup_logging
+from ._logging import setup_logging
 
 log = logging.getLogger("rocd")
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return trio.run(serve, config)
     except BaseException as exc:
-        cause = root_error(exc)
+        cause = root_cause(exc)
         if isinstance(cause, KeyboardInterrupt):
             return EXIT_OK
         if isinstance(cause, StateError):
