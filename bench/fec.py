@@ -14,7 +14,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from rocd.net import FecReader, FecScheme, FecWriter, LdpcStaircaseCodec, Rs8mCodec
+from rocd.net.roc import FecReader, FecScheme, FecWriter, LdpcStaircaseCodec, Rs8mCodec
 
 K, R, L = 18, 10, 896
 N = K + R

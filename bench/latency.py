@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import trio
 
 from bench.transport import RATE, NullSink, Tone, uris
-from rocd.net import (
+from rocd.net.roc import (
     FecScheme,
     LatencyConfig,
     LatencyProfile,

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 
-from rocd.net import FecScheme, ImpairmentConfig, Receiver, ReceiverConfig
+from rocd.net.roc import FecScheme, ImpairmentConfig, Receiver, ReceiverConfig
 from tests.receiver.sim import PACKET, SimSender, noisy_sine, run, schedule
 
 RATE = 44100

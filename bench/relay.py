@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import trio
 
-from rocd.net import (
+from rocd.net.roc import (
     FreqEstimator,
     FreqEstimatorConfig,
     ImpairmentConfig,

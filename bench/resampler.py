@@ -3,7 +3,7 @@
 A sine (1, 5, 12, 18 kHz, 44.1 kHz stereo) goes through each candidate at ratio 1.0005
 (output / input rate) in 10 ms frames; SNR = the sine fitted to the output (amplitude and
 phase free, at the expected frequency) against what is left, over the steady part. CPU =
-process time per 441-sample output frame. The figures chose `rocd.net.Resampler`'s backend.
+process time per 441-sample output frame. The figures chose `rocd.net.roc.Resampler`'s backend.
 """
 
 from __future__ import annotations

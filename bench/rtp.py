@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from rocd.net import (
+from rocd.net.roc import (
     Dlrr,
     DlrrSubBlock,
     ExtendedReport,

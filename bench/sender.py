@@ -19,7 +19,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 
-from rocd.net import FecScheme, RateConverter, ResamplerQuality, Sender, SenderConfig
+from rocd.net.roc import FecScheme, RateConverter, ResamplerQuality, Sender, SenderConfig
 
 SECONDS = 20
 RUNS = 5

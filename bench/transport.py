@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
-from rocd.net import (
+from rocd.net.roc import (
     FecScheme,
     ImpairmentConfig,
     Interface,

@@ -19,7 +19,7 @@ import msgspec
 import trio
 
 from rocd.audio import SampleSpec
-from rocd.net import (
+from rocd.net.roc import (
     AdaptiveLatencyConfig,
     LatencyConfig,
     LatencyProfile,

@@ -18,7 +18,7 @@ import sys
 import msgspec
 import trio
 
-from rocd.net import GilbertElliott, ImpairmentConfig, RelayRoute, UdpRelay
+from rocd.net.roc import GilbertElliott, ImpairmentConfig, RelayRoute, UdpRelay
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._units import address, duration_ns, probability

@@ -23,7 +23,7 @@ import trio
 
 from rocd.actors import root_cause
 from rocd.audio import AudioError, SampleSpec, Tee
-from rocd.net import (
+from rocd.net.roc import (
     EndpointError,
     EndpointSet,
     FecScheme,
@@ -134,7 +134,7 @@ def slots_from(args: argparse.Namespace) -> list[EndpointSet]:
 def _slot(
     source: str, repair: str | None, control: str | None, fec: str | None, *, receiver: bool
 ) -> EndpointSet:
-    from rocd.net import receiver_endpoints
+    from rocd.net.roc import receiver_endpoints
 
     make = receiver_endpoints if receiver else sender_endpoints
     try:

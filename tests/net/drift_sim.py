@@ -11,7 +11,13 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from rocd.net import FreqEstimatorConfig, LatencyConfig, LatencyProfile, LatencyStatus, LatencyTuner
+from rocd.net.roc import (
+    FreqEstimatorConfig,
+    LatencyConfig,
+    LatencyProfile,
+    LatencyStatus,
+    LatencyTuner,
+)
 
 SAMPLE_RATE = 44100
 PACKET = 221  # samples: Roc's 5 ms packets

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from rocd.net import FecScheme, parse_repair_datagram, parse_source_datagram
+from rocd.net.roc import FecScheme, parse_repair_datagram, parse_source_datagram
 from tests.pcap import REPAIR_PORT, SOURCE_PORT, VECTORS, read_udp
 
 CAPTURES = {FecScheme.RS8M: "rs8m_default.pcap", FecScheme.LDPC_STAIRCASE: "ldpc_default.pcap"}

@@ -7,8 +7,8 @@ independent of the other unknowns' columns?), not on equations as the decoder do
 import numpy as np
 import numpy.typing as npt
 
-from rocd.net import LDPC_N1, LDPC_SEED
-from rocd.net._ldpc import _matrix
+from rocd.net.roc import LDPC_N1, LDPC_SEED
+from rocd.net.roc._ldpc import _matrix
 
 
 def dense_h(k: int, r: int) -> npt.NDArray[np.uint8]:

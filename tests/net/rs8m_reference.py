@@ -2,7 +2,7 @@
 
 It is an oracle for the fast codec: field 0x11D with generator 2, Vandermonde rows at the
 points {0, a^0, a^1, ...}, G = V * inverse(top K rows of V), repair = G rows K.. times the
-source symbols. Nothing here is shared with rocd.net.
+source symbols. Nothing here is shared with rocd.net.roc.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from rocd.net import (
+from rocd.net.roc import (
     Bye,
     DelayMetrics,
     Dlrr,

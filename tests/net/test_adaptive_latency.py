@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from rocd.net._adaptive_latency import AdaptiveLatency, AdaptiveLatencyConfig
+from rocd.net.roc._adaptive_latency import AdaptiveLatency, AdaptiveLatencyConfig
 
 MS = 1_000_000
 S = 1_000_000_000

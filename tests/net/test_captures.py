@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from rocd.net import (
+from rocd.net.roc import (
     L16_STEREO,
     DelayMetrics,
     Dlrr,

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rocd.net import L16_MONO, L16_STEREO, Encoding, EncodingMap, MalformedPacket
-from rocd.net import samples_for_duration as samples
+from rocd.net.roc import L16_MONO, L16_STEREO, Encoding, EncodingMap, MalformedPacket
+from rocd.net.roc import samples_for_duration as samples
 
 
 def _roc_samples(ns: int, rate: int) -> int:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rocd.net import (
+from rocd.net.roc import (
     Endpoint,
     EndpointError,
     FecScheme,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rocd.net import (
+from rocd.net.roc import (
     FecDecodeError,
     FecReader,
     FecScheme,

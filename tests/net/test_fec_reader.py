@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from rocd.net import (
+from rocd.net.roc import (
     FecReader,
     FecScheme,
     FecWriter,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rocd.net import (
+from rocd.net.roc import (
     FecScheme,
     FecWriter,
     RepairPayloadId,

@@ -4,7 +4,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from rocd.net import FirStage, FreqEstimator, FreqEstimatorConfig, lowpass_fir
+from rocd.net.roc import FirStage, FreqEstimator, FreqEstimatorConfig, lowpass_fir
 
 FS = 44100
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rocd.net import (
+from rocd.net.roc import (
     EncodingMap,
     MalformedPacket,
     RtpPacket,

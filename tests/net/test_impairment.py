@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rocd.net import GilbertElliott, ImpairmentConfig, ImpairmentModel
+from rocd.net.roc import GilbertElliott, ImpairmentConfig, ImpairmentModel
 
 MS = 1_000_000
 PACKET = b"\x80" * 900

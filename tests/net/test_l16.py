@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rocd.net import MalformedPacket, decode_l16, decode_l16_s16, encode_l16, encode_l16_s16
+from rocd.net.roc import MalformedPacket, decode_l16, decode_l16_s16, encode_l16, encode_l16_s16
 
 
 def test_known_layout() -> None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rocd.net import (
+from rocd.net.roc import (
     FirStage,
     FreqEstimatorConfig,
     LatencyConfig,
@@ -22,7 +22,7 @@ RESPONSIVE, GRADUAL, INTACT = (
     LatencyProfile.INTACT,
 )
 # When the loops have settled after a 1000 ppm offset present from the first packet
-# (see the design notes of rocd/net/_freq_estimator.py): ~40 s and ~2 min.
+# (see the design notes of rocd/net/roc/_freq_estimator.py): ~40 s and ~2 min.
 SETTLED_S = {RESPONSIVE: 120.0, GRADUAL: 300.0}
 
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rocd.net import LDPC_N1, LDPC_SEED, FecDecodeError, FecScheme, LdpcStaircaseCodec
-from rocd.net._ldpc import _matrix, _Prng
+from rocd.net.roc import LDPC_N1, LDPC_SEED, FecDecodeError, FecScheme, LdpcStaircaseCodec
+from rocd.net.roc._ldpc import _matrix, _Prng
 from tests.net.fec_blocks import captured_blocks, random_block
 from tests.net.ldpc_oracle import dense_h, determined
 

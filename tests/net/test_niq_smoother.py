@@ -2,7 +2,7 @@
 
 import pytest
 
-from rocd.net._niq_smoother import NiqSmoother
+from rocd.net.roc._niq_smoother import NiqSmoother
 
 FRAME = 441  # output frame: 10 ms at 44.1 kHz
 SPP = 221  # samples per packet

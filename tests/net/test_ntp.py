@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rocd.net import (
+from rocd.net.roc import (
     NTP32_UNAVAILABLE,
     NTP64_UNAVAILABLE,
     metric_to_ntp32,

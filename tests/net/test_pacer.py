@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from rocd.net import Pacer
+from rocd.net.roc import Pacer
 
 START = 5_000_000_000  # an arbitrary monotonic origin, ns
 CHUNK = 221  # one 5 ms packet at 44.1 kHz

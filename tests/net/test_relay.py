@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from rocd.net import ImpairmentConfig, ImpairmentModel, RelayRoute, UdpRelay
+from rocd.net.roc import ImpairmentConfig, ImpairmentModel, RelayRoute, UdpRelay
 
 LOCAL = "127.0.0.1"
 Address = tuple[str, int]

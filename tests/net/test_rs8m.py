@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rocd.net import FecDecodeError, FecScheme, Rs8mCodec
+from rocd.net.roc import FecDecodeError, FecScheme, Rs8mCodec
 from tests.net import rs8m_reference
 from tests.net.fec_blocks import captured_blocks, random_block
 

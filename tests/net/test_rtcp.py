@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given
 
-from rocd.net import (
+from rocd.net.roc import (
     Bye,
     DelayMetrics,
     Dlrr,

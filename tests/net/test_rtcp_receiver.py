@@ -4,7 +4,7 @@ import random
 
 import numpy as np
 
-from rocd.net import (
+from rocd.net.roc import (
     Bye,
     DelayMetrics,
     Dlrr,

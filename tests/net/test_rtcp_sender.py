@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from rocd.net import (
+from rocd.net.roc import (
     Bye,
     DelayMetrics,
     Dlrr,

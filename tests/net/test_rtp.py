@@ -3,7 +3,7 @@ import struct
 import pytest
 from hypothesis import given
 
-from rocd.net import MalformedPacket, RtpExtension, RtpPacket
+from rocd.net.roc import MalformedPacket, RtpExtension, RtpPacket
 from tests.net.strategies import rtp_packets
 
 

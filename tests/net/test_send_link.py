@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pytest
 import trio
 
-from rocd.net import (
+from rocd.net.roc import (
     FecScheme,
     RtpPacket,
     Sender,

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import pytest
 import soundfile
 
-from rocd.net import (
+from rocd.net.roc import (
     Datagram,
     FecScheme,
     Interface,

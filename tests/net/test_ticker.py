@@ -7,8 +7,8 @@ import socket
 import trio
 import trio.testing
 
-from rocd.net import Step, Ticker
-from rocd.net._ticker import CONSUME, PRODUCE
+from rocd.net.roc import Step, Ticker
+from rocd.net.roc._ticker import CONSUME, PRODUCE
 
 PERIOD = 10_000_000
 

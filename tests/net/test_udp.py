@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from rocd.net import UdpEndpoint, resolve_udp
+from rocd.net.roc import UdpEndpoint, resolve_udp
 
 
 async def test_receive_drains_everything_queued_in_one_call() -> None:

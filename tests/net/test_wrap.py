@@ -3,7 +3,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rocd.net import (
+from rocd.net.roc import (
     SeqExtender,
     TimestampExtender,
     WrapExtender,

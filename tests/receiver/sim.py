@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from rocd.net import (
+from rocd.net.roc import (
     L16_STEREO,
     Encoding,
     FecScheme,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from rocd.net import FecScheme, ImpairmentConfig, Receiver, ReceiverConfig, SessionState
-from rocd.net._adaptive_latency import AdaptiveLatencyConfig
+from rocd.net.roc import FecScheme, ImpairmentConfig, Receiver, ReceiverConfig, SessionState
+from rocd.net.roc._adaptive_latency import AdaptiveLatencyConfig
 from tests.receiver.sim import MS, PACKET, SimSender, run, schedule, sine
 
 RATE = 44100

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pytest
 import soundfile
 
-from rocd.net import EndReason, FecScheme, LatencyConfig, Receiver, ReceiverConfig
+from rocd.net.roc import EndReason, FecScheme, LatencyConfig, Receiver, ReceiverConfig
 from tests.pcap import REPAIR_PORT, SOURCE_PORT, VECTORS, read_udp
 from tests.receiver.sim import FRAME, MS, NS, find_offset
 

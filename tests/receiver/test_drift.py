@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rocd.net import Receiver, ReceiverConfig, SessionState
+from rocd.net.roc import Receiver, ReceiverConfig, SessionState
 from tests.receiver.sim import PACKET, SimSender, run, schedule, sine
 
 RATE = 44100
-SETTLED_S = 300  # the gradual loop settles within ~2-3 min (rocd/net/_freq_estimator.py)
+SETTLED_S = 300  # the gradual loop settles within ~2-3 min (rocd/net/roc/_freq_estimator.py)
 
 
 @pytest.mark.parametrize("drift_ppm", [1000, -1000])

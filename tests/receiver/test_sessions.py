@@ -7,7 +7,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from rocd.net import (
+from rocd.net.roc import (
     L16_MONO,
     Encoding,
     EncodingMap,

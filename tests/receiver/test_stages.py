@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from rocd.net import (
+from rocd.net.roc import (
     Depacketizer,
     JitterBuffer,
     LinkMeter,
@@ -20,7 +20,7 @@ from rocd.net import (
     WriteResult,
     encode_l16,
 )
-from rocd.net._depacketizer import fade_gains
+from rocd.net.roc._depacketizer import fade_gains
 
 MS = 1_000_000
 

@@ -7,7 +7,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from rocd.net import (
+from rocd.net.roc import (
     EndReason,
     FecScheme,
     GilbertElliott,

@@ -36,7 +36,7 @@ from ._udp import Address, UdpEndpoint, resolve_udp
 
 __all__ = ["FrameInput", "SampleSpecLike", "SendLink"]
 
-log = logging.getLogger("rocd.net.send")
+log = logging.getLogger("rocd.net.roc.send")
 
 #: Frames read per step: 10 ms, Roc's I/O frame (two 5 ms packets per step).
 DEFAULT_CHUNK_NS = 10_000_000

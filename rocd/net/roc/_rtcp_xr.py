@@ -7,7 +7,7 @@ which feeds roc-send's latency tuning.
 A block of unknown type, or of a known type whose length is not its defined size (Roc
 itself requires exactly 16 bytes for BT 220), is kept as `RawXrBlock`, so one odd block
 neither rejects the whole datagram nor is lost on re-serialisation. Time fields are the
-raw wire values (NTP32 = 16.16 s, NTP64 = 32.32 s); `rocd.net._ntp` converts them.
+raw wire values (NTP32 = 16.16 s, NTP64 = 32.32 s); `rocd.net.roc._ntp` converts them.
 """
 
 from __future__ import annotations

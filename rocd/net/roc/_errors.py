@@ -1,6 +1,6 @@
 """The typed errors of the wire layer.
 
-Every parser in rocd.net takes untrusted bytes; whatever is wrong with them surfaces as a
+Every parser in rocd.net.roc takes untrusted bytes; whatever is wrong with them surfaces as a
 `MalformedPacket` (never an IndexError, struct.error or numpy exception), so the I/O layer
 can count and drop with a single `except`.
 """

@@ -38,7 +38,7 @@ from ._udp import Address, UdpEndpoint
 
 __all__ = ["FrameOutput", "RecvLink"]
 
-log = logging.getLogger("rocd.net.recv")
+log = logging.getLogger("rocd.net.roc.recv")
 
 DEFAULT_CHUNK_NS = 10_000_000  # Roc's I/O frame: 10 ms
 
