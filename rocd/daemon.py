@@ -36,7 +36,9 @@ from rocd.actors import (
     DriverSpec,
     EventBus,
     GetIdentity,
+    LocalPeer,
     Node,
+    Peers,
     Registry,
     SetApiUrl,
     Store,
@@ -128,6 +130,7 @@ class Daemon:
                     root,
                     trio.current_time(),
                     audio=audio.ref,
+                    peers=Peers(LocalPeer(uid, self.registry)),
                 )
                 http_done = trio.Event()
                 binds = await nursery.start(self._serve_http, ctx, http_done)

@@ -41,6 +41,7 @@ from ._events import (
 )
 from ._mailbox import Mailbox, MailboxStats
 from ._node import GetPeerInfo, Node, PeerInfo, Rename, SetApiUrl, check_name
+from ._peer_handle import SELF, LocalPeer, PeerHandle, Peers
 from ._registry import Registry
 from ._statedb import SCHEMA_VERSION, StateDB, StateError
 from ._store import DeleteSetting, GetIdentity, GetSetting, ListSettings, PutSetting, Store
@@ -58,6 +59,7 @@ from ._vad import VadActor
 __all__ = [
     "DEFAULT_ASK_TIMEOUT",
     "SCHEMA_VERSION",
+    "SELF",
     "Actor",
     "ActorRef",
     "AudioService",
@@ -85,10 +87,13 @@ __all__ = [
     "GetSetting",
     "GetVad",
     "ListSettings",
+    "LocalPeer",
     "Mailbox",
     "MailboxStats",
     "Node",
+    "PeerHandle",
     "PeerInfo",
+    "Peers",
     "Publish",
     "PutSetting",
     "Recent",

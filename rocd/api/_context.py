@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rocd.actors import ActorRef, Registry, Supervisor
+from rocd.actors import ActorRef, Peers, Registry, Supervisor
 
 
 @dataclass(frozen=True)
@@ -15,3 +15,5 @@ class ApiContext:
     supervisor: Supervisor  # the root, for health (restarts, failures)
     started: float  # trio clock when the daemon started, seconds
     audio: ActorRef | None = None  # this instance's audio service (kind "audio")
+    #: Every instance of the cluster by uid (this one as `self` too); None in bare tests.
+    peers: Peers | None = None

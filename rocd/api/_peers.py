@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from rocd.actors import GetPeerInfo, PeerInfo, Rename
+from rocd.actors import SELF, GetPeerInfo, PeerInfo, Rename
 from rocd.errors import NotFound
 
 from ._context import ApiContext
@@ -22,7 +22,9 @@ class PeerUpdate(msgspec.Struct, forbid_unknown_fields=True):
 
 def resolve_peer(ctx: ApiContext, uid: str) -> str:
     """The uid a path names (`self` = this instance), or NotFound."""
-    if uid in ("self", ctx.node.uid):
+    if ctx.peers is not None:
+        return ctx.peers.resolve(uid)
+    if uid in (SELF, ctx.node.uid):
         return ctx.node.uid
     raise NotFound(f"no peer with uid {uid!r}", details=[{"in": "path", "field": "uid"}])
 
