@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -88,7 +89,7 @@ class Listener:
         keys: KeyPair,
         *,
         bind: str,
-        local: LocalInfo,
+        local: LocalInfo | Callable[[], LocalInfo],
         handler: ListenerHandler,
         dead_after: float = 3.0,
         max_sessions: int = 256,
@@ -96,6 +97,7 @@ class Listener:
         self._ctx = ctx
         self._keys = keys
         self._bind = bind
+        #: What this instance says about itself (a callable: asked for each welcome).
         self.local = local
         self._handler = handler
         self._dead_after = dead_after
@@ -205,12 +207,13 @@ class Listener:
         assert self._socket is not None
         if len(self.sessions) >= self._max_sessions:
             self.refused_frames += 1
-            bye = encode(Bye("too many connections", "busy"), src=self.local.uid)
+            bye = encode(Bye("too many connections", "busy"))
             with contextlib.suppress(SendQueueFull, SocketClosed):
                 self._socket.send_nowait([routing_id, bye])
             return None
         now = trio.current_time()
-        link = Link(Side.LISTENER, self.local, now, dead_after=self._dead_after)
+        local = self.local() if callable(self.local) else self.local
+        link = Link(Side.LISTENER, local, now, dead_after=self._dead_after)
         session = Session(routing_id, props.get("User-Id", ""), props.get("Peer-Address", ""), link)
         self.sessions[routing_id] = session
         return session
