@@ -121,9 +121,12 @@ class CreateInvite(Request[InviteCreated], frozen=True):
 
 class Join(Request[RemotePeer], frozen=True):
     """Trust the inviter and dial it with the invite's secret; the reply is the peer's
-    handle, whose `settled` event says when the inviter welcomed or refused us."""
+    handle, whose `settled` event says when the inviter welcomed or refused us.
+    Conflict if the inviter is trusted already (unless `again_ok`: a restart with the
+    same `--join`)."""
 
     token: str
+    again_ok: bool = False
 
 
 class SayGoodbye(Request[None], frozen=True):
@@ -290,7 +293,7 @@ class Cluster(Actor):
                 await self._start_peer(trusted)
         if cfg.join:
             try:
-                await self._join(cfg.join)
+                await self._join(cfg.join, again_ok=True)
             except RocdError as exc:
                 log.error("cannot join with the token given: %s", exc)
 
@@ -333,8 +336,8 @@ class Cluster(Actor):
                 return await self._set_role(self._find(peer), check_role(role))
             case CreateInvite():
                 return await self._invite(msg)
-            case Join(token=token):
-                return await self._join(token)
+            case Join(token=token, again_ok=again_ok):
+                return await self._join(token, again_ok=again_ok)
             case SayGoodbye():
                 await self._goodbye()
                 return None
@@ -538,7 +541,7 @@ class Cluster(Actor):
         token = encode_invite(Invite(self.address, self.keys.public, secret, self.uid, role))
         return InviteCreated(invite.id, token, role, invite.expires)
 
-    async def _join(self, token: str) -> RemotePeer:
+    async def _join(self, token: str, *, again_ok: bool = False) -> RemotePeer:
         try:
             invite = decode_invite(token)
         except MalformedMessage as exc:
@@ -554,10 +557,12 @@ class Cluster(Actor):
         known = self.book.peers.get(invite.key)
         if known is not None and not known.join:
             actor = self._actor_of(invite.key)
-            if actor is None:
-                raise Conflict(f"already trusting {fingerprint(invite.key)}")
+            if actor is None or not again_ok:
+                raise Conflict(
+                    f"already paired with the inviter ({fingerprint(invite.key)})",
+                    details=[{"in": "body", "field": "token"}],
+                )
             log.info("already joined %s", invite.address)
-            actor.remote.settled.set()
             return actor.remote
         trusted = TrustedPeer(
             key=invite.key,

@@ -219,7 +219,7 @@ class RemotePeer:
         peer, welcome = self.mirror.peer, self.welcome
         now, now_unix = trio.current_time(), time.time()
         conn = self.connection if self.online else None
-        heard = conn.link.last_heard if conn is not None else self.last_contact
+        heard = self.heard()
         rtt = conn.link.rtt if conn is not None else None
         return PeerInfo(
             uid=self.uid,
@@ -238,11 +238,18 @@ class RemotePeer:
             reason="" if conn is not None else self.reason,
         )
 
+    def heard(self) -> float | None:
+        """Trio time the peer was last heard from (None: never)."""
+        if self.connection is not None:
+            return self.connection.link.last_heard
+        return self.last_contact
+
     def _marked(self, value: Any) -> Any:
         """`value` marked stale with its age while the peer is offline."""
-        if self.online or self.last_contact is None:
+        heard = self.heard()
+        if self.online or heard is None:
             return value
-        age = round(trio.current_time() - self.last_contact, 3)
+        age = round(trio.current_time() - heard, 3)
         return msgspec.structs.replace(value, stale=True, age_s=age)
 
     def _learn(self, request: Request[Any], reply: Any) -> None:
@@ -353,14 +360,15 @@ class PeerActor(Actor):
 
     def _failed(self, closed: Closed) -> None:
         remote = self.remote
-        if closed.code == "join":
+        joining = bool(remote.trusted.join)
+        if closed.code == "join" or (joining and closed.code == "refused"):
             remote.reason = f"join refused: {closed.reason}"
             remote.refusal = RocdError(remote.reason)
             remote.settled.set()
             self._leaving = True
             self._runtime.join_refused(remote.trusted, closed.reason)
-        elif closed.by_remote:
-            remote.reason = f"refused by the peer: {closed.reason}"
+        elif closed.by_remote or closed.code == "refused":
+            remote.reason = f"refused: {closed.reason}"
         else:
             remote.reason = f"no answer from {remote.trusted.address} ({closed.reason})"
 

@@ -127,7 +127,10 @@ async def authorize(checker: TokenChecker, req: Request | Websocket) -> None:
         )
     entry = await checker.check(token)
     if entry is None:
-        raise Unauthorized("unknown or revoked token", details=[{"required": need}])
+        raise Unauthorized(
+            f"unknown or revoked token (this request needs role {need} or above)",
+            details=[{"required": need}],
+        )
     require(entry.role, need, f"token {entry.id}")
 
 

@@ -3,6 +3,7 @@ dialled connections over CURVE on 127.0.0.1."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -238,13 +239,39 @@ async def test_an_unknown_key_never_gets_a_connection(ctx: Any) -> None:
     stranger = keypair()
     with trio.fail_after(10):
         async with serving(ctx) as server:
-            conn = connection(ctx, server, stranger, handshake_timeout=1.0)
+            conn = connection(ctx, server, stranger, handshake_timeout=3.0)
             t0 = trio.current_time()
-            with pytest.raises(HandshakeFailed, match="no welcome within 1 s"):
+            with pytest.raises(HandshakeFailed, match="refused this instance's key") as failed:
                 await conn.run(task_status=trio.TASK_STATUS_IGNORED)
-            assert trio.current_time() - t0 == pytest.approx(1.0, abs=0.3)
+            elapsed = trio.current_time() - t0
+    assert failed.value.closed.code == "refused"
+    assert "ZAP status 400" in failed.value.closed.reason
+    assert elapsed < 1.0  # told by the handshake, not by the handshake timeout
     assert [r.key for r in server.requests] == [stranger.public]  # asked once, not again
     assert server.handler.hellos == []  # not a single frame got through
+
+
+async def test_a_listener_that_never_answers_is_given_up_after_the_handshake_timeout(
+    ctx: Any,
+) -> None:
+    silent = socket.socket()  # the kernel takes the connection; nobody ever speaks
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+    conn = Connection(
+        ctx,
+        keypair(),
+        address=f"tcp://127.0.0.1:{port}",
+        server_key=keypair().public,
+        local=CLIENT,
+        handshake_timeout=0.5,
+    )
+    with trio.fail_after(10):
+        t0 = trio.current_time()
+        with pytest.raises(HandshakeFailed, match="no welcome within 0.5 s"):
+            await conn.run(task_status=trio.TASK_STATUS_IGNORED)
+    assert trio.current_time() - t0 == pytest.approx(0.5, abs=0.2)
+    silent.close()
 
 
 async def test_a_refused_hello_ends_the_handshake_with_the_reason(ctx: Any) -> None:

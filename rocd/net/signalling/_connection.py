@@ -1,5 +1,9 @@
 """The dialling side of a link, as a Trio shell: a DEALER socket driving a `Link`.
 
+A monitor of the socket reports a CURVE handshake the listener refused (its ZAP handler
+does not trust our key): the link then ends at once with code "refused", instead of
+waiting for a Welcome that cannot come.
+
 `run` dials, says hello and reports the other side's `Welcome` as started; it then keeps
 the link (heartbeats, ask deadlines) and returns the `Closed` event when the link ends:
 the peer said bye, went silent for `dead_after` seconds, broke the protocol, or `aclose`
@@ -19,6 +23,7 @@ import msgspec
 import outcome
 import trio
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from ._errors import (
     LinkStateError,
@@ -50,6 +55,13 @@ from ._messages import ActorAddress, Error, Event, Welcome
 from ._zmq import ZmqSocket, dealer_socket
 
 log = logging.getLogger("rocd.cluster")
+
+
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 class HandshakeFailed(SignallingError):
@@ -121,6 +133,7 @@ class Connection:
             handshake_timeout=handshake_timeout,
         )
         self._socket: ZmqSocket | None = None
+        self._monitor: ZmqSocket | None = None
         self._waiters: dict[int, _Waiter] = {}
         self._tick_scope: trio.CancelScope | None = None
         self._closed = trio.Event()
@@ -147,10 +160,13 @@ class Connection:
             sock.close(linger=0)
             raise LinkDown(f"cannot dial {self.address}: {exc}") from None
         self._socket = ZmqSocket(sock)
+        self._monitor = ZmqSocket(sock.get_monitor_socket(_HANDSHAKE_FAILED))
         started = False
         try:
             async with trio.open_nursery() as nursery:
+                await nursery.start(self._monitor.run)
                 await nursery.start(self._socket.run)
+                nursery.start_soon(self._watch_handshakes)
                 self.link.hello(trio.current_time(), join=self._join)
                 self._flush()
                 nursery.start_soon(self._pump)
@@ -160,7 +176,9 @@ class Connection:
                     task_status.started(self.welcome)
                     started = True
                 await self._closed.wait()
-                await self._drain_socket()
+                closed = self.closed_by
+                if closed is not None and not closed.by_remote and closed.code != "dead":
+                    await self._drain_socket()  # our own Bye: let it leave
                 nursery.cancel_scope.cancel(reason="link closed")
         finally:
             self._events_send.close()
@@ -232,6 +250,21 @@ class Connection:
                     log.warning("%s broke the protocol: %s", self.address, exc)
                 self._flush()
                 self._process(self.link.events())
+
+    async def _watch_handshakes(self) -> None:
+        assert self._monitor is not None
+        while True:
+            try:
+                incoming = await self._monitor.receive()
+            except SocketClosed:
+                return
+            event = parse_monitor_message(incoming.frames)
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                why = f"the peer refused this instance's key (ZAP status {event['value']})"
+            else:
+                why = "the CURVE handshake failed (a wrong key for the peer?)"
+            self.link.abort(why, "refused")
+            self._process(self.link.events())
 
     async def _ticker(self) -> None:
         while True:

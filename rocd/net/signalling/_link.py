@@ -333,6 +333,12 @@ class Link:
         self._expect_open("subscribe")
         self._send(Subscribe(kinds, active))
 
+    def abort(self, reason: str, code: str) -> None:
+        """Close without a word: the transport below failed (the peer refused our key in
+        the CURVE handshake, the connection is gone). A no-op once closed."""
+        if self.state is not LinkState.CLOSED:
+            self._close(reason, code, by_remote=False)
+
     def bye(self, reason: str, code: str = "closing") -> None:
         """Close the link, telling the other side why; a no-op once closed."""
         if self.state is LinkState.CLOSED:
