@@ -278,6 +278,9 @@ class PeerActor(Actor):
 
     async def on_start(self) -> None:
         self._leaving = False
+        if self.remote.uid and self.remote.uid != self._runtime.local().uid:
+            # Known from an earlier run: reachable by uid at once (offline until linked).
+            self._runtime.peers.add(self.remote)
         self.nursery.start_soon(self._keep_linked)
 
     async def on_stop(self) -> None:
@@ -350,6 +353,10 @@ class PeerActor(Actor):
             finally:
                 self._greeting_scope = None
             if greeting.cancelled_caught:
+                return False
+            if welcome.uid == rt.local().uid:
+                self.remote.reason = "it has this instance's uid (a copied state directory?)"
+                await conn.aclose(self.remote.reason, "refused")
                 return False
             self._online(conn, welcome)
             try:

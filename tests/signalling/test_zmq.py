@@ -268,7 +268,7 @@ async def test_a_listener_that_never_answers_is_given_up_after_the_handshake_tim
     )
     with trio.fail_after(10):
         t0 = trio.current_time()
-        with pytest.raises(HandshakeFailed, match="no welcome within 0.5 s"):
+        with pytest.raises(HandshakeFailed, match=r"no welcome within 0\.5 s"):
             await conn.run(task_status=trio.TASK_STATUS_IGNORED)
     assert trio.current_time() - t0 == pytest.approx(0.5, abs=0.2)
     silent.close()
