@@ -34,6 +34,8 @@ from typing import Annotated, Literal
 import msgspec
 import platformdirs
 
+from rocd.net.signalling import MalformedMessage, check_public_key, decode_invite
+
 #: The port the HTTP API listens on by default (on 127.0.0.1).
 DEFAULT_API_PORT = 4610
 #: The port the cluster listener (ZeroMQ, CURVE) listens on by default (on every address).
@@ -143,9 +145,32 @@ def load_config(path: Path | None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
-        return msgspec.toml.decode(data, type=Config)
+        config = msgspec.toml.decode(data, type=Config)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ConfigError(f"{path}: {_explain(exc)}") from None
+    try:
+        return check_cluster(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def check_cluster(config: Config) -> Config:
+    """`config` if its [cluster] values make sense (keys, addresses, join token), else
+    ConfigError naming the field."""
+    cluster = config.cluster
+    parse_host_port(cluster.listen, what="cluster.listen")
+    for i, peer in enumerate(cluster.peers):
+        try:
+            check_public_key(peer.key)
+        except ValueError as exc:
+            raise ConfigError(f"cluster.peers[{i}].key: {exc}") from None
+        parse_host_port(peer.address.removeprefix("tcp://"), what=f"cluster.peers[{i}].address")
+    if cluster.join is not None:
+        try:
+            decode_invite(cluster.join)
+        except MalformedMessage as exc:
+            raise ConfigError(f"--join: {exc}") from None
+    return config
 
 
 def parse_host_port(text: str, *, what: str = "--api") -> tuple[str, int]:
@@ -189,4 +214,4 @@ def with_overrides(
         changes["name"] = name
     if log_level is not None:
         changes["log_level"] = log_level
-    return msgspec.structs.replace(config, **changes)
+    return check_cluster(msgspec.structs.replace(config, **changes))

@@ -37,6 +37,7 @@ from rocd import __version__
 from rocd.config import ClusterConfig
 from rocd.errors import Conflict, InvalidRequest, NotFound, RocdError
 from rocd.net.signalling import (
+    LINGER_MS,
     Hello,
     Invite,
     KeyPair,
@@ -303,8 +304,10 @@ class Cluster(Actor):
                 self._peers.remove(child.remote.uid)
         self.peer_actors.close("cluster stopped")
         if self._ctx is not None:
-            self._ctx.destroy(linger=0)
-            self._ctx = None
+            # Every socket is closed by now; terminating waits (briefly, in a worker
+            # thread) for the frames they still held, such as the last Byes.
+            ctx, self._ctx = self._ctx, None
+            await trio.to_thread.run_sync(ctx.destroy, LINGER_MS)
 
     def local(self) -> LocalInfo:
         """What this instance says about itself in its hellos and welcomes."""

@@ -258,6 +258,8 @@ class RemotePeer:
             self.mirror.put_device(reply)
         elif isinstance(reply, Vad):
             self.mirror.put_vad(reply)
+        elif isinstance(reply, PeerInfo):
+            self.mirror.peer = reply  # its own view of itself (a rename)
         elif isinstance(request, DeleteVad):
             self.mirror.drop_vad(request.uid)
 

@@ -88,6 +88,8 @@ class Instance:
         config.write_text(self.config)
         args = ["--config", str(config), "--state-dir", str(self.state_dir)]
         args += ["--api", "127.0.0.1:0", "--cluster", f"127.0.0.1:{self.cluster_port}"]
+        if os.environ.get("ROCD_TEST_VERBOSE"):
+            args.append("--verbose")  # debug logs in <root>/<name>.log
         self._log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(

@@ -8,6 +8,7 @@ so a virtual speaker made on C through A's API can be looked for in C's sound se
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,6 +153,49 @@ def test_remote_refusals_are_the_same_errors_as_local_ones(mesh: dict[str, Insta
     assert missing.json()["error"] == "not_found"
     assert a.get(f"/peers/{b.uid}/devices/tone:nothing").status_code == 404
     assert a.get("/peers/0123456789ab/devices").status_code == 404
+
+
+async def test_a_peer_leaving_and_coming_back_are_events_everywhere(
+    mesh: dict[str, Instance],
+) -> None:
+    a, c = mesh["a"], mesh["c"]
+    ws_url = a.url.replace("http://", "ws://") + f"/events?kind=peer.left,peer.joined&peer={a.uid}"
+    seen: list[tuple[float, dict[str, Any]]] = []
+    with trio.fail_after(30):
+        async with open_websocket_url(ws_url) as ws, trio.open_nursery() as nursery:
+
+            async def read() -> None:
+                while True:
+                    seen.append((trio.current_time(), json.loads(await ws.get_message())))
+
+            nursery.start_soon(read)
+            await trio.sleep(0.2)
+            assert c.proc is not None
+            t0 = trio.current_time()
+            c.proc.send_signal(signal.SIGTERM)
+            assert await trio.to_thread.run_sync(c.proc.wait) == 0
+            await trio.to_thread.run_sync(c.start)
+            while len(seen) < 2:  # noqa: ASYNC110  (the reader task fills it)
+                await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    (told, left), (_, joined) = seen[:2]
+    assert told - t0 < 1.0  # told by c, not noticed by its silence (3 s)
+    assert (left["kind"], left["subject"]) == ("peer.left", c.uid)
+    assert left["data"]["reason"] == "the peer said bye: shutting down"
+    assert (joined["kind"], joined["subject"]) == ("peer.joined", c.uid)
+    assert joined["data"]["name"] == "c"
+    assert joined["data"]["address"] == c.address
+
+
+def test_any_instance_renames_any_other(mesh: dict[str, Instance]) -> None:
+    a, b, c = mesh["a"], mesh["b"], mesh["c"]
+    r = c.put(f"/peers/{b.uid}", {"name": "Kitchen"})
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "Kitchen"
+    assert r.json()["self"] is False
+    assert b.get("/peers/self").json()["name"] == "Kitchen"
+    wait_for("a hears of it", lambda: a.peer(b)["name"], lambda name: name == "Kitchen")
+    assert c.put(f"/peers/{b.uid}", {"name": ""}).status_code == 422
 
 
 def test_kill_9_is_seen_within_5_s_and_the_mirror_is_reloaded_on_return(

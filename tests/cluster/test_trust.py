@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -160,3 +161,31 @@ def test_trust_and_roles_survive_a_restart(trio_of: dict[str, Instance]) -> None
     )
     assert a.peer(e)["role"] == "operator"
     assert a.peer(e)["name"] == "e"
+
+
+def test_static_peers_from_the_configuration(tmp_path: Path) -> None:
+    f, g = Instance("f", tmp_path, NO_PULSE), Instance("g", tmp_path, NO_PULSE)
+    try:
+        start_all([f, g])  # a first start makes their keys
+        for one in (f, g):
+            assert one.stop() == 0
+        f.config = NO_PULSE + static_peer(g, "viewer")
+        g.config = NO_PULSE + static_peer(f, "admin")
+        start_all([f, g])
+        f.wait_state(g, "online")
+        g.wait_state(f, "online")
+        assert f.peer(g)["role"] == "viewer"
+        assert g.peer(f)["role"] == "admin"
+        r = f.delete(f"/peers/{g.uid}")
+        assert r.status_code == 409
+        assert "configuration file" in r.json()["message"]
+    finally:
+        f.stop()
+        g.stop()
+
+
+def static_peer(other: Instance, role: str) -> str:
+    return (
+        f'[cluster]\npeers = [{{address = "{other.address}", key = "{other.key}", '
+        f'role = "{role}"}}]\n'
+    )

@@ -66,11 +66,12 @@ from ._messages import (
     encode_value,
 )
 from ._zap import ZapAnswer, ZapRequest, parse_zap, serve_zap, zap_reply
-from ._zmq import Incoming, ZmqSocket, dealer_socket, router_socket
+from ._zmq import LINGER_MS, Incoming, ZmqSocket, dealer_socket, router_socket
 
 __all__ = [
     "CAPABILITIES",
     "KEY_FILE",
+    "LINGER_MS",
     "MAJOR",
     "MAX_FRAME_BYTES",
     "MAX_PENDING_ASKS",

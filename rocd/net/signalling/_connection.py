@@ -52,7 +52,7 @@ from ._link import (
     Welcomed,
 )
 from ._messages import ActorAddress, Error, Event, Welcome
-from ._zmq import ZmqSocket, dealer_socket
+from ._zmq import LINGER_MS, ZmqSocket, dealer_socket
 
 log = logging.getLogger("rocd.cluster")
 
@@ -159,7 +159,7 @@ class Connection:
         except zmq.ZMQError as exc:
             sock.close(linger=0)
             raise LinkDown(f"cannot dial {self.address}: {exc}") from None
-        self._socket = ZmqSocket(sock)
+        self._socket = ZmqSocket(sock, linger_ms=LINGER_MS)
         self._monitor = ZmqSocket(sock.get_monitor_socket(_HANDSHAKE_FAILED))
         started = False
         try:

@@ -36,7 +36,7 @@ from ._link import (
     SubscribeReceived,
 )
 from ._messages import Ask, Bye, Event, Hello, Subscribe, encode
-from ._zmq import ZmqSocket, router_socket
+from ._zmq import LINGER_MS, ZmqSocket, router_socket
 
 log = logging.getLogger("rocd.cluster")
 
@@ -119,7 +119,10 @@ class Listener:
             sock.close(linger=0)
             raise
         self._socket = ZmqSocket(
-            sock, properties=("User-Id", "Peer-Address"), on_undeliverable=self._undeliverable
+            sock,
+            properties=("User-Id", "Peer-Address"),
+            on_undeliverable=self._undeliverable,
+            linger_ms=LINGER_MS,
         )
         try:
             async with trio.open_nursery() as nursery:

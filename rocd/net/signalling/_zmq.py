@@ -17,7 +17,8 @@ touches the socket:
 A ROUTER socket must have `ROUTER_MANDATORY` (set by `router_socket`): a frame for a peer
 that is gone or whose queue is full is then reported (`on_undeliverable`) instead of being
 dropped silently; it never blocks the frames for other peers. When the owner ends
-(cancelled), it calls `notify_closing` on the FD and closes the socket with linger 0.
+(cancelled), it calls `notify_closing` on the FD and closes the socket; frames ZeroMQ
+still holds (a last Bye) get `linger_ms` to leave, while the context is terminated.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from ._messages import MAX_FRAME_BYTES
 
 #: Messages received in one go before queued sends get a turn.
 _RECEIVE_BATCH = 256
+
+#: Milliseconds the last frames (Byes) get to leave once a link's socket is closed.
+LINGER_MS = 200
 
 #: The ZAP domain of rocd's listeners (their ZAP handler is the cluster's own).
 ZAP_DOMAIN = b"rocd"
@@ -65,6 +69,7 @@ class ZmqSocket:
         send_queue: int = 4096,
         on_undeliverable: Undeliverable | None = None,
         properties: tuple[str, ...] = (),
+        linger_ms: int = 0,
     ) -> None:
         self.sock = sock
         self._properties = properties
@@ -75,6 +80,7 @@ class ZmqSocket:
         self._wait_scope: trio.CancelScope | None = None
         self._poked = False
         self._on_undeliverable = on_undeliverable
+        self._linger_ms = linger_ms
         self._flushed = trio.Event()
         self.closed = False
         self.sent = 0
@@ -140,7 +146,7 @@ class ZmqSocket:
             self._wait_scope = None
             self._in_send.close()
             trio.lowlevel.notify_closing(fd)
-            self.sock.close(linger=0)
+            self.sock.close(linger=self._linger_ms)
 
     async def _receive_pending(self) -> None:
         for _ in range(_RECEIVE_BATCH):
