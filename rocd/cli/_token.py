@@ -33,16 +33,17 @@ STATE_FILE = "state.db"
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = commands.add_parser("token", help="HTTP API tokens: create, list, revoke")
-    token.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    token.add_argument(
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    where.add_argument(
         "--state-dir", metavar="DIR", help="state directory (default: the user's data dir)"
     )
     actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="make a token (printed once)")
+    create = actions.add_parser("create", parents=[where], help="make a token (printed once)")
     create.add_argument("--role", required=True, choices=ROLES, help="what the token may do")
     create.add_argument("--name", default="", help="what it is for")
-    actions.add_parser("list", help="list the tokens (never their secrets)")
-    revoke = actions.add_parser("revoke", help="revoke a token")
+    actions.add_parser("list", parents=[where], help="list the tokens (never their secrets)")
+    revoke = actions.add_parser("revoke", parents=[where], help="revoke a token")
     revoke.add_argument("id", help="the token's id (see list)")
     token.set_defaults(run=run)
 

@@ -38,7 +38,7 @@ async def exposed(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Runnin
 async def rocd_token(state_dir: Path, *args: str, check: bool = True) -> tuple[int, str, str]:
     """Run `rocd token ...` on `state_dir`: (exit status, stdout, stderr)."""
     done = await trio.run_process(
-        [sys.executable, "-m", "rocd.cli", "token", "--state-dir", str(state_dir), *args],
+        [sys.executable, "-m", "rocd.cli", "token", *args, "--state-dir", str(state_dir)],
         capture_stdout=True,
         capture_stderr=True,
         check=False,
