@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rocd.net.signalling import (
@@ -19,29 +18,16 @@ from rocd.net.signalling import (
     decode,
     encode,
 )
+from tests.net.test_fuzz import _HEALTH, FUZZ, mutations
 from tests.signalling.strategies import messages, same
 from tests.signalling.test_link import opened, pair
 
 pytestmark = pytest.mark.fuzz
 
-_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
-FUZZ = settings(max_examples=1500, deadline=None, suppress_health_check=_HEALTH)
+# The wire layer's fuzzing settings and mutations, for the signalling frames.
 FUZZ_SEEDS = settings(max_examples=300, deadline=None, suppress_health_check=_HEALTH)
 MUTATIONS = 60
 rngs = st.randoms(use_true_random=True)
-
-
-def mutations(valid: bytes, rng: random.Random) -> Iterator[bytes]:
-    """Variants of `valid`: a few bytes overwritten, then cut or extended."""
-    for _ in range(MUTATIONS):
-        data = bytearray(valid)
-        for _ in range(rng.randrange(4)):
-            if data:
-                data[rng.randrange(len(data))] = rng.randrange(256)
-        if rng.random() < 0.5:
-            del data[rng.randrange(len(data) + 1) :]
-        data += rng.randbytes(rng.randrange(4))
-        yield bytes(data)
 
 
 def check_decode(data: bytes) -> None:
@@ -86,6 +72,6 @@ def test_random_bytes(data: bytes) -> None:
 def test_mutated_frames(msg: Message, rng: random.Random) -> None:
     valid = encode(msg, src="aaaa", dst="bbbb")
     feed_every_state(valid)
-    for data in mutations(valid, rng):
+    for data in mutations(valid, rng, MUTATIONS):
         check_decode(data)
         feed_every_state(data)
