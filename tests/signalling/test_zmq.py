@@ -19,6 +19,7 @@ from rocd.net.signalling import (
     Ask,
     AskRefused,
     AskTimedOut,
+    Bye,
     Closed,
     Connection,
     Event,
@@ -30,10 +31,14 @@ from rocd.net.signalling import (
     Refuse,
     Session,
     Subscribe,
+    Welcome,
     ZapAnswer,
     ZapRequest,
     ZmqSocket,
+    dealer_socket,
+    decode,
     decode_value,
+    encode,
     encode_value,
     serve_zap,
 )
@@ -362,3 +367,35 @@ def test_keys_are_checked() -> None:
         check_public_key("short")
     with pytest.raises(ValueError, match="not Z85"):
         check_public_key('"' * 40)
+
+
+async def test_a_silent_dialler_is_told_and_nothing_new_opens_after_goodbye(ctx: Any) -> None:
+    """A dialler driven by hand: it says hello, then nothing. The listener ends its
+    session after `dead_after` and says so; once the listener has said goodbye to
+    everyone, a new hello opens nothing."""
+    client_keys = keypair()
+    with trio.fail_after(10):
+        async with serving(ctx, dead_after=0.5) as server:
+            server.trusted.add(client_keys.public)
+            raw = dealer_socket(ctx, client_keys, server.keys.public)
+            raw.connect(server.endpoint)
+            dealer = ZmqSocket(raw)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(dealer.run)
+                hello = Hello(uid="c11e", name="hand", minor=0, software="test")
+                dealer.send_nowait([encode(hello, minor=0)])
+                welcome = decode((await dealer.receive()).frames[0]).msg
+                assert isinstance(welcome, Welcome)
+                t0 = trio.current_time()
+                bye = decode((await dealer.receive()).frames[0]).msg
+                assert trio.current_time() - t0 == pytest.approx(0.5, abs=0.25)
+                assert bye == Bye("no heartbeat for too long", "dead")
+                assert server.listener.sessions == {}
+                await server.listener.say_bye("shutting down")
+                dealer.send_nowait([encode(hello, minor=0)])
+                with trio.move_on_after(0.3):
+                    await until(lambda: server.listener.refused_frames > 0)
+                assert server.listener.refused_frames == 1
+                assert server.listener.sessions == {}
+                nursery.cancel_scope.cancel()
+    assert [uid for uid, _ in server.handler.closed_sessions] == ["c11e"]

@@ -107,6 +107,7 @@ class Listener:
         self._tick_scope: trio.CancelScope | None = None
         self.endpoint = ""
         self.refused_frames = 0  # frames from connections we would not make a session for
+        self._closing = False  # said bye to everyone: no new sessions
 
     async def run(self, *, task_status: trio.TaskStatus[str]) -> None:
         """Bind and serve until cancelled; started with the bound endpoint
@@ -137,7 +138,10 @@ class Listener:
 
     async def say_bye(self, reason: str, code: str = "closing") -> None:
         """Tell every session goodbye and wait (at most 0.2 s) for the Byes to leave;
-        a listener that stops without it is only noticed when its sessions time out."""
+        a listener that stops without it is only noticed when its sessions time out.
+        From then on no new session is made (a frame already on its way from a dialler
+        that was just told bye must not open another one)."""
+        self._closing = True
         for session in list(self.sessions.values()):
             self.bye(session, reason, code)
         if self._socket is not None:
@@ -194,6 +198,9 @@ class Listener:
                 continue
             routing_id, data = incoming.frames
             session = self.sessions.get(routing_id)
+            if session is None and self._closing:
+                self.refused_frames += 1
+                continue
             if session is None:
                 session = self._new_session(routing_id, incoming.properties)
                 if session is None:
@@ -219,6 +226,7 @@ class Listener:
         link = Link(Side.LISTENER, local, now, dead_after=self._dead_after)
         session = Session(routing_id, props.get("User-Id", ""), props.get("Peer-Address", ""), link)
         self.sessions[routing_id] = session
+        log.debug("session %s from %s opened", routing_id.hex(), session.address)
         return session
 
     async def _ticker(self) -> None:
@@ -234,6 +242,12 @@ class Listener:
             for session in list(self.sessions.values()):
                 if session.link.next_deadline() <= now:
                     session.link.tick(now)
+                    if session.link.state is LinkState.CLOSED and self._socket is not None:
+                        # Gone silent: tell it anyway, in case only its heartbeats are lost
+                        # (it then dials again at once instead of finding out later).
+                        bye = encode(Bye("no heartbeat for too long", "dead"))
+                        with contextlib.suppress(SendQueueFull, SocketClosed):
+                            self._socket.send_nowait([session.routing_id, bye])
                     self._flush(session)
 
     def _flush(self, session: Session) -> None:
@@ -284,6 +298,8 @@ class Listener:
     def _closed(self, session: Session, closed: Closed | None = None) -> None:
         if self.sessions.get(session.routing_id) is session:
             del self.sessions[session.routing_id]
+            why = closed.reason if closed is not None else "listener stopped"
+            log.debug("session %s (%s) closed: %s", session.routing_id.hex(), session.uid, why)
             if session.link.state is LinkState.OPEN:
                 session.link.bye("closed")
             self._handler.closed(session, closed or Closed("listener stopped", "closing", False))
