@@ -11,6 +11,9 @@ Rules:
   instance's name; admin may also manage trust (pairing, invites, roles) and tokens.
 - A missing or unknown token is 401, a role too low 403; both bodies name the role the
   request needs. GET /health stays open, for probes.
+- A refused request's body is read (and dropped) before the answer: hypercorn leaves the
+  next request on a keep-alive connection unanswered when the app answers before the
+  body has arrived.
 
 Tokens are checked against the store (hashed there) and a valid one is remembered for
 `CACHE_SECONDS`, so a token revoked from the command line stops working within that.
@@ -27,7 +30,7 @@ from quart.wrappers import Request, Websocket
 
 from rocd.actors import ApiToken, CheckToken, Role, require
 from rocd.config import ApiConfig
-from rocd.errors import RocdError, Unauthorized, Unavailable
+from rocd.errors import Forbidden, RocdError, Unauthorized, Unavailable
 
 from ._context import ApiContext
 from ._routes import json_response
@@ -134,6 +137,23 @@ async def authorize(checker: TokenChecker, req: Request | Websocket) -> None:
     require(entry.role, need, f"token {entry.id}")
 
 
+class _Refused(Exception):
+    """A 401/403 of the auth check itself (answered before the request body is read)."""
+
+    def __init__(self, error: RocdError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+async def _checked(checker: TokenChecker, req: Request | Websocket) -> None:
+    try:
+        await authorize(checker, req)
+    except (Unauthorized, Forbidden) as exc:
+        if isinstance(req, Request):
+            await req.get_data(cache=False)  # bounded by MAX_CONTENT_LENGTH
+        raise _Refused(exc) from None
+
+
 def install_auth(app: Quart, ctx: ApiContext) -> TokenChecker | None:
     """Check every request's token before its handler, when the API requires tokens."""
     if not ctx.token_required:
@@ -143,16 +163,18 @@ def install_auth(app: Quart, ctx: ApiContext) -> TokenChecker | None:
 
     @app.before_request
     async def check_request() -> None:
-        await authorize(checker, request)
+        await _checked(checker, request)
 
     @app.before_websocket
     async def check_websocket() -> None:
-        await authorize(checker, websocket)
+        await _checked(checker, websocket)
 
-    @app.errorhandler(Unauthorized)
-    async def unauthorized(exc: RocdError) -> Any:
-        body, status, headers = json_response(exc.to_json(), exc.status)
-        return body, status, {**headers, "www-authenticate": 'Bearer realm="rocd"'}
+    @app.errorhandler(_Refused)
+    async def refused(exc: _Refused) -> Any:
+        body, status, headers = json_response(exc.error.to_json(), exc.error.status)
+        if isinstance(exc.error, Unauthorized):
+            headers["www-authenticate"] = 'Bearer realm="rocd"'
+        return body, status, headers
 
     return checker
 

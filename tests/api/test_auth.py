@@ -162,3 +162,40 @@ async def test_token_command_line_mistakes(tmp_path: Path) -> None:
     assert err.strip() == "rocd: no token 'deadbeef'"
     status, out, _ = await rocd_token(tmp_path, "list")
     assert out == ""
+
+
+async def test_a_refused_request_leaves_its_connection_usable(exposed: RunningDaemon) -> None:
+    """The body of a refused PUT arrives after its headers; the next request on the same
+    keep-alive connection is still answered."""
+    port = int(exposed.http.base_url.port or 0)
+    body = b'{"name": "x"}'
+    head = (
+        f"PUT /peers/self HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with trio.fail_after(10):
+        async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+            await stream.send_all(head)
+            await trio.sleep(0.1)
+            await stream.send_all(body)
+            answer = await read_response(stream)
+            assert answer.startswith(b"HTTP/1.1 401")
+            await stream.send_all(b"GET /health HTTP/1.1\r\nHost: h\r\n\r\n")
+            answer = await read_response(stream)
+            assert answer.startswith(b"HTTP/1.1 200")
+
+
+async def read_response(stream: trio.SocketStream) -> bytes:
+    """One whole response (headers and a content-length body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive_some(4096)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    while len(rest) < length:
+        rest += await stream.receive_some(4096)
+    return head + b"\r\n\r\n" + rest
