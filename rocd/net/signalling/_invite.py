@@ -56,7 +56,7 @@ def decode_invite(token: str) -> Invite:
         invite = msgspec.msgpack.decode(raw, type=Invite)
         check_public_key(invite.key)
     except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise MalformedMessage(f"damaged join token: {str(exc)[:120]}") from None
+        raise MalformedMessage(f"damaged join token: {str(exc)[:120]}".replace("`", "")) from None
     if not invite.address.startswith("tcp://") or not invite.secret:
         raise MalformedMessage("damaged join token: no address or secret")
     return invite
