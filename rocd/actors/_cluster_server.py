@@ -198,7 +198,7 @@ class ClusterServer:
                 reply = await self._answer(session, ask)
                 body = encode_value(reply)
             except RocdError as exc:
-                listener.error(session, ask.id, exc.code, exc.message, exc.details)
+                listener.error(session, ask.id, exc.code, exc.message, exc.details, ask.actor)
             except (MalformedMessage, msgspec.EncodeError, TypeError) as exc:
                 listener.error(session, ask.id, "invalid", f"{ask.request}: {exc}")
             else:

@@ -200,6 +200,8 @@ class RemotePeer:
             reply = decode_value(body, entry.reply)
         except AskRefused as exc:
             error = exc.error
+            where = f"{error.actor.kind}/{error.actor.uid}" if error.actor else "the link"
+            log.debug("%s: %s refused %s: %s", who, where, entry.name, error.message)
             raise error_from_code(error.code, error.message, error.details) from None
         except AskTimedOut:
             raise AskTimeout(

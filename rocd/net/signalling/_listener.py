@@ -35,7 +35,7 @@ from ._link import (
     Side,
     SubscribeReceived,
 )
-from ._messages import Ask, Bye, Event, Hello, Subscribe, encode
+from ._messages import ActorAddress, Ask, Bye, Event, Hello, Subscribe, encode
 from ._zmq import LINGER_MS, ZmqSocket, router_socket
 
 log = logging.getLogger("rocd.cluster")
@@ -162,9 +162,10 @@ class Listener:
         code: str,
         message: str,
         details: list[dict[str, Any]] | None = None,
+        actor: ActorAddress | None = None,
     ) -> None:
         if self._live(session):
-            session.link.error(ask_id, code, message, details)
+            session.link.error(ask_id, code, message, details, actor)
             self._flush(session)
 
     def event(self, session: Session, event: Event) -> None:
