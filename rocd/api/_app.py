@@ -19,15 +19,8 @@ from werkzeug.exceptions import HTTPException
 
 from rocd.errors import RocdError
 
-from . import (  # noqa: F401  (routes)
-    _cluster,
-    _devices,
-    _events_ws,
-    _openapi,
-    _peers,
-    _system,
-    _vads,
-)
+from . import _cluster as _cluster_routes  # noqa: F401  (routes)
+from . import _devices, _events_ws, _openapi, _peers, _system, _vads  # noqa: F401  (routes)
 from ._auth import install_auth
 from ._context import ApiContext
 from ._routes import API, Api, ErrorBody, json_response
