@@ -31,9 +31,9 @@ from ._audio_types import (
     audio_errors,
     vad_system_name,
 )
-from ._cluster import (
+from ._cluster import Cluster
+from ._cluster_types import (
     AddPeer,
-    Cluster,
     ClusterListenError,
     CreateInvite,
     InviteCreated,
@@ -68,9 +68,10 @@ from ._node import (
     SetClusterIdentity,
     check_name,
 )
-from ._peer import PeerActor, PeerRuntime, RemotePeer
+from ._peer import PeerActor, PeerRuntime
 from ._peer_handle import SELF, LocalPeer, PeerHandle, Peers
 from ._registry import Registry
+from ._remote_peer import RemotePeer
 from ._roles import ROLES, Role, allows, check_role, require
 from ._statedb import SCHEMA_VERSION, StateDB, StateError
 from ._store import (

@@ -20,8 +20,8 @@ from ._errors import (
 )
 from ._invite import Invite, decode_invite, encode_invite, hash_secret, new_secret
 from ._keys import KEY_FILE, KeyPair, check_public_key, fingerprint, load_or_create_keypair
-from ._link import (
-    MAX_PENDING_ASKS,
+from ._link import MAX_PENDING_ASKS, Link, LinkState, LocalInfo, Side
+from ._link_events import (
     Answered,
     AskAborted,
     AskExpired,
@@ -30,13 +30,9 @@ from ._link import (
     Closed,
     EventReceived,
     HelloReceived,
-    Link,
     LinkError,
     LinkEvent,
-    LinkState,
-    LocalInfo,
     Misrouted,
-    Side,
     SubscribeReceived,
     Welcomed,
 )

@@ -34,7 +34,8 @@ from ._errors import (
     SocketClosed,
 )
 from ._keys import KeyPair
-from ._link import (
+from ._link import Link, LinkState, LocalInfo, Side
+from ._link_events import (
     Answered,
     AskAborted,
     AskExpired,
@@ -42,13 +43,9 @@ from ._link import (
     AskReceived,
     Closed,
     EventReceived,
-    Link,
     LinkError,
     LinkEvent,
-    LinkState,
-    LocalInfo,
     Misrouted,
-    Side,
     Welcomed,
 )
 from ._messages import ActorAddress, Error, Event, Welcome

@@ -41,6 +41,21 @@ from typing import Any
 import msgspec
 
 from ._errors import LinkStateError, MalformedMessage, RemoteProtocolError
+from ._link_events import (
+    Answered,
+    AskAborted,
+    AskExpired,
+    AskFailed,
+    AskReceived,
+    Closed,
+    EventReceived,
+    HelloReceived,
+    LinkError,
+    LinkEvent,
+    Misrouted,
+    SubscribeReceived,
+    Welcomed,
+)
 from ._messages import (
     CAPABILITIES,
     MINOR,
@@ -49,7 +64,6 @@ from ._messages import (
     Bye,
     Error,
     Event,
-    Frame,
     Heartbeat,
     HeartbeatAck,
     Hello,
@@ -89,92 +103,6 @@ class LocalInfo:
     started: float = 0.0
     minor: int = MINOR
     capabilities: tuple[str, ...] = CAPABILITIES
-
-
-# -- events --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HelloReceived:
-    hello: Hello
-
-
-@dataclass(frozen=True)
-class Welcomed:
-    welcome: Welcome
-
-
-@dataclass(frozen=True)
-class AskReceived:
-    ask: Ask
-
-
-@dataclass(frozen=True)
-class Answered:
-    id: int
-    body: msgspec.Raw
-
-
-@dataclass(frozen=True)
-class AskFailed:
-    id: int
-    error: Error
-
-
-@dataclass(frozen=True)
-class AskExpired:
-    id: int
-
-
-@dataclass(frozen=True)
-class AskAborted:
-    id: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class EventReceived:
-    event: Event
-
-
-@dataclass(frozen=True)
-class SubscribeReceived:
-    subscribe: Subscribe
-
-
-@dataclass(frozen=True)
-class LinkError:
-    """An `Error` about the link itself (id 0), e.g. a frame of ours it could not read."""
-
-    error: Error
-
-
-@dataclass(frozen=True)
-class Misrouted:
-    frame: Frame
-
-
-@dataclass(frozen=True)
-class Closed:
-    reason: str
-    code: str  # the Bye's code, or "dead" / "protocol"
-    by_remote: bool
-
-
-LinkEvent = (
-    HelloReceived
-    | Welcomed
-    | AskReceived
-    | Answered
-    | AskFailed
-    | AskExpired
-    | AskAborted
-    | EventReceived
-    | SubscribeReceived
-    | LinkError
-    | Misrouted
-    | Closed
-)
 
 
 @dataclass

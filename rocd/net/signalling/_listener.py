@@ -23,16 +23,13 @@ import zmq
 
 from ._errors import MalformedMessage, RemoteProtocolError, SendQueueFull, SocketClosed
 from ._keys import KeyPair
-from ._link import (
+from ._link import Link, LinkState, LocalInfo, Side
+from ._link_events import (
     AskReceived,
     Closed,
     HelloReceived,
-    Link,
     LinkError,
-    LinkState,
-    LocalInfo,
     Misrouted,
-    Side,
     SubscribeReceived,
 )
 from ._messages import ActorAddress, Ask, Bye, Event, Hello, Subscribe, encode
