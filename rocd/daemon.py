@@ -5,17 +5,21 @@ Tree (every actor under the root supervisor, one-for-one):
     root supervisor
     ├── store     the state file (SQLite), off the Trio thread
     ├── events    the event bus (WebSocket subscribers hang off it)
-    └── node      this instance: identity, display name
+    ├── node      this instance: identity, display name
+    ├── audio     drivers, devices, VADs
+    └── cluster   trust, the ZeroMQ listener, one peer actor per trusted remote
     + the HTTP server (hypercorn, Trio worker) in the same nursery
 
-Shutdown (`request_stop`, e.g. on SIGINT/SIGTERM): the HTTP server stops accepting, the
-event bus ends every subscription (WebSocket clients get 1001 "going away"), open requests
+Shutdown (`request_stop`, e.g. on SIGINT/SIGTERM): peers are told goodbye (so they mark
+this instance offline at once), the HTTP server stops accepting, the event bus ends every
+subscription (WebSocket clients get 1001 "going away"), open requests
 get a short grace, then every actor is cancelled and runs its `on_stop` with its own grace.
 The whole sequence is bounded by `STOP_GRACE` + the actors' grace, well under 2 s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import socket
@@ -33,6 +37,7 @@ import trio
 from rocd import __version__
 from rocd.actors import (
     AudioService,
+    Cluster,
     DriverSpec,
     EventBus,
     GetIdentity,
@@ -40,11 +45,12 @@ from rocd.actors import (
     Node,
     Peers,
     Registry,
+    SayGoodbye,
     SetApiUrl,
     Store,
     Supervisor,
 )
-from rocd.api import ApiContext, create_app
+from rocd.api import ApiContext, create_app, token_required
 from rocd.audio import (
     AudioDriver,
     FileDriver,
@@ -55,6 +61,7 @@ from rocd.audio import (
     probe_pulse,
 )
 from rocd.config import Config
+from rocd.errors import RocdError
 
 log = logging.getLogger("rocd.daemon")
 
@@ -123,6 +130,23 @@ class Daemon:
                     uid, drivers, store=store.ref, publish=self.publish, registry=self.registry
                 )
                 await root.start_child(audio)
+                peers = Peers(LocalPeer(uid, self.registry))
+                cluster: Cluster | None = None
+                if self.config.cluster.enabled:
+                    cluster = Cluster(
+                        uid,
+                        self.config.cluster,
+                        state_dir=self.config.state_path,
+                        store=store.ref,
+                        node=node.ref,
+                        bus=self._bus.ref,
+                        relay=self._bus.relay,
+                        registry=self.registry,
+                        peers=peers,
+                        publish=self.publish,
+                        name=lambda: node.name,
+                    )
+                    await root.start_child(cluster)
                 ctx = ApiContext(
                     self.registry,
                     node.ref,
@@ -130,12 +154,16 @@ class Daemon:
                     root,
                     trio.current_time(),
                     audio=audio.ref,
-                    peers=Peers(LocalPeer(uid, self.registry)),
+                    peers=peers,
+                    cluster=cluster.ref if cluster is not None else None,
+                    token_required=token_required(self.config.api),
                 )
                 http_done = trio.Event()
                 binds = await nursery.start(self._serve_http, ctx, http_done)
                 api_url = binds[0]
                 node.ref.tell_nowait(SetApiUrl(api_url))
+                if cluster is not None:
+                    cluster.ref.tell_nowait(SetApiUrl(api_url))
                 info = DaemonInfo(uid, node.name, api_url, state_file)
                 log.info(
                     "rocd %s: %s (%s) serving %s, state in %s",
@@ -145,6 +173,9 @@ class Daemon:
                 task_status.started(info)
                 await self._stop.wait()
                 log.info("stopping")
+                if cluster is not None:
+                    with contextlib.suppress(RocdError):
+                        await cluster.ref.ask(SayGoodbye(), within=STOP_GRACE)
                 self._http_stop.set()
                 await root.stop_child(EventBus.kind, self._bus.uid, reason="daemon shutting down")
                 with trio.move_on_after(STOP_GRACE):

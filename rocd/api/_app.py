@@ -19,7 +19,9 @@ from werkzeug.exceptions import HTTPException
 
 from rocd.errors import RocdError
 
+from . import _cluster as _cluster_routes  # noqa: F401  (routes)
 from . import _devices, _events_ws, _openapi, _peers, _system, _vads  # noqa: F401  (routes)
+from ._auth import install_auth
 from ._context import ApiContext
 from ._routes import API, Api, ErrorBody, json_response
 
@@ -33,6 +35,7 @@ def create_app(ctx: ApiContext, api: Api = API) -> Quart:
     app = QuartTrio("rocd")
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20  # 1 MiB: API bodies are small JSON documents
     api.install(app, ctx)
+    install_auth(app, ctx)
 
     @app.errorhandler(RocdError)
     async def rocd_error(exc: RocdError) -> Any:

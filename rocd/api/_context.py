@@ -17,3 +17,6 @@ class ApiContext:
     audio: ActorRef | None = None  # this instance's audio service (kind "audio")
     #: Every instance of the cluster by uid (this one as `self` too); None in bare tests.
     peers: Peers | None = None
+    cluster: ActorRef | None = None  # the cluster actor (None: clustering disabled)
+    #: Whether requests need a bearer token (the API listens off loopback).
+    token_required: bool = False
