@@ -18,7 +18,7 @@ from ._endpoint import (
 )
 from ._errors import FecDecodeError, MalformedPacket, ProtocolError
 from ._fec_codec import BlockCodec, default_codec
-from ._fec_reader import FecReader, FecReaderStats
+from ._fec_reader import FecBudget, FecReader, FecReaderStats
 from ._fec_writer import FecWriter, FecWriterOutput
 from ._fecframe import (
     SBN_MODULUS,
@@ -70,6 +70,7 @@ from ._receiver_session import ReceiverSession
 from ._receiver_types import (
     EndedSession,
     EndReason,
+    FecStats,
     ReceiverConfig,
     ReceiverCounters,
     SessionMetrics,
@@ -162,12 +163,14 @@ __all__ = [
     "Encoding",
     "EncodingMap",
     "EndReason",
+    "FecStats",
     "EndedSession",
     "Endpoint",
     "EndpointError",
     "EndpointSet",
     "ExtendedReport",
     "FecDecodeError",
+    "FecBudget",
     "FecReader",
     "FecReaderStats",
     "FecScheme",
