@@ -93,7 +93,13 @@ from ._rtcp import (
     SenderReport,
 )
 from ._rtcp_compound import RtcpPacket, parse_rtcp, serialize_rtcp
-from ._rtcp_receiver import OutgoingReport, ReceiverReporter, RtcpSessionEnded, SenderClock
+from ._rtcp_receiver import (
+    OutgoingReport,
+    ReceiverReporter,
+    RtcpReceiverStats,
+    RtcpSessionEnded,
+    SenderClock,
+)
 from ._rtcp_sender import ReceiverFeedback, SenderReporter, SsrcChanged
 from ._rtcp_session import (
     INACTIVITY_TIMEOUT_NS,
@@ -225,6 +231,7 @@ __all__ = [
     "Rrtr",
     "Rs8mCodec",
     "RtcpPacket",
+    "RtcpReceiverStats",
     "RtcpSessionEnded",
     "RtpExtension",
     "RtpFilter",
