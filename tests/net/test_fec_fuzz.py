@@ -7,8 +7,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rocd.net.roc._fec_reader import AHEAD_BLOCKS
-
 from rocd.net.roc import (
     FecDecodeError,
     FecReader,
@@ -22,6 +20,7 @@ from rocd.net.roc import (
     parse_repair_datagram,
     parse_source_datagram,
 )
+from rocd.net.roc._fec_reader import AHEAD_BLOCKS
 
 pytestmark = pytest.mark.fuzz
 

@@ -10,7 +10,8 @@ sender's address by anyone on the path. So the reader keeps what a packet can bu
 and bounded (ROC_PROTOCOL.md §3.4 gives Roc's own rules, which these tighten):
 
 * Geometry. The first source packet fixes the session's K and symbol length, the first
-  repair packet that agrees with them fixes N (RS8M: always 255), within the limits
+  repair packet that agrees with them, for a block the stream's source packets opened,
+  fixes N (RS8M: always 255), within the limits
   (`max_block` symbols, `max_block_bytes` per block). A packet whose geometry disagrees
   is counted (`inconsistent`) and dropped before anything is stored or decoded.
 * Window. Only source packets move the block window, and the caller feeds only those
@@ -140,6 +141,7 @@ class _Block:
         "rebuilt",
         "repairs",
         "seen",
+        "sourced",
         "symbols",
     )
 
@@ -151,6 +153,7 @@ class _Block:
         self.repairs = 0  # repair symbols held
         self.decoded = False  # decoding ran (or was ruled out): never again
         self.pending = False  # waiting for budget
+        self.sourced = False  # a source packet of the stream opened or joined it
 
 
 class FecReader:
@@ -314,13 +317,19 @@ class FecReader:
         if pid.k != self._k or len(symbol) != self._length:
             stats.inconsistent += 1
             return []
+        d = sbn_diff(pid.sbn, newest)
         if self._n is None:
+            # N is learned only in a block the stream's own source packets opened, so a
+            # forged repair packet for any other block cannot set it.
+            opened = self._blocks.get(pid.sbn)
+            if opened is None or not opened.sourced:
+                stats.outside_window += 1
+                return []
             if not self._learn_n(pid.n):
                 return []
         elif pid.n != self._n:
             stats.inconsistent += 1
             return []
-        d = sbn_diff(pid.sbn, newest)
         if d > AHEAD_BLOCKS:
             stats.outside_window += 1
             return []
@@ -406,7 +415,9 @@ class FecReader:
         self._window = self._max_window
         return self.feed_source_id(rtp, sbn, esi, k, ext_seq)
 
-    def _add(self, sbn: int, block: _Block, esi: int, symbol: bytes, *, is_source: bool) -> list[bytes]:
+    def _add(
+        self, sbn: int, block: _Block, esi: int, symbol: bytes, *, is_source: bool
+    ) -> list[bytes]:
         stats = self.stats
         if esi in block.seen:
             if esi in block.rebuilt:
@@ -418,6 +429,7 @@ class FecReader:
         block.seen.add(esi)
         if is_source:
             stats.source_received += 1
+            block.sourced = True
         else:
             stats.repair_received += 1
         if block.missing == 0 or block.decoded:
@@ -442,7 +454,8 @@ class FecReader:
         if block.decoded or block.pending or block.repairs == 0 or block.missing == 0:
             return False
         k = self._k
-        assert k is not None and self._newest is not None
+        assert k is not None
+        assert self._newest is not None
         if self._rs8m:
             return len(block.symbols) >= k
         return len(block.seen) >= (self._n or 0) or sbn_diff(self._newest, sbn) > 0
@@ -483,7 +496,8 @@ class FecReader:
         block.decoded = True
         stats.decodes += 1
         k, n = self._k, self._n
-        assert k is not None and n is not None
+        assert k is not None
+        assert n is not None
         try:
             rebuilt = self._codec.recover(k, n, block.symbols)
         except FecDecodeError:

@@ -262,9 +262,7 @@ def _decode(
     if basis:
         rows = np.asarray(basis, dtype=np.intp)
         values = system.values(found, rows, None, exclude=residual)
-        bits = [
-            sum(1 << c for c in np.flatnonzero(work[row, residual]).tolist()) for row in basis
-        ]
+        bits = [sum(1 << c for c in np.flatnonzero(work[row, residual]).tolist()) for row in basis]
         for col, value in _gauss_jordan(bits, values):
             u = int(residual[col])
             found[u] = value
