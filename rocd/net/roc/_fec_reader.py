@@ -25,9 +25,10 @@ and bounded (ROC_PROTOCOL.md §3.4 gives Roc's own rules, which these tighten):
   the window: outside [newest - window + 1, newest + 2] it is counted (`late`,
   `outside_window`) and dropped.
 * Decoding. A block is decoded at most once: RS8M as soon as it holds K symbols (it then
-  always succeeds), LDPC once its symbols are in (all N, or a later block started; it may
-  rebuild part of the block). Repair symbols that come for a block
-  already decoded are dropped (`stragglers`). A decode costs at most `MAX_DECODE_WORK`
+  always succeeds), LDPC once its symbols are in: all N of them, or a later block started
+  and two audio periods (or half a block of source packets) went by, so the repair
+  symbols a sender sends in the same burst still count (it may rebuild part of a block).
+  Repair symbols that come for a block already decoded are dropped (`stragglers`). A decode costs at most `MAX_DECODE_WORK`
   (blocks that would cost more are left as they are, `too_costly`), and a `FecBudget`
   shared by a receiver's sessions caps the work of one audio period; a decode that does
   not fit waits for the next period (`deferred`, run by `poll`).
@@ -135,6 +136,9 @@ class _Block:
     """What has arrived for one block; its symbols are freed once it is decoded or whole."""
 
     __slots__ = (
+        "closing",
+        "closing_packets",
+        "closing_periods",
         "decoded",
         "missing",
         "pending",
@@ -154,6 +158,9 @@ class _Block:
         self.decoded = False  # decoding ran (or was ruled out): never again
         self.pending = False  # waiting for budget
         self.sourced = False  # a source packet of the stream opened or joined it
+        self.closing = False  # a later block started (LDPC: decode soon)
+        self.closing_periods = 0  # audio periods since then
+        self.closing_packets = 0  # source packets since then
 
 
 class FecReader:
@@ -189,6 +196,7 @@ class FecReader:
         self.stats = FecReaderStats()
         self._blocks: dict[int, _Block] = {}
         self._pending: list[int] = []  # SBNs waiting for budget, oldest first
+        self._closing: list[int] = []  # LDPC SBNs to decode at the next packet or period
         # The session's geometry: K and symbol length from the first source packet, N from
         # the first repair packet that agrees (RS8M: 255).
         self._k: int | None = None
@@ -288,12 +296,14 @@ class FecReader:
                 stats.misaligned += 1
                 return self._mismatch(rtp, sbn, esi, k, ext_seq)
         self._streak = 0
-        out: list[bytes] = []
+        # LDPC blocks marked closing by an earlier packet of a later block: their repair
+        # symbols (sent right after their last source packet) have had time to come.
+        out = self._decode_closing(period=False) if self._closing else []
         if d > 0:
             self._newest, self._newest_base = sbn, base
             self._drop([b for b in self._blocks if sbn_diff(sbn, b) >= self._window])
             if not self._rs8m:
-                out += self._close_older(sbn)
+                self._mark_closing(sbn)
         block = self._blocks.get(sbn)
         if block is None:
             block = self._blocks[sbn] = _Block(k)
@@ -346,8 +356,9 @@ class FecReader:
 
     def poll(self) -> list[bytes]:
         """Run the decodes that waited for budget, as far as this period's budget goes
-        (the receiver calls this once per audio period, after refilling the budget)."""
-        out: list[bytes] = []
+        (the receiver calls this once per audio period, after refilling the budget), and
+        those of LDPC blocks that a later block closed."""
+        out = self._decode_closing(period=True) if self._closing else []
         while self._pending:
             sbn = self._pending[0]
             block = self._blocks.get(sbn)
@@ -366,6 +377,7 @@ class FecReader:
         self._drop(list(self._blocks))
         self._newest = None
         self._pending.clear()
+        self._closing.clear()
 
     # -- internals --------------------------------------------------------------------------
 
@@ -448,9 +460,7 @@ class FecReader:
 
     def _ready(self, sbn: int, block: _Block) -> bool:
         """Whether the block should be decoded now (it can succeed, and will not get
-        better): RS8M with K symbols; LDPC once its symbols are in: all N of them, or a
-        later block started (a sender sends a block's repair symbols right after its
-        source symbols, so that is one packet later)."""
+        better): RS8M with K symbols; LDPC once its symbols are in."""
         if block.decoded or block.pending or block.repairs == 0 or block.missing == 0:
             return False
         k = self._k
@@ -458,15 +468,42 @@ class FecReader:
         assert self._newest is not None
         if self._rs8m:
             return len(block.symbols) >= k
-        return len(block.seen) >= (self._n or 0) or sbn_diff(self._newest, sbn) > 0
+        if len(block.seen) >= (self._n or 0):
+            return True
+        # A later block started, and then two audio periods or half a block of source
+        # packets went by: every datagram sent in the same burst has been read by then
+        # (a link drains its sockets one after the other, once a period).
+        return block.closing and (
+            block.closing_periods >= 2 or block.closing_packets >= max(2, k // 2)
+        )
 
-    def _close_older(self, newest: int) -> list[bytes]:
-        """LDPC blocks before a newly started one: their repair symbols are in."""
+    def _mark_closing(self, newest: int) -> None:
+        """A later block started: older LDPC blocks will get no more symbols once the
+        burst it came in has been read (see `_ready`)."""
+        for sbn, block in self._blocks.items():
+            if sbn_diff(newest, sbn) > 0 and not block.closing:
+                block.closing = True
+                if block.missing and not block.decoded:
+                    self._closing.append(sbn)
+
+    def _decode_closing(self, *, period: bool) -> list[bytes]:
+        """Age the closing blocks by one source packet (or one audio `period`) and decode
+        those whose time came; the others (no repair symbol yet) keep waiting."""
         out: list[bytes] = []
-        for sbn in sorted(self._blocks, key=lambda b: sbn_diff(b, newest)):
-            block = self._blocks[sbn]
-            if sbn_diff(newest, sbn) > 0 and self._ready(sbn, block):
+        keep: list[int] = []
+        for sbn in self._closing:
+            block = self._blocks.get(sbn)
+            if block is None or block.decoded or not block.missing:
+                continue
+            if period:
+                block.closing_periods += 1
+            else:
+                block.closing_packets += 1
+            if self._ready(sbn, block):
                 out += self._decode(sbn, block)
+            elif not block.pending:
+                keep.append(sbn)
+        self._closing = keep
         return out
 
     def _cost(self, block: _Block) -> int:
