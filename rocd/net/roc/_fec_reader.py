@@ -28,10 +28,11 @@ and bounded (ROC_PROTOCOL.md §3.4 gives Roc's own rules, which these tighten):
   always succeeds), LDPC once its symbols are in: all N of them, or a later block started
   and two audio periods (or half a block of source packets) went by, so the repair
   symbols a sender sends in the same burst still count (it may rebuild part of a block).
-  Repair symbols that come for a block already decoded are dropped (`stragglers`). A decode costs at most `MAX_DECODE_WORK`
-  (blocks that would cost more are left as they are, `too_costly`), and a `FecBudget`
-  shared by a receiver's sessions caps the work of one audio period; a decode that does
-  not fit waits for the next period (`deferred`, run by `poll`).
+  Repair symbols that come for a block already decoded are dropped (`stragglers`). A
+  decode costs at most `MAX_DECODE_WORK` (blocks that would cost more are left as they
+  are, `too_costly`), and a `FecBudget` shared by a receiver's sessions caps the work of
+  one audio period; a decode that does not fit waits for the next period (`deferred`,
+  run by `poll`).
 * Memory: at most `window_blocks` blocks (fewer for large blocks: `window_bytes`), each
   at most one block's symbols, freed as soon as the block is decoded or complete.
 
