@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from . import _ldpc_native
 from ._errors import FecDecodeError
 
 __all__ = ["LDPC_N1", "LDPC_SEED", "LdpcStaircaseCodec"]
@@ -29,9 +30,10 @@ LDPC_SEED = 1297501556
 """The PRNG seed Roc gives OpenFEC."""
 
 ML_MAX_UNKNOWNS = 64
-"""Lost source symbols that peeling leaves and Gaussian elimination still takes on. Beyond
-this (only in large blocks that lost a large share) the rest stay lost: it bounds the
-cost of the largest block to a few ms (payload XORs grow with the square of it)."""
+"""Lost source symbols that peeling leaves and the numpy decoder's Gaussian elimination
+still takes on (one numpy pass per pivot). Beyond this (only in large blocks that lost a
+large share) the rest stay lost: it keeps the largest block within a few ms. The
+compiled core has no such cap."""
 
 _LDPC_MAX_BLOCK = 0xFFFF  # N is a 16-bit field
 _PRNG_MODULUS = 0x7FFFFFFF  # 2^31 - 1
@@ -136,15 +138,24 @@ def _unwords(words: npt.NDArray[np.uint64], length: int) -> list[bytes]:
 
 
 class LdpcStaircaseCodec:
-    """The LDPC-Staircase erasure code with Roc's parameters (N1 and seed overridable)."""
+    """The LDPC-Staircase erasure code with Roc's parameters (N1 and seed overridable).
 
-    def __init__(self, n1: int = LDPC_N1, seed: int = LDPC_SEED) -> None:
+    Decoding runs in the compiled core when it is built (`_ldpc_native`), else in numpy;
+    `native` forces one (True needs the library).
+    """
+
+    def __init__(
+        self, n1: int = LDPC_N1, seed: int = LDPC_SEED, *, native: bool | None = None
+    ) -> None:
         if n1 < 1:
             raise ValueError(f"N1 must be positive, got {n1}")
         if not 0 < seed < _PRNG_MODULUS:
             raise ValueError(f"the PRNG seed must be in 1..2^31-2, got {seed}")
+        if native and not _ldpc_native.available():
+            raise ValueError("the compiled LDPC decoder is not built")
         self.n1 = n1
         self.seed = seed
+        self.native = _ldpc_native.available() if native is None else native
 
     def check_block(self, k: int, n_repair: int) -> None:
         if k < 1 or k + n_repair > _LDPC_MAX_BLOCK:
@@ -186,7 +197,7 @@ class LdpcStaircaseCodec:
         if not missing or not repairs:
             return {}
         m = _matrix(k, n - k, self.n1, self.seed)
-        return _decode(m, k, length, symbols, missing, repairs)
+        return _decode(m, k, length, symbols, missing, repairs, native=self.native)
 
     def _check(self, k: int, n: int, symbols: Mapping[int, bytes]) -> int:
         """The symbol length; FecDecodeError for a geometry or input this code cannot take."""
@@ -208,6 +219,8 @@ def _decode(
     symbols: Mapping[int, bytes],
     missing: list[int],
     repairs: list[int],
+    *,
+    native: bool = False,
 ) -> dict[int, bytes]:
     """The lost source symbols that the received ones determine (maximum-likelihood).
 
@@ -217,14 +230,17 @@ def _decode(
     only (E equations, the U lost sources unknown). Those are peeled in vectorised rounds
     (an equation with one unknown left gives it away); what peeling leaves, if at most
     `ML_MAX_UNKNOWNS`, goes through Gaussian elimination on an independent subset of the
-    equations. Cost: O(R x K) bytes for the equations plus O(E x U) per peeling round,
-    and payload XORs proportional to the equations actually used.
+    equations. `native`: the compiled core does peeling and elimination (no cap). Cost:
+    O(R x K) bytes for the equations plus O(E x U) per peeling round, and payload XORs
+    proportional to the equations actually used.
     """
     rep = np.asarray(repairs, dtype=np.intp)
     starts = np.empty_like(rep)
     starts[0] = 0
     starts[1:] = rep[:-1] + 1
     eq_sources = np.bitwise_xor.reduceat(m.sources[: rep[-1] + 1], starts, axis=0)
+    if native:
+        return _ldpc_native.decode(eq_sources, k, length, symbols, repairs)
     miss = np.asarray(missing, dtype=np.intp)
     coef = eq_sources[:, miss]  # (E, U): the unknown part of each equation
     live = np.flatnonzero(coef.any(axis=1))
@@ -262,7 +278,7 @@ def _decode(
     if basis:
         rows = np.asarray(basis, dtype=np.intp)
         values = system.values(found, rows, None, exclude=residual)
-        bits = [sum(1 << c for c in np.flatnonzero(work[row, residual]).tolist()) for row in basis]
+        bits = _pack(work[np.asarray(basis, dtype=np.intp)][:, residual])
         for col, value in _gauss_jordan(bits, values):
             u = int(residual[col])
             found[u] = value
@@ -360,40 +376,62 @@ def _xor_segments(
     return out
 
 
+def _pack(sub: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+    """Rows of a 0/1 matrix as bit rows of 64-bit words (column c: word c // 64, bit c % 64)."""
+    rows, cols = sub.shape
+    padded = np.zeros((rows, -(-cols // 64) * 64), dtype=np.uint8)
+    padded[:, :cols] = sub
+    return np.packbits(padded, axis=1, bitorder="little").view(np.uint64)
+
+
+def _has(bits: npt.NDArray[np.uint64], col: int) -> npt.NDArray[np.bool_]:
+    """Which bit rows hold column `col`."""
+    has: npt.NDArray[np.bool_] = (bits[:, col >> 6] >> np.uint64(col & 63)) & np.uint64(1) != 0
+    return has
+
+
 def _independent_rows(sub: npt.NDArray[np.uint8]) -> list[int]:
-    """Indices of rows of the 0/1 matrix `sub` (at most 64 columns) that span its rows."""
-    shifts = np.arange(sub.shape[1], dtype=np.uint64)
-    vals = np.bitwise_or.reduce(sub.astype(np.uint64) << shifts, axis=1)
-    free = vals != 0
+    """Indices of rows of the 0/1 matrix `sub` that span its rows (GF(2) echelon form on
+    bits only: no payload is touched)."""
+    bits = _pack(sub)
+    free: npt.NDArray[np.bool_] = np.asarray(bits.any(axis=1))
     chosen = []
     for c in range(sub.shape[1]):
-        bit = np.uint64(1 << c)
-        cand = np.flatnonzero(((vals & bit) != 0) & free)
+        cand = np.flatnonzero(_has(bits, c) & free)
         if not cand.size:
             continue
         p = int(cand[0])
         chosen.append(p)
         free[p] = False
         if cand.size > 1:
-            vals[cand[1:]] ^= vals[p]
+            bits[cand[1:]] ^= bits[p]
     return chosen
 
 
 def _gauss_jordan(
-    bits: list[int], values: npt.NDArray[np.uint64]
+    bits: npt.NDArray[np.uint64], values: npt.NDArray[np.uint64]
 ) -> list[tuple[int, npt.NDArray[np.uint64]]]:
-    """Solve independent GF(2) equations (`bits[i]`: which unknowns; `values[i]`: their
-    XOR): (unknown, value) for every unknown they pin down."""
-    pivots: dict[int, int] = {}  # pivot column -> row
-    for i in range(len(bits)):
-        for col, row in pivots.items():
-            if bits[i] >> col & 1:
-                bits[i] ^= bits[row]
-                values[i] ^= values[row]
-        col = (bits[i] & -bits[i]).bit_length() - 1
-        for row in pivots.values():
-            if bits[row] >> col & 1:
-                bits[row] ^= bits[i]
-                values[row] ^= values[i]
-        pivots[col] = i
-    return [(col, values[row]) for col, row in pivots.items() if bits[row] == 1 << col]
+    """Solve independent GF(2) equations (bit row `bits[i]`: which unknowns; `values[i]`:
+    their XOR): (unknown, value) for every unknown they pin down."""
+    free = np.ones(len(bits), dtype=bool)
+    pivots: dict[int, int] = {}  # column -> row
+    for c in range(bits.shape[1] * 64):
+        has = _has(bits, c)
+        cand = np.flatnonzero(has & free)
+        if not cand.size:
+            continue
+        p = int(cand[0])
+        free[p] = False
+        pivots[c] = p
+        others = np.flatnonzero(has)
+        others = others[others != p]
+        if others.size:
+            bits[others] ^= bits[p]
+            values[others] ^= values[p]
+    out = []
+    for c, row in pivots.items():
+        single = np.zeros(bits.shape[1], dtype=np.uint64)
+        single[c >> 6] = np.uint64(1 << (c & 63))
+        if np.array_equal(bits[row], single):
+            out.append((c, values[row]))
+    return out
