@@ -6,8 +6,8 @@ The compiled core (rocd/net/roc/_ldpc_native.c, loaded with ctypes when scripts/
 built it) runs the same algorithm as the numpy decoder: the reduced system, peeling, then
 Gauss-Jordan elimination, without numpy's cap (ML_MAX_UNKNOWNS) on what elimination takes
 on. Both get the same received symbols; times are medians per decode in ms, with the
-number of lost source packets each rebuilt. The largest block rocd accepts is 1 MiB of symbols (N x length) and
-N <= 1024; one decode may cost at most MAX_DECODE_WORK.
+number of lost source packets each rebuilt. The largest block rocd accepts is 1 MiB of
+symbols (N x length) and N <= 1024; one decode may cost at most MAX_DECODE_WORK.
 """
 
 from __future__ import annotations
