@@ -171,7 +171,7 @@ def test_forged_packets_never_change_geometry_window_or_decode_count(
             assert given_symbols >= k
     assert stats.resets == 0
     if scheme is LDPC:
-        assert stats.too_costly == 0  # 3 x N x length is far below one decode's cap
+        assert stats.too_costly == 0  # 2 x N x length is far below one decode's cap
     else:
         assert stats.too_costly <= blocks
         assert k * length <= MAX_DECODE_WORK

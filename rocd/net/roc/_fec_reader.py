@@ -70,14 +70,15 @@ default block (28 x 896 bytes)."""
 DEFAULT_WINDOW_BYTES = 4 << 20
 """Symbol bytes the window may hold: large blocks get fewer than `window_blocks` (>= 2)."""
 
-MAX_DECODE_WORK = 6_000_000
-"""Work units one decode may take (~3 ms here): RS8M K x lost x length GF(2^8) products,
-LDPC 3 x N x length. Roc's default block costs at most 162,000 (RS8M, 10 lost)."""
+MAX_DECODE_WORK = 3_000_000
+"""Work units one decode may take (about 2 ms here, quiet): RS8M K x lost x length
+GF(2^8) products (zfec), LDPC 2 x N x length (1 MiB, the largest block, fits). Roc's
+default block costs at most 162,000 (RS8M, 10 lost)."""
 
 AHEAD_BLOCKS = 2
 """How far past the newest block a repair packet may open one (interleaved senders)."""
 
-_LDPC_COST = 3
+_LDPC_COST = 2
 _RTP_SEQ = struct.Struct(">H")
 
 
