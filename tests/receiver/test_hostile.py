@@ -27,6 +27,7 @@ from rocd.net.roc import (
     Sdes,
     SdesChunk,
     SenderReport,
+    SenderReporter,
     serialize_rtcp,
     unix_ns_to_ntp64,
 )
@@ -295,3 +296,20 @@ def test_a_flood_of_reports_from_fresh_ssrcs_leaves_the_tables_bounded() -> None
     alone.handle(_rtcp_sr(SSRC), SENDER, (n + 5000) * MS + 1, WALL0)
     assert alone.sender_clock(SSRC) is not None
     assert alone.stats.senders == 1
+
+
+def test_a_flood_of_receiver_reports_leaves_a_senders_table_bounded() -> None:
+    """The sender's side of row 4: receiver reports about our SSRC from fresh SSRCs stop
+    at the cap, are counted, and expire."""
+    reporter = SenderReporter(
+        rng=random.Random(3), ssrc=SSRC, cname="c" * 36, rate=44100, max_receivers=8
+    )
+    for i in range(500):
+        rr = serialize_rtcp([ReceiverReport(0x7000_0000 + i, (ReportBlock(SSRC),))])
+        reporter.handle(rr, i * MS, WALL0)
+    assert len(reporter.feedback()) == 8
+    assert reporter.receivers_refused == 492
+    # Five seconds after the flood, a real receiver is heard again.
+    rr = serialize_rtcp([ReceiverReport(0x5555, (ReportBlock(SSRC),))])
+    reporter.handle(rr, 6 * NS, WALL0)
+    assert [f.ssrc for f in reporter.feedback()] == [0x5555]
