@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 import struct
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -88,6 +89,18 @@ def _whole(signal: np.ndarray) -> int:
     return len(signal) // (18 * 221) * 18 * 221
 
 
+def _window_probe(newest: list[int]) -> Callable[[int, Receiver], None]:
+    """A `run` probe that records the session's newest FEC block after every read."""
+
+    def probe(_k: int, receiver: Receiver) -> None:
+        session = receiver.session(SSRC)
+        fec = None if session is None else session.fec_reader
+        if fec is not None and fec.newest_block is not None:
+            newest.append(fec.newest_block)
+
+    return probe
+
+
 def _receiver(fec: FecScheme = LDPC) -> Receiver:
     return Receiver(ReceiverConfig(fec=fec, drift_compensation=False))
 
@@ -148,12 +161,7 @@ def test_a_repair_packet_far_ahead_never_moves_the_window(ahead: int) -> None:
     signal, arrivals, _ = _stream(drop_esis=LOST)
     receiver = _receiver()
     newest: list[int] = []
-
-    def probe(_k: int, r: Receiver) -> None:
-        session = r.session(SSRC)
-        fec = None if session is None else session._fec
-        if fec is not None and fec.newest_block is not None:
-            newest.append(fec.newest_block)
+    probe = _window_probe(newest)
 
     # Sent at 1 s, for block (first SBN of the stream + blocks so far + ahead).
     blocks_at_1s = int(1.0 * 44100 / 221 / 18)
@@ -189,12 +197,7 @@ def test_only_source_packets_that_pass_the_rtp_checks_move_the_window() -> None:
     forged = [(now.at + 1, False, bytes(far), SENDER), (now.at + 2, False, bytes(near), SENDER)]
     receiver = _receiver()
     newest: list[int] = []
-
-    def probe(_k: int, r: Receiver) -> None:
-        session = r.session(SSRC)
-        fec = None if session is None else session._fec
-        if fec is not None and fec.newest_block is not None:
-            newest.append(fec.newest_block)
+    probe = _window_probe(newest)
 
     out = run(receiver, _forge(arrivals, forged), reads=int(SECONDS * 100) + 40, probe=probe)
     expected = quantize(signal)[: _whole(signal)]

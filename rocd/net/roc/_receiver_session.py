@@ -397,6 +397,11 @@ class ReceiverSession:
             fec=self.fec_stats(),
         )
 
+    @property
+    def fec_reader(self) -> FecReader | None:
+        """The session's FEC reader (None without FEC), for inspection."""
+        return self._fec
+
     def fec_stats(self) -> FecStats | None:
         """What the FEC reader refused, decoded and holds (None without FEC)."""
         fec = self._fec
