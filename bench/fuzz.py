@@ -99,8 +99,13 @@ class ReceivePath:
                 is_repair = op == 3
             assert address is not None
             t0 = perf()
-            if op == 6:
+            if op == 6:  # what a RecvLink does every 10 ms
                 receiver.read(441, self.now)
+                for ended in receiver.pop_ended():
+                    reporter.forget(ended.ssrc)
+                _reports, gone = reporter.poll(self.now, self.wall, receiver.reception(self.now))
+                for end in gone:
+                    receiver.end_session(end.ssrc, roc.EndReason.INACTIVE)
                 self.now += 10_000_000
                 self.wall += 10_000_000
                 dt = perf() - t0
@@ -190,7 +195,7 @@ def child(name: str, runs: int, report: Path, instrument: bool) -> None:
         import rocd.net.roc as roc
     target = _target(name, roc, atheris.FuzzedDataProvider)
     slowest: list[tuple[int, bytes]] = []
-    state = {"count": 0, "start": time.perf_counter(), "rss10": 0.0}
+    state = {"count": 0, "start": time.perf_counter(), "rss10": 0.0, "live10": 0}
     corpus = Path(tempfile.mkdtemp(prefix=f"rocd-fuzz-{name}-"))
     _seeds(name, roc, corpus)
 
@@ -206,6 +211,8 @@ def child(name: str, runs: int, report: Path, instrument: bool) -> None:
         count = state["count"]
         if count == runs // 10:
             state["rss10"] = _rss_mb()
+            if isinstance(target, ReceivePath):
+                state["live10"] = target.receiver.session_count
         if count >= runs:
             elapsed = time.perf_counter() - state["start"]
             out: dict[str, Any] = {
@@ -224,6 +231,8 @@ def child(name: str, runs: int, report: Path, instrument: bool) -> None:
                 out["worst_read_ms"] = target.worst_read_ns / 1e6
                 out["datagrams"] = target.datagrams
                 out["sessions_created"] = target.receiver.counters.sessions_created
+                out["live_10pct"] = state["live10"]
+                out["live_end"] = target.receiver.session_count
                 out["rtcp_senders"] = target.reporter.stats.senders
             report.write_text(json.dumps(out))
             os._exit(0)
@@ -258,6 +267,35 @@ def retime(name: str, slowest: list[str]) -> tuple[float, str]:
     return worst, what
 
 
+def churn(sessions: int = 8000) -> str:
+    """Sessions of random geometry made from forged SSRCs and ended by the watchdog, in a
+    plain process: the receive path's memory, without libFuzzer's (which keeps every input
+    that found new coverage in memory, so an instrumented run's RSS grows with its corpus)."""
+    import rocd.net.roc as roc
+
+    ldpc = roc.FecScheme.LDPC_STAIRCASE
+    receiver = roc.Receiver(roc.ReceiverConfig(fec=ldpc))
+    rng = random.Random(1)
+    now = 0
+    rss: list[float] = []
+    for i in range(sessions):
+        k, length = rng.randint(1, 200), rng.randint(16, 1800) // 4 * 4
+        rtp = roc.RtpPacket(10, i & 0xFFFF, i, 1000 + i, bytes(length - 12)).serialize()
+        datagram = roc.build_source_datagram(ldpc, rtp, roc.SourcePayloadId(i & 0xFFFF, 0, k))
+        receiver.on_source(datagram, (f"10.0.{i % 200}.1", 5000 + i % 7), now)
+        receiver.read(441, now)
+        receiver.pop_ended()
+        now += 10_000_000
+        if i in (sessions // 4, sessions - 1):
+            rss.append(_rss_mb())
+    made = receiver.counters.sessions_created
+    return (
+        f"session churn (plain): {made} sessions made and ended, at most "
+        f"{receiver.config.max_sessions} live; RSS {rss[0]:.1f} MB after a quarter, "
+        f"{rss[1]:.1f} MB at the end"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=200_000)
@@ -289,7 +327,8 @@ def main() -> None:
             notes = (
                 f"worst datagram {r['worst_datagram_ms']:.2f} ms, worst 10 ms read "
                 f"{r['worst_read_ms']:.2f} ms ({r['datagrams']} datagrams, "
-                f"{r['sessions_created']} sessions, {r['rtcp_senders']} RTCP senders held); "
+                f"{r['sessions_created']} sessions made, {r['live_10pct']} then "
+                f"{r['live_end']} live (cap 64), {r['rtcp_senders']} RTCP senders held); "
                 f"slowest plain datagram: {what}"
             )
         print(
@@ -297,6 +336,8 @@ def main() -> None:
             f"{r['rss_at_10pct_mb']:8.1f} {r['rss_end_mb']:8.1f} {r['peak_rss_mb']:7.1f}  {notes}",
             flush=True,
         )
+    if "receive" in args.only.split(","):
+        print(churn())
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 
