@@ -18,7 +18,7 @@ from ._endpoint import (
 )
 from ._errors import FecDecodeError, MalformedPacket, ProtocolError
 from ._fec_codec import BlockCodec, default_codec
-from ._fec_reader import FecReader, FecReaderStats
+from ._fec_reader import FecBudget, FecReader, FecReaderStats
 from ._fec_writer import FecWriter, FecWriterOutput
 from ._fecframe import (
     SBN_MODULUS,
@@ -70,6 +70,7 @@ from ._receiver_session import ReceiverSession
 from ._receiver_types import (
     EndedSession,
     EndReason,
+    FecStats,
     ReceiverConfig,
     ReceiverCounters,
     SessionMetrics,
@@ -92,7 +93,13 @@ from ._rtcp import (
     SenderReport,
 )
 from ._rtcp_compound import RtcpPacket, parse_rtcp, serialize_rtcp
-from ._rtcp_receiver import OutgoingReport, ReceiverReporter, RtcpSessionEnded, SenderClock
+from ._rtcp_receiver import (
+    OutgoingReport,
+    ReceiverReporter,
+    RtcpReceiverStats,
+    RtcpSessionEnded,
+    SenderClock,
+)
 from ._rtcp_sender import ReceiverFeedback, SenderReporter, SsrcChanged
 from ._rtcp_session import (
     INACTIVITY_TIMEOUT_NS,
@@ -167,10 +174,12 @@ __all__ = [
     "EndpointError",
     "EndpointSet",
     "ExtendedReport",
+    "FecBudget",
     "FecDecodeError",
     "FecReader",
     "FecReaderStats",
     "FecScheme",
+    "FecStats",
     "FecWriter",
     "FecWriterOutput",
     "FirStage",
@@ -222,6 +231,7 @@ __all__ = [
     "Rrtr",
     "Rs8mCodec",
     "RtcpPacket",
+    "RtcpReceiverStats",
     "RtcpSessionEnded",
     "RtpExtension",
     "RtpFilter",
