@@ -44,7 +44,7 @@ from rocd.actors import (
     Store,
     Supervisor,
 )
-from rocd.api import ApiContext, create_app
+from rocd.api import ApiContext, CloseEarlyAnswers, create_app
 from rocd.audio import (
     AudioDriver,
     FileDriver,
@@ -189,7 +189,10 @@ class Daemon:
         cfg.graceful_timeout = STOP_GRACE
         try:
             await hypercorn.trio.serve(
-                create_app(ctx), cfg, shutdown_trigger=self._http_stop.wait, task_status=task_status
+                CloseEarlyAnswers(create_app(ctx)),
+                cfg,
+                shutdown_trigger=self._http_stop.wait,
+                task_status=task_status,
             )
         finally:
             done.set()

@@ -2,7 +2,17 @@
 
 from ._app import create_app
 from ._context import ApiContext
+from ._early_close import CloseEarlyAnswers
 from ._openapi import openapi_document
 from ._routes import API, Api, ErrorBody, Operation
 
-__all__ = ["API", "Api", "ApiContext", "ErrorBody", "Operation", "create_app", "openapi_document"]
+__all__ = [
+    "API",
+    "Api",
+    "ApiContext",
+    "CloseEarlyAnswers",
+    "ErrorBody",
+    "Operation",
+    "create_app",
+    "openapi_document",
+]
