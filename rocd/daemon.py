@@ -43,6 +43,7 @@ from rocd.actors import (
     SetApiUrl,
     Store,
     Supervisor,
+    lock_state_dir,
 )
 from rocd.api import ApiContext, CloseEarlyAnswers, create_app
 from rocd.audio import (
@@ -102,14 +103,17 @@ class Daemon:
         """
         state_file = self.config.state_path / STATE_FILE
         root = Supervisor("root", registry=self.registry, publish=self.publish)
+        lock = await trio.to_thread.run_sync(lock_state_dir, self.config.state_path)
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(root.run)
-                store = Store(state_file)
+                store = Store(state_file, publish=self.publish)
                 await root.start_child(store)
                 uid = await store.ref.ask(GetIdentity())
                 self._bus = EventBus(uid)
                 await root.start_child(self._bus)
+                if store.error:  # found before the bus was there to tell
+                    self.publish("store.error", store.uid, {"error": store.error})
                 node = Node(
                     uid,
                     store=store.ref,
@@ -153,6 +157,7 @@ class Daemon:
         finally:
             self._bus = None
             root.close("daemon stopped")
+            lock.release()
         log.info("stopped")
 
     async def _audio_drivers(self, nursery: trio.Nursery) -> list[DriverSpec]:

@@ -71,6 +71,17 @@ class Unavailable(RocdError):
     code = "unavailable"
 
 
+class StorageFailed(RocdError):
+    """The state file cannot be written now (disk full, read-only): nothing was saved.
+
+    The environment, not a bug: the request is refused, the daemon goes on, and the
+    store reports itself degraded until a write works again.
+    """
+
+    status = 503
+    code = "storage"
+
+
 class ActorGone(RocdError):
     """The actor asked has stopped for good; its mailbox is closed."""
 

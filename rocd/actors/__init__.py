@@ -43,8 +43,18 @@ from ._mailbox import Mailbox, MailboxStats
 from ._node import GetPeerInfo, Node, PeerInfo, Rename, SetApiUrl, check_name
 from ._peer_handle import SELF, LocalPeer, PeerHandle, Peers
 from ._registry import Registry
+from ._state_lock import StateDirBusy, StateDirLock, lock_state_dir
 from ._statedb import SCHEMA_VERSION, StateDB, StateError
-from ._store import DeleteSetting, GetIdentity, GetSetting, ListSettings, PutSetting, Store
+from ._store import (
+    DeleteSetting,
+    GetIdentity,
+    GetSetting,
+    GetStoreStatus,
+    ListSettings,
+    PutSetting,
+    Store,
+    StoreStatus,
+)
 from ._supervisor import (
     Child,
     Publish,
@@ -85,6 +95,7 @@ __all__ = [
     "GetIdentity",
     "GetPeerInfo",
     "GetSetting",
+    "GetStoreStatus",
     "GetVad",
     "ListSettings",
     "LocalPeer",
@@ -104,8 +115,11 @@ __all__ = [
     "Restart",
     "SetApiUrl",
     "StateDB",
+    "StateDirBusy",
+    "StateDirLock",
     "StateError",
     "Store",
+    "StoreStatus",
     "Subscribe",
     "Subscription",
     "Supervisor",
@@ -120,6 +134,7 @@ __all__ = [
     "audio_errors",
     "check_name",
     "is_cancellation",
+    "lock_state_dir",
     "root_cause",
     "vad_system_name",
 ]

@@ -137,9 +137,9 @@ class DeviceUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """PUT body: only the fields given change; null resets a setting to the device's own."""
 
     name: DisplayName | UnsetType | None = UNSET
-    enabled: bool | UnsetType = UNSET
-    volume: Volume | UnsetType = UNSET
-    mute: bool | UnsetType = UNSET
+    enabled: bool | UnsetType | None = UNSET  # null: enabled (the default)
+    volume: Volume | UnsetType | None = UNSET  # null: rocd stops setting it
+    mute: bool | UnsetType | None = UNSET  # null: rocd stops setting it
     rate: Rate | UnsetType | None = UNSET
     channels: Channels | UnsetType | None = UNSET
     latency_ms: LatencyMs | UnsetType | None = UNSET

@@ -7,17 +7,20 @@ changed through the API. Seen from the API, this instance is just the peer with
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import msgspec
 
 from rocd import __version__
-from rocd.errors import InvalidRequest
+from rocd.errors import InvalidRequest, StorageFailed
 
 from ._actor import Actor, ActorRef, Request
 from ._store import GetSetting, PutSetting
 from ._supervisor import Publish
+
+log = logging.getLogger("rocd.node")
 
 
 class PeerInfo(msgspec.Struct, frozen=True):
@@ -87,12 +90,20 @@ class Node(Actor):
         if self._name_override is not None:
             self.name = check_name(self._name_override)
             if stored != self.name:
-                await self._store.ask(PutSetting("node", "name", self.name))
+                await self._save_name()
         elif isinstance(stored, str):
             self.name = stored
         else:
             self.name = self._default_name
+            await self._save_name()
+
+    async def _save_name(self) -> None:
+        """Persist the name at start; a disk that takes no writes must not stop the start
+        (the store reports itself degraded, and the name is saved at the next rename)."""
+        try:
             await self._store.ask(PutSetting("node", "name", self.name))
+        except StorageFailed as exc:
+            log.warning("display name not saved: %s", exc)
 
     def info(self) -> PeerInfo:
         return PeerInfo(

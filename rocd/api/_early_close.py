@@ -20,19 +20,21 @@ The wrapper around the ASGI app does two things for HTTP requests:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import trio
+from hypercorn.typing import (
+    ASGIFramework,
+    ASGIReceiveCallable,
+    ASGIReceiveEvent,
+    ASGISendCallable,
+    ASGISendEvent,
+    Scope,
+)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-
-def _expects_body(headers: list[tuple[bytes, bytes]]) -> bool:
+def _expects_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     for name, value in headers:
         name = name.lower()
         if name == b"transfer-encoding":
@@ -48,26 +50,28 @@ def _expects_body(headers: list[tuple[bytes, bytes]]) -> bool:
 class CloseEarlyAnswers:
     """ASGI middleware: see the module docstring."""
 
-    def __init__(self, app: AsgiApp) -> None:
+    def __init__(self, app: ASGIFramework) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        unread = _expects_body(list(scope.get("headers", [])))
+        unread = _expects_body(scope["headers"])
 
-        async def receive_noting() -> Message:
+        async def receive_noting() -> ASGIReceiveEvent:
             nonlocal unread
             message = await receive()
             if message["type"] == "http.request" and not message.get("more_body", False):
                 unread = False
             return message
 
-        async def send_closing(message: Message) -> None:
+        async def send_closing(message: ASGISendEvent) -> None:
             if message["type"] == "http.response.start" and unread:
                 headers = [*message.get("headers", []), (b"connection", b"close")]
-                message = {**message, "headers": headers}
+                message = cast(ASGISendEvent, {**cast(dict[str, Any], message), "headers": headers})
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 with trio.CancelScope(shield=True):
                     await send(message)

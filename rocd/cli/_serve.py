@@ -13,7 +13,7 @@ import sys
 
 import trio
 
-from rocd.actors import StateError, root_cause
+from rocd.actors import StateDirBusy, StateError, root_cause
 from rocd.config import DEFAULT_API_PORT, Config, ConfigError, load_config, with_overrides
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
         cause = root_cause(exc)
         if isinstance(cause, KeyboardInterrupt):
             return EXIT_OK
-        if isinstance(cause, StateError):
+        if isinstance(cause, StateDirBusy):
+            print(f"rocd: {cause}", file=sys.stderr)
+        elif isinstance(cause, StateError):
             print(f"rocd: state file unusable: {cause}", file=sys.stderr)
         elif isinstance(cause, OSError):
             where = f"{config.api.host}:{config.api.port}"

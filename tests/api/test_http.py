@@ -151,7 +151,9 @@ async def test_openapi_document_is_valid_and_covers_every_route(rocd: RunningDae
     assert set(doc["paths"]["/peers/{peer}/vads/{uid}"]) == {"get", "put", "delete"}
     assert "201" in doc["paths"]["/peers/{peer}/vads"]["post"]["responses"]
     update = doc["components"]["schemas"]["DeviceUpdate"]["properties"]
-    assert update["volume"] == {"type": "number", "minimum": 0.0, "maximum": 1.5}
+    assert update["volume"] == {
+        "anyOf": [{"type": "number", "minimum": 0.0, "maximum": 1.5}, {"type": "null"}]
+    }
     put = doc["paths"]["/peers/{uid}"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PeerUpdate"
