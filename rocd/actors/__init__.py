@@ -29,7 +29,9 @@ from ._audio_types import (
     vad_system_name,
 )
 from ._device import DeviceActor
+from ._event_kinds import EVENT_FAMILIES, EVENT_KINDS, check_kind_filter
 from ._events import (
+    MAX_SUBSCRIBER_BUFFER,
     BusStats,
     Event,
     EventBus,
@@ -68,6 +70,9 @@ from ._vad import VadActor
 
 __all__ = [
     "DEFAULT_ASK_TIMEOUT",
+    "EVENT_FAMILIES",
+    "EVENT_KINDS",
+    "MAX_SUBSCRIBER_BUFFER",
     "SCHEMA_VERSION",
     "SELF",
     "Actor",
@@ -132,6 +137,7 @@ __all__ = [
     "VadCreate",
     "VadUpdate",
     "audio_errors",
+    "check_kind_filter",
     "check_name",
     "is_cancellation",
     "lock_state_dir",

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Quart
+from quart import Quart, has_request_context, request
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import WebsocketMismatch
 
 from rocd.errors import RocdError
 
@@ -32,6 +33,9 @@ def create_app(ctx: ApiContext, api: Api = API) -> Quart:
     """The app serving `api`'s operations (all of rocd's unless told otherwise)."""
     app = QuartTrio("rocd")
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20  # 1 MiB: API bodies are small JSON documents
+    # "//" in a path is not merged with a redirect (an HTML 308): a device id that starts
+    # with "/" (percent-encoded) is a 404 like any unknown id.
+    app.url_map.merge_slashes = False
     api.install(app, ctx)
 
     @app.errorhandler(RocdError)
@@ -40,9 +44,20 @@ def create_app(ctx: ApiContext, api: Api = API) -> Quart:
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
+        if isinstance(exc, WebsocketMismatch) and has_request_context():
+            # A plain request to a WebSocket endpoint: say how to use it.
+            body = ErrorBody(
+                "upgrade_required",
+                f"{request.path} is a WebSocket endpoint: send the upgrade (Upgrade: websocket)",
+            )
+            content, _, headers = json_response(body, 426)
+            return content, 426, {**headers, "upgrade": "websocket", "connection": "Upgrade"}
         status = exc.code or 500
         body = ErrorBody(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
-        return json_response(body, status)
+        content, _, headers = json_response(body, status)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            headers = {**headers, "allow": ", ".join(sorted(exc.valid_methods))}
+        return content, status, headers
 
     @app.errorhandler(Exception)
     async def internal_error(exc: Exception) -> Any:

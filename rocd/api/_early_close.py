@@ -16,6 +16,8 @@ The wrapper around the ASGI app does two things for HTTP requests:
 - the last message of every answer is sent shielded from cancellation, so the close that
   follows it completes (hypercorn already shields its socket writes; the close is a
   shutdown and a close, no waiting on the peer).
+A refused WebSocket handshake (an HTTP answer instead of the upgrade) is the same case:
+the connection cannot carry another request, and its close was cancelled the same way.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class CloseEarlyAnswers:
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, _refusals_closing(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -79,3 +84,24 @@ class CloseEarlyAnswers:
             await send(message)
 
         await self.app(scope, receive_noting, send_closing)
+
+
+def _refusals_closing(send: ASGISendCallable) -> ASGISendCallable:
+    """The same for a refused WebSocket handshake (an HTTP answer instead of the upgrade):
+    hypercorn cannot reuse that connection either, and closes it the same way."""
+
+    async def send_closing(message: ASGISendEvent) -> None:
+        if message["type"] == "websocket.http.response.start":
+            headers = [*message.get("headers", []), (b"connection", b"close")]
+            message = cast(ASGISendEvent, {**cast(dict[str, Any], message), "headers": headers})
+        last = message["type"] == "websocket.close" or (
+            message["type"] == "websocket.http.response.body"
+            and not message.get("more_body", False)
+        )
+        if last:
+            with trio.CancelScope(shield=True):
+                await send(message)
+            return
+        await send(message)
+
+    return send_closing
