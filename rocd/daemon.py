@@ -45,7 +45,7 @@ from rocd.actors import (
     Supervisor,
     lock_state_dir,
 )
-from rocd.api import ApiContext, CloseEarlyAnswers, create_app
+from rocd.api import ApiContext, CloseEarlyAnswers, GuardPolicy, create_app
 from rocd.audio import (
     AudioDriver,
     FileDriver,
@@ -135,6 +135,9 @@ class Daemon:
                     trio.current_time(),
                     audio=audio.ref,
                     peers=Peers(LocalPeer(uid, self.registry)),
+                    guard=GuardPolicy.from_lists(
+                        self.config.api.allowed_origins, self.config.api.allowed_hosts
+                    ),
                 )
                 http_done = trio.Event()
                 binds = await nursery.start(self._serve_http, ctx, http_done)

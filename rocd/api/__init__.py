@@ -3,6 +3,7 @@
 from ._app import create_app
 from ._context import ApiContext
 from ._early_close import CloseEarlyAnswers
+from ._guard import GuardPolicy
 from ._openapi import openapi_document
 from ._routes import API, Api, ErrorBody, Operation
 
@@ -12,6 +13,7 @@ __all__ = [
     "ApiContext",
     "CloseEarlyAnswers",
     "ErrorBody",
+    "GuardPolicy",
     "Operation",
     "create_app",
     "openapi_document",

@@ -22,6 +22,7 @@ from rocd.errors import RocdError
 
 from . import _devices, _events_ws, _openapi, _peers, _system, _vads  # noqa: F401  (routes)
 from ._context import ApiContext
+from ._guard import install_guard
 from ._routes import API, Api, ErrorBody, json_response
 
 log = logging.getLogger("rocd.api")
@@ -37,6 +38,7 @@ def create_app(ctx: ApiContext, api: Api = API) -> Quart:
     # with "/" (percent-encoded) is a 404 like any unknown id.
     app.url_map.merge_slashes = False
     api.install(app, ctx)
+    install_guard(app, ctx.guard)
 
     @app.errorhandler(RocdError)
     async def rocd_error(exc: RocdError) -> Any:

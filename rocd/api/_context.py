@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rocd.actors import ActorRef, Peers, Registry, Supervisor
+
+from ._guard import GuardPolicy
 
 
 @dataclass(frozen=True)
@@ -17,3 +19,5 @@ class ApiContext:
     audio: ActorRef | None = None  # this instance's audio service (kind "audio")
     #: Every instance of the cluster by uid (this one as `self` too); None in bare tests.
     peers: Peers | None = None
+    #: Cross-site checks: origins and host names accepted besides the daemon's own.
+    guard: GuardPolicy = field(default_factory=GuardPolicy)

@@ -98,7 +98,9 @@ async def test_rename_is_answered_and_persisted(rocd: RunningDaemon, tmp_path: P
 async def test_bad_bodies_are_422_naming_the_field(
     rocd: RunningDaemon, body: bytes, field: str | None, fragment: str
 ) -> None:
-    r = await rocd.http.put("/peers/self", content=body)
+    r = await rocd.http.put(
+        "/peers/self", content=body, headers={"content-type": "application/json"}
+    )
     err = assert_error_shape(r, 422, "invalid")
     assert fragment in err["message"]
     if field is not None:
