@@ -51,9 +51,13 @@ class Conflict(RocdError):
 
 
 class Unsupported(RocdError):
-    """The resource cannot do this (a driver that makes no virtual microphones...)."""
+    """The resource cannot do this (a driver that makes no virtual microphones...).
 
-    status = 501
+    409, not 501: the request is valid and the server works; this resource, as it is set
+    up here, cannot do it (a 5xx would count as a server failure in clients' monitoring).
+    """
+
+    status = 409
     code = "unsupported"
 
 

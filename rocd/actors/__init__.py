@@ -29,7 +29,7 @@ from ._audio_types import (
     vad_system_name,
 )
 from ._device import DeviceActor
-from ._event_kinds import EVENT_FAMILIES, EVENT_KINDS, check_kind_filter
+from ._event_kinds import EVENT_FAMILIES, EVENT_KINDS, check_kind_filter, kind_filter_pattern
 from ._events import (
     MAX_SUBSCRIBER_BUFFER,
     BusStats,
@@ -42,7 +42,16 @@ from ._events import (
     Subscription,
 )
 from ._mailbox import Mailbox, MailboxStats
-from ._node import GetPeerInfo, Node, PeerInfo, Rename, SetApiUrl, check_name
+from ._node import (
+    NAME_PATTERN,
+    DisplayName,
+    GetPeerInfo,
+    Node,
+    PeerInfo,
+    Rename,
+    SetApiUrl,
+    check_name,
+)
 from ._peer_handle import SELF, LocalPeer, PeerHandle, Peers
 from ._registry import Registry
 from ._state_lock import StateDirBusy, StateDirLock, lock_state_dir
@@ -73,6 +82,7 @@ __all__ = [
     "EVENT_FAMILIES",
     "EVENT_KINDS",
     "MAX_SUBSCRIBER_BUFFER",
+    "NAME_PATTERN",
     "SCHEMA_VERSION",
     "SELF",
     "Actor",
@@ -89,6 +99,7 @@ __all__ = [
     "DeviceEndpoint",
     "DeviceList",
     "DeviceUpdate",
+    "DisplayName",
     "DriverSpec",
     "Event",
     "EventBus",
@@ -140,6 +151,7 @@ __all__ = [
     "check_kind_filter",
     "check_name",
     "is_cancellation",
+    "kind_filter_pattern",
     "lock_state_dir",
     "root_cause",
     "vad_system_name",

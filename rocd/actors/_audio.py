@@ -47,7 +47,7 @@ from rocd.audio import (
     DriverStatus,
     DriverUp,
 )
-from rocd.errors import InvalidRequest, NotFound, RocdError, Unavailable
+from rocd.errors import Conflict, InvalidRequest, NotFound, RocdError, Unavailable, Unsupported
 
 from ._actor import Actor, ActorRef
 from ._audio_types import (
@@ -298,10 +298,13 @@ class AudioService(Actor):
     async def _create_vad(self, create: VadCreate) -> Vad:
         driver = self.drivers.get(create.driver)
         if driver is None:
+            # A driver rocd knows, not enabled here: the instance's state, not a bad value.
             known = ", ".join(sorted(self.drivers)) or "none"
-            raise invalid("driver", f"no driver {create.driver!r} here (drivers: {known})")
+            message = f"driver {create.driver!r} is not enabled here (drivers: {known})"
+            raise Conflict(message, details=[{"in": "body", "field": "driver"}])
         if create.kind not in driver.features.virtual:
-            raise invalid("kind", f"the {driver.name} driver makes no virtual {create.kind}")
+            message = f"the {driver.name} driver makes no virtual {create.kind}"
+            raise Unsupported(message, details=[{"in": "body", "field": "kind"}])
         uid = new_vad_uid()
         config = VadConfig(
             name=_display_name(create.name),

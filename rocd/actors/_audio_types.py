@@ -6,7 +6,7 @@ instance answers the same messages with the same shapes.
 
 Audio errors become RocdErrors here, in one place (`audio_errors`): refusals a caller
 must hear about (no such device, driver down, a value the driver rejects) map to 404 /
-503 / 501 / 422; any other AudioError is a failing driver call and crashes the actor that
+503 / 409 / 422; any other AudioError is a failing driver call and crashes the actor that
 made it, so its supervisor restarts it and the crash shows in the event stream.
 """
 
@@ -38,12 +38,12 @@ from rocd.audio import Unsupported as AudioUnsupported
 from rocd.errors import InvalidRequest, NotFound, Unavailable, Unsupported
 
 from ._actor import Request
+from ._node import DisplayName
 
 Volume = Annotated[float, Meta(ge=0.0, le=MAX_VOLUME)]
 Rate = Annotated[int, Meta(ge=1000, le=768000)]  # frames per second
 Channels = Annotated[int, Meta(ge=1, le=32)]
 LatencyMs = Annotated[int, Meta(ge=1, le=10000)]
-DisplayName = Annotated[str, Meta(min_length=1, max_length=64)]
 VadState = Literal["ready", "pending", "failed"]
 
 #: Volumes closer than this are the same (a sound server stores 1/65536 steps).
@@ -211,10 +211,14 @@ class Vad(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = ""  # why it is pending or failed
 
 
+#: The audio drivers rocd has (which of them run depends on the instance's config).
+DriverName = Literal["pulse", "file", "tone", "portaudio"]
+
+
 class VadCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: DisplayName
     kind: VirtualKind
-    driver: str = "pulse"
+    driver: DriverName = "pulse"
     rate: Rate = 48000
     channels: Channels = 2
 

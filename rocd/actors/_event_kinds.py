@@ -8,6 +8,8 @@ published in rocd/ is listed).
 
 from __future__ import annotations
 
+import re
+
 EVENT_KINDS: dict[str, str] = {
     "daemon.started": "the daemon serves its API (data: api, version)",
     "peer.updated": "an instance's display name changed (data: name)",
@@ -41,3 +43,11 @@ def check_kind_filter(entry: str) -> str | None:
     if entry in EVENT_KINDS:
         return None
     return f"no event kind {entry!r} (give a kind such as 'device.added' or a family 'device.')"
+
+
+def kind_filter_pattern() -> str:
+    """A regular expression of every valid `kind` filter (comma-separated kinds and
+    families, blanks allowed), for the API's document: clients see what is accepted."""
+    names = sorted([*EVENT_KINDS, *EVENT_FAMILIES], key=lambda k: (-len(k), k))
+    one = "(" + "|".join(re.escape(n) for n in names) + ")"
+    return rf"^\s*({one}\s*)?(,\s*({one}\s*)?)*$"

@@ -8,8 +8,9 @@ changed through the API. Seen from the API, this instance is just the peer with
 from __future__ import annotations
 
 import logging
+import re
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -49,18 +50,34 @@ class SetApiUrl(msgspec.Struct, frozen=True):
     url: str
 
 
+#: Characters a display name may not hold: control characters (C0, DEL, C1), line and
+#: paragraph separators, bidirectional overrides (they make a name look like another).
+#: Everything else goes, emoji sequences included. (Lone surrogates are not text either;
+#: JSON decoding refuses them already, `check_name` too: a regular expression engine
+#: that works on Unicode scalar values cannot even name them.)
+_NOT_IN_NAMES = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A display name: 1-64 such characters, not only white space. The same expression is in
+#: the OpenAPI document (JSON Schema `pattern`), so clients can check names before sending.
+NAME_PATTERN = f"^[^{_NOT_IN_NAMES}]*[^\\s{_NOT_IN_NAMES}][^{_NOT_IN_NAMES}]*$"
+_NAME = re.compile(NAME_PATTERN)
+NAME_MAX = 64
+
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)]
+
+
 def check_name(name: str) -> str:
     """A display name stripped of surrounding space, or InvalidRequest saying why not."""
-    stripped = name.strip()
-    if not 1 <= len(stripped) <= 64:
+    if not 1 <= len(name) <= NAME_MAX or not 1 <= len(name.strip()) <= NAME_MAX:
         raise InvalidRequest(
-            "name must be 1 to 64 characters", details=[{"field": "name", "value": name}]
+            f"name must be 1 to {NAME_MAX} characters",
+            details=[{"field": "name", "value": name}],
         )
-    if not stripped.isprintable():
+    if _NAME.search(name) is None or _SURROGATE.search(name):
         raise InvalidRequest(
             "name must be printable text", details=[{"field": "name", "value": name}]
         )
-    return stripped
+    return name.strip()
 
 
 class Node(Actor):

@@ -13,10 +13,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Quart, has_request_context, request
+from quart import Quart
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.routing import WebsocketMismatch
 
 from rocd.errors import RocdError
 
@@ -46,14 +45,6 @@ def create_app(ctx: ApiContext, api: Api = API) -> Quart:
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
-        if isinstance(exc, WebsocketMismatch) and has_request_context():
-            # A plain request to a WebSocket endpoint: say how to use it.
-            body = ErrorBody(
-                "upgrade_required",
-                f"{request.path} is a WebSocket endpoint: send the upgrade (Upgrade: websocket)",
-            )
-            content, _, headers = json_response(body, 426)
-            return content, 426, {**headers, "upgrade": "websocket", "connection": "Upgrade"}
         status = exc.code or 500
         body = ErrorBody(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
         content, _, headers = json_response(body, status)

@@ -72,7 +72,7 @@ async def ask_each(refs: Sequence[ActorRef], msg: Request[R]) -> list[R]:
     summary="List a peer's audio devices, with the state of its drivers",
     tag="devices",
     response=DeviceList,
-    errors=(404, 503),
+    errors=(404, 503, 504),
 )
 async def list_devices(ctx: ApiContext, peer: str) -> DeviceList:
     audio = audio_service(ctx, peer)
@@ -88,7 +88,7 @@ async def list_devices(ctx: ApiContext, peer: str) -> DeviceList:
     summary="One device (its id percent-encoded)",
     tag="devices",
     response=Device,
-    errors=(404, 503),
+    errors=(404, 503, 504),
 )
 async def get_device(ctx: ApiContext, peer: str, uid: str) -> Device:
     return await actor_of(ctx, peer, "device", uid, "device").ask(GetDevice())
@@ -101,7 +101,7 @@ async def get_device(ctx: ApiContext, peer: str, uid: str) -> Device:
     tag="devices",
     body=DeviceUpdate,
     response=Device,
-    errors=(404, 422, 503),
+    errors=(404, 409, 422, 503, 504),
     description=(
         "Only the fields given change; null puts a setting back to the device's own. "
         "volume: 0..1.5 (1.0 nominal); rate, channels, latency_ms: the format rocd "

@@ -18,6 +18,7 @@ from rocd.actors import (
     EventFilter,
     Subscribe,
     check_kind_filter,
+    kind_filter_pattern,
 )
 from rocd.errors import InvalidRequest, NotFound
 
@@ -31,7 +32,8 @@ CLOSE_TRY_AGAIN_LATER = 1013
 
 class EventQuery(msgspec.Struct, forbid_unknown_fields=True):
     #: Comma-separated kinds; an entry ending in "." is a family ("device." = all device events).
-    kind: str = ""
+    #: (The pattern documents the valid values; the check names the wrong entry.)
+    kind: Annotated[str, msgspec.Meta(extra_json_schema={"pattern": kind_filter_pattern()})] = ""
     #: Only events of this peer (uid, or `self`).
     peer: str | None = None
     #: Events that may queue for this client before it counts as too slow.
@@ -57,7 +59,10 @@ def event_filter(ctx: ApiContext, query: EventQuery) -> EventFilter:
         try:
             peer = resolve_peer(ctx, query.peer)
         except NotFound:
-            raise _invalid_query("peer", f"no peer {query.peer!r}") from None
+            raise NotFound(
+                f"no peer {query.peer!r}",
+                details=[{"in": "query", "field": "peer", "message": "no such peer"}],
+            ) from None
     return EventFilter(kinds=kinds, peer=peer)
 
 
@@ -69,10 +74,12 @@ def event_filter(ctx: ApiContext, query: EventQuery) -> EventFilter:
     query=EventQuery,
     response=Event,
     websocket=True,
-    errors=(422, 426),
+    errors=(404, 422, 426, 503, 504),
+    check=lambda ctx, query: event_filter(ctx, query),
     description=(
         "Upgrade to a WebSocket; each text message is one Event as JSON. Without the "
-        "upgrade: 426. An unknown kind, family or peer in the query: 422, before the upgrade."
+        "upgrade: 426. Before the upgrade: 422 for an unknown kind or family, 404 for an "
+        "unknown peer."
     ),
 )
 async def events(ctx: ApiContext, query: EventQuery) -> None:

@@ -55,6 +55,11 @@ class NotJson(RocdError):
     code = "unsupported_media_type"
 
 
+def guard_statuses(*, has_body: bool) -> tuple[int, ...]:
+    """The answers the guard may give to an operation (for its OpenAPI document)."""
+    return (403, 415) if has_body else (403,)
+
+
 def _normal_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from rocd.actors import SELF, GetPeerInfo, PeerInfo, Rename
+from rocd.actors import SELF, DisplayName, GetPeerInfo, PeerInfo, Rename
 from rocd.errors import NotFound
 
 from ._context import ApiContext
@@ -17,7 +17,7 @@ from ._routes import API
 
 
 class PeerUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str  # new display name, 1-64 printable characters
+    name: DisplayName  # new display name, 1-64 printable characters
 
 
 def resolve_peer(ctx: ApiContext, uid: str) -> str:
@@ -35,6 +35,7 @@ def resolve_peer(ctx: ApiContext, uid: str) -> str:
     summary="List the instances of the cluster",
     tag="peers",
     response=list[PeerInfo],
+    errors=(503, 504),
 )
 async def list_peers(ctx: ApiContext) -> list[PeerInfo]:
     return [await ctx.node.ask(GetPeerInfo())]
@@ -46,7 +47,7 @@ async def list_peers(ctx: ApiContext) -> list[PeerInfo]:
     summary="One instance (`self` names this one)",
     tag="peers",
     response=PeerInfo,
-    errors=(404,),
+    errors=(404, 503, 504),
 )
 async def get_peer(ctx: ApiContext, uid: str) -> PeerInfo:
     resolve_peer(ctx, uid)
@@ -60,7 +61,7 @@ async def get_peer(ctx: ApiContext, uid: str) -> PeerInfo:
     tag="peers",
     body=PeerUpdate,
     response=PeerInfo,
-    errors=(404, 422),
+    errors=(404, 422, 503, 504),
 )
 async def put_peer(ctx: ApiContext, uid: str, body: PeerUpdate) -> PeerInfo:
     resolve_peer(ctx, uid)

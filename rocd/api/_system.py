@@ -54,6 +54,7 @@ def _crashes(sup: Supervisor) -> int:
     summary="Liveness and a summary of the daemon's state",
     tag="system",
     response=Health,
+    errors=(503, 504),
 )
 async def health(ctx: ApiContext) -> Health:
     bus = await ctx.events.ask(GetBusStats())

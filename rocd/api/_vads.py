@@ -19,7 +19,7 @@ from ._routes import API
     summary="List a peer's virtual devices",
     tag="vads",
     response=list[Vad],
-    errors=(404, 503),
+    errors=(404, 503, 504),
 )
 async def list_vads(ctx: ApiContext, peer: str) -> list[Vad]:
     audio_service(ctx, peer)
@@ -35,7 +35,7 @@ async def list_vads(ctx: ApiContext, peer: str) -> list[Vad]:
     body=VadCreate,
     response=Vad,
     status=201,
-    errors=(404, 422, 501, 503),
+    errors=(404, 409, 422, 503, 504),
 )
 async def create_vad(ctx: ApiContext, peer: str, body: VadCreate) -> Vad:
     return await audio_service(ctx, peer).ask(CreateVad(body))
@@ -47,7 +47,7 @@ async def create_vad(ctx: ApiContext, peer: str, body: VadCreate) -> Vad:
     summary="One virtual device",
     tag="vads",
     response=Vad,
-    errors=(404, 503),
+    errors=(404, 503, 504),
 )
 async def get_vad(ctx: ApiContext, peer: str, uid: str) -> Vad:
     return await actor_of(ctx, peer, "vad", uid, "VAD").ask(GetVad())
@@ -60,7 +60,7 @@ async def get_vad(ctx: ApiContext, peer: str, uid: str) -> Vad:
     tag="vads",
     body=VadUpdate,
     response=Vad,
-    errors=(404, 422, 503),
+    errors=(404, 409, 422, 503, 504),
 )
 async def put_vad(ctx: ApiContext, peer: str, uid: str, body: VadUpdate) -> Vad:
     return await actor_of(ctx, peer, "vad", uid, "VAD").ask(UpdateVad(body))
@@ -72,7 +72,7 @@ async def put_vad(ctx: ApiContext, peer: str, uid: str, body: VadUpdate) -> Vad:
     summary="Delete a virtual device (removed from its driver)",
     tag="vads",
     status=204,
-    errors=(404, 503),
+    errors=(404, 409, 503, 504),
 )
 async def delete_vad(ctx: ApiContext, peer: str, uid: str) -> None:
     actor_of(ctx, peer, "vad", uid, "VAD")

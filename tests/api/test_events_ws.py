@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -78,7 +79,6 @@ WS_HEADERS = {
         ("kind=bogus", "kind", "no event kind 'bogus'"),
         ("kind=device.,bogus.", "kind", "no event family 'bogus.'"),
         ("kind=device.addedd", "kind", "no event kind 'device.addedd'"),
-        ("peer=nope", "peer", "no peer 'nope'"),
         ("colour=red", "colour", "unknown field"),
     ],
 )
@@ -96,6 +96,15 @@ async def test_a_bad_filter_is_refused_with_422_naming_it(
     assert await subscribers(rocd) == 0
 
 
+async def test_an_unknown_peer_is_404(rocd: RunningDaemon) -> None:
+    for upgrade in (True, False):
+        r = await handshake(rocd, "peer=nope", upgrade=upgrade)
+        assert r.status_code == 404, r.text
+        assert r.json()["error"] == "not_found"
+        assert r.json()["details"] == [{"in": "query", "field": "peer", "message": "no such peer"}]
+    assert await subscribers(rocd) == 0
+
+
 async def test_without_an_upgrade_it_is_a_json_426(rocd: RunningDaemon) -> None:
     r = await handshake(rocd, "kind=peer.", upgrade=False)
     assert r.status_code == 426
@@ -104,7 +113,13 @@ async def test_without_an_upgrade_it_is_a_json_426(rocd: RunningDaemon) -> None:
     assert r.json()["error"] == "upgrade_required"
     doc = (await rocd.http.get("/openapi.json")).json()
     responses = doc["paths"]["/events"]["get"]["responses"]
-    assert {"101", "422", "426"} <= set(responses)
+    assert {"101", "404", "422", "426"} <= set(responses)
+    # A bad query without the upgrade is named the same way.
+    assert (await handshake(rocd, "kind=bogus", upgrade=False)).status_code == 422
+    kind = doc["paths"]["/events"]["get"]["parameters"][0]
+    assert kind["name"] == "kind"
+    assert re.match(kind["schema"]["pattern"], "device., peer.updated,store.")
+    assert not re.match(kind["schema"]["pattern"], "bogus")
     assert responses["426"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorBody"
     }

@@ -41,11 +41,10 @@ def fill(disk: Path) -> Path:
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         for size in (1 << 16, 1 << 12, 1 << 8, 1):
-            try:
+            with pytest.raises(OSError, match="No space left") as full:  # noqa: PT012
                 while True:
                     os.write(fd, b"\0" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
+            assert full.value.errno == errno.ENOSPC
     finally:
         os.close(fd)
     return filler
