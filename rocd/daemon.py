@@ -52,7 +52,9 @@ from rocd.audio import (
     PortAudioDriver,
     PrivatePulseServer,
     ToneDriver,
+    clean_stale_servers,
     open_pulse_driver,
+    private_pulse_root,
     probe_pulse,
 )
 from rocd.config import Config
@@ -135,6 +137,7 @@ class Daemon:
                     trio.current_time(),
                     audio=audio.ref,
                     peers=Peers(LocalPeer(uid, self.registry)),
+                    pulse_server=self.pulse_server.address if self.pulse_server else "",
                     guard=GuardPolicy.from_lists(
                         self.config.api.allowed_origins, self.config.api.allowed_hosts
                     ),
@@ -168,14 +171,22 @@ class Daemon:
         cfg = self.config.audio
         specs = []
         if cfg.pulse != "off":
+            for left in await trio.to_thread.run_sync(clean_stale_servers):
+                log.info("removed %s, the private sound server of a daemon that is gone", left)
             env = {"PULSE_SERVER": cfg.pulse_server} if cfg.pulse_server else {}
             if cfg.pulse == "auto":
                 why = await probe_pulse(env)
                 if why is not None and shutil.which("pulseaudio"):
                     log.info("no sound server answers (%s): running a private one", why)
-                    self.pulse_server = PrivatePulseServer()
+                    root = private_pulse_root(self.config.state_path)
+                    self.pulse_server = PrivatePulseServer(root)
                     await nursery.start(self.pulse_server.run)
                     env = self.pulse_server.env
+                    log.info(
+                        "private sound server: PULSE_SERVER=%s (apps reach rocd's virtual "
+                        "devices there)",
+                        self.pulse_server.address,
+                    )
                 elif why is not None:
                     log.warning("no sound server answers (%s) and pulseaudio is missing", why)
             specs.append(DriverSpec("pulse", partial(open_pulse_driver, env)))

@@ -19,5 +19,7 @@ class ApiContext:
     audio: ActorRef | None = None  # this instance's audio service (kind "audio")
     #: Every instance of the cluster by uid (this one as `self` too); None in bare tests.
     peers: Peers | None = None
+    #: Address of the private sound server rocd runs (PULSE_SERVER syntax), "" if none.
+    pulse_server: str = ""
     #: Cross-site checks: origins and host names accepted besides the daemon's own.
     guard: GuardPolicy = field(default_factory=GuardPolicy)

@@ -29,6 +29,9 @@ class Health(msgspec.Struct):
     drivers: list[DriverStatus]  # audio drivers: up, or down with the reason
     #: Whether the state file takes writes (false: disk full or read-only; changes get 503).
     store: StoreStatus = StoreStatus(ok=True)
+    #: The private sound server rocd runs when the machine has none (PULSE_SERVER syntax:
+    #: point apps at it to use rocd's virtual devices); "" when rocd uses the user's.
+    pulse_server: str = ""
 
 
 class Version(msgspec.Struct):
@@ -77,6 +80,7 @@ async def health(ctx: ApiContext) -> Health:
         event_subscribers=bus.subscribers,
         drivers=drivers,
         store=store,
+        pulse_server=ctx.pulse_server,
     )
 
 
