@@ -51,6 +51,7 @@ from rocd.errors import Conflict, InvalidRequest, NotFound, RocdError, Unavailab
 
 from ._actor import Actor, ActorRef
 from ._audio_types import (
+    AnnounceVad,
     CreateVad,
     DeleteVad,
     DestroyVad,
@@ -285,7 +286,7 @@ class AudioService(Actor):
 
     # -- VADs ---------------------------------------------------------------------------
 
-    def _vad_actor(self, uid: str, config: VadConfig) -> VadActor:
+    def _vad_actor(self, uid: str, config: VadConfig, *, new: bool = False) -> VadActor:
         return VadActor(
             uid,
             config,
@@ -293,6 +294,7 @@ class AudioService(Actor):
             store=self._store,
             publish=self._publish,
             peer=self.uid,
+            announced=not new,
         )
 
     async def _create_vad(self, create: VadCreate) -> Vad:
@@ -314,20 +316,20 @@ class AudioService(Actor):
             channels=create.channels,
         )
         await self._store.ask(PutSetting("vad", uid, msgspec.to_builtins(config)))
-        actor = self._vad_actor(uid, config)
+        actor = self._vad_actor(uid, config, new=True)
         await self.vads.start_child(actor)
         try:
-            vad = await actor.ref.ask(EnsureVad())
+            await actor.ref.ask(EnsureVad())
         except Unavailable:
-            vad = actor.view()  # kept: made when the driver is up
+            pass  # kept: made when the driver is up
         except RocdError:
             # Refused (or the driver call failed): nothing was made, nothing is kept.
             with trio.CancelScope(shield=True):
                 await self.vads.stop_child(VadActor.kind, uid, reason="creation refused")
                 await self._store.ask(DeleteSetting("vad", uid))
             raise
-        self._publish("vad.created", uid, {"vad": msgspec.to_builtins(vad)})
-        return vad
+        # Published by the VAD itself, so that its own events come after it.
+        return await actor.ref.ask(AnnounceVad())
 
     async def _delete_vad(self, uid: str) -> None:
         ref = self._registry.lookup(VadActor.kind, uid)

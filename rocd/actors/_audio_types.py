@@ -224,7 +224,8 @@ class VadCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class VadUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """PUT body: a change of format re-creates the device in its driver."""
+    """PUT body: a new name renames the device in place; a change of format makes the
+    device anew in its driver (apps using it are cut off)."""
 
     name: DisplayName | UnsetType = UNSET
     rate: Rate | UnsetType = UNSET
@@ -241,6 +242,10 @@ class UpdateVad(Request[Vad], frozen=True):
 
 class EnsureVad(Request[Vad], frozen=True):
     """Make the VAD's device now; raises what the driver refused."""
+
+
+class AnnounceVad(Request[Vad], frozen=True):
+    """Told once to a VAD just created: publish its vad.created (its own events follow)."""
 
 
 class DestroyVad(Request[None], frozen=True):
