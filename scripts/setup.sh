@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-pip pulseaudio pulseaudio-utils libportaudio2
+APT_PACKAGES=(python3 python3-venv python3-pip pulseaudio pulseaudio-utils libpulse0 libportaudio2
               libasound2-plugins libsndfile1 libsamplerate0 iproute2 iptables)
 
 missing=()
@@ -27,4 +27,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
-echo "setup: ready (.venv/bin/rocd)"
+echo "setup: ready (.venv/bin/rocd; source .venv/bin/activate or ./scripts/install-user.sh to have rocd on your PATH)"
