@@ -210,16 +210,24 @@ def _http_view(op: Operation, ctx: ApiContext) -> Callable[..., Awaitable[Any]]:
     return view
 
 
+def _checked_handshake(
+    op: Operation, ctx: ApiContext, path: dict[str, str], args: dict[str, str]
+) -> dict[str, Any]:
+    """The handler's arguments for a WebSocket handshake (query decoded, `check` run):
+    the same for the handshake and for a plain GET that forgot the upgrade."""
+    kwargs: dict[str, Any] = dict(path)
+    if op.query is not None:
+        kwargs["query"] = decode_query(args, op.query)
+    if op.check is not None:
+        op.check(ctx, **kwargs)
+    return kwargs
+
+
 def _websocket_view(op: Operation, ctx: ApiContext) -> Callable[..., Awaitable[Any]]:
     async def view(**path: str) -> None:
         from quart import websocket
 
-        kwargs: dict[str, Any] = dict(path)
-        if op.query is not None:
-            kwargs["query"] = decode_query(dict(websocket.args), op.query)
-        if op.check is not None:
-            op.check(ctx, **kwargs)
-        await op.handler(ctx, **kwargs)
+        await op.handler(ctx, **_checked_handshake(op, ctx, path, dict(websocket.args)))
 
     return view
 
@@ -229,11 +237,7 @@ def _upgrade_view(op: Operation, ctx: ApiContext) -> Callable[..., Awaitable[Any
     (422 naming the parameter), then 426 says the upgrade is missing."""
 
     async def view(**path: str) -> Any:
-        kwargs: dict[str, Any] = dict(path)
-        if op.query is not None:
-            kwargs["query"] = decode_query(dict(request.args), op.query)
-        if op.check is not None:
-            op.check(ctx, **kwargs)
+        _checked_handshake(op, ctx, path, dict(request.args))
         body = ErrorBody(
             "upgrade_required",
             f"{request.path} is a WebSocket endpoint: send the upgrade (Upgrade: websocket)",

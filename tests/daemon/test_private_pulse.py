@@ -9,13 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 import soundfile as sf
 
 from rocd.audio import private_pulse_root
@@ -25,14 +23,6 @@ from tests.e2e.signals import align, chirp, snr_db
 from .process import DaemonProcess, state_args
 
 ROCD = [sys.executable, "-m", "rocd.cli"]
-
-
-@pytest.fixture
-def spawn() -> Iterator[list[DaemonProcess]]:
-    procs: list[DaemonProcess] = []
-    yield procs
-    for p in procs:
-        p.kill()
 
 
 def start(spawn: list[DaemonProcess], state: Path) -> DaemonProcess:

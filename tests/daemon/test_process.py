@@ -5,21 +5,12 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from .process import DaemonProcess, state_args
-
-
-@pytest.fixture
-def spawn() -> Iterator[list[DaemonProcess]]:
-    procs: list[DaemonProcess] = []
-    yield procs
-    for p in procs:
-        p.kill()
 
 
 def start(spawn: list[DaemonProcess], *args: str) -> DaemonProcess:

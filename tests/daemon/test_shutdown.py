@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,14 +15,6 @@ from .process import DaemonProcess, state_args
 
 #: The bound checked at every stop (the README says "well under 2 s").
 STOP_WITHIN_S = 1.5
-
-
-@pytest.fixture
-def spawn() -> Iterator[list[DaemonProcess]]:
-    procs: list[DaemonProcess] = []
-    yield procs
-    for p in procs:
-        p.kill()
 
 
 def busy_daemon(
