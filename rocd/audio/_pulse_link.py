@@ -63,6 +63,8 @@ class RocdPulse(pulsectl.Pulse):  # type: ignore[misc]
     )
 
 
+#: Seconds leaving `open_pulse_link` waits for the thread to end.
+CLOSE_WAIT_S = 0.25
 #: Server events that change what a driver lists.
 _FACILITIES = ("sink", "source")
 
@@ -265,5 +267,8 @@ async def open_pulse_link(
         yield link
     finally:
         link.close()
-        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-            await link.wait_closed()  # the connection closed, the thread gone
+        # Normally a few ms (the thread is woken and closes the connection). A call still
+        # waiting on a server that does not answer keeps its thread until the server
+        # answers or goes; shutdown does not wait for that (it is a daemon thread).
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_WAIT_S):
+            await link.wait_closed()
