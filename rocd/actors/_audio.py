@@ -47,7 +47,15 @@ from rocd.audio import (
     DriverStatus,
     DriverUp,
 )
-from rocd.errors import Conflict, InvalidRequest, NotFound, RocdError, Unavailable, Unsupported
+from rocd.errors import (
+    ActorGone,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    RocdError,
+    Unavailable,
+    Unsupported,
+)
 
 from ._actor import Actor, ActorRef
 from ._audio_types import (
@@ -333,7 +341,10 @@ class AudioService(Actor):
 
     async def _delete_vad(self, uid: str) -> None:
         ref = self._registry.lookup(VadActor.kind, uid)
-        await ref.ask(DestroyVad())
+        try:
+            await ref.ask(DestroyVad())
+        except ActorGone:  # deleted by a request handled just before
+            raise NotFound(f"no VAD {uid!r} (removed meanwhile)") from None
         await self.vads.stop_child(VadActor.kind, uid, reason="deleted")
         self._publish("vad.deleted", uid, {"uid": uid})
 

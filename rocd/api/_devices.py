@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 import trio
+import trio.lowlevel
 
 from rocd.actors import (
     ActorRef,
@@ -50,6 +51,23 @@ def actor_of(ctx: ApiContext, peer: str, kind: str, uid: str, what: str) -> Acto
     if ref is None:
         raise NotFound(f"no {what} {uid!r}", details=[{"in": "path", "field": "uid"}])
     return ref
+
+
+async def ask_resource(
+    ctx: ApiContext, peer: str, kind: str, uid: str, what: str, msg: Request[R]
+) -> R:
+    """Ask the actor of a resource a path names. A resource removed while its request
+    was being handled (deleted by a request that ran first) is a 404, not a 503."""
+    ref = actor_of(ctx, peer, kind, uid, what)
+    try:
+        return await ref.ask(msg)
+    except ActorGone:
+        await trio.lowlevel.checkpoint()  # its supervisor finishes forgetting it
+        if ref.alive:
+            raise  # stopping with the daemon, or restarting
+        raise NotFound(
+            f"no {what} {uid!r} (removed meanwhile)", details=[{"in": "path", "field": "uid"}]
+        ) from None
 
 
 async def ask_each(refs: Sequence[ActorRef], msg: Request[R]) -> list[R]:
@@ -91,7 +109,7 @@ async def list_devices(ctx: ApiContext, peer: str) -> DeviceList:
     errors=(404, 503, 504),
 )
 async def get_device(ctx: ApiContext, peer: str, uid: str) -> Device:
-    return await actor_of(ctx, peer, "device", uid, "device").ask(GetDevice())
+    return await ask_resource(ctx, peer, "device", uid, "device", GetDevice())
 
 
 @API.route(
@@ -109,4 +127,4 @@ async def get_device(ctx: ApiContext, peer: str, uid: str) -> Device:
     ),
 )
 async def put_device(ctx: ApiContext, peer: str, uid: str, body: DeviceUpdate) -> Device:
-    return await actor_of(ctx, peer, "device", uid, "device").ask(UpdateDevice(body))
+    return await ask_resource(ctx, peer, "device", uid, "device", UpdateDevice(body))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from rocd.actors import CreateVad, DeleteVad, GetVad, UpdateVad, Vad, VadCreate, VadUpdate
 
 from ._context import ApiContext
-from ._devices import actor_of, ask_each, audio_service
+from ._devices import actor_of, ask_each, ask_resource, audio_service
 from ._routes import API
 
 
@@ -50,7 +50,7 @@ async def create_vad(ctx: ApiContext, peer: str, body: VadCreate) -> Vad:
     errors=(404, 503, 504),
 )
 async def get_vad(ctx: ApiContext, peer: str, uid: str) -> Vad:
-    return await actor_of(ctx, peer, "vad", uid, "VAD").ask(GetVad())
+    return await ask_resource(ctx, peer, "vad", uid, "VAD", GetVad())
 
 
 @API.route(
@@ -63,7 +63,7 @@ async def get_vad(ctx: ApiContext, peer: str, uid: str) -> Vad:
     errors=(404, 409, 422, 503, 504),
 )
 async def put_vad(ctx: ApiContext, peer: str, uid: str, body: VadUpdate) -> Vad:
-    return await actor_of(ctx, peer, "vad", uid, "VAD").ask(UpdateVad(body))
+    return await ask_resource(ctx, peer, "vad", uid, "VAD", UpdateVad(body))
 
 
 @API.route(

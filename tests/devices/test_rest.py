@@ -317,3 +317,27 @@ async def test_null_puts_a_setting_back_to_the_device_own(rocd: RunningDaemon) -
     assert device["enabled"] is True
     # The device keeps the values it has; rocd no longer sets them at each start.
     assert (device["volume"], device["mute"]) == (0.5, True)
+
+
+async def test_a_vad_deleted_under_a_request_is_404_not_503(rocd: RunningDaemon) -> None:
+    """Requests racing a delete of their VAD: each gets a clear answer, never a 5xx."""
+    statuses: list[int] = []
+    with trio.fail_after(30):
+        for _ in range(15):
+            r = await rocd.http.post(
+                "/peers/self/vads", json={"name": "Racy", "kind": "speaker", "driver": "tone"}
+            )
+            uid = r.json()["uid"]
+
+            async def call(method: str, body: Any = None, uid: str = uid) -> None:
+                r = await rocd.http.request(method, f"/peers/self/vads/{uid}", json=body)
+                statuses.append(r.status_code)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(call, "DELETE")
+                for i in range(4):
+                    nursery.start_soon(call, "PUT", {"name": f"Racy {i}", "channels": 1 + i % 2})
+                    nursery.start_soon(call, "GET")
+                nursery.start_soon(call, "DELETE")
+    assert set(statuses) <= {200, 204, 404}, sorted(statuses)
+    assert 404 in statuses  # the race did happen
