@@ -14,6 +14,8 @@ Example file:
     [api]
     host = "0.0.0.0"
     port = 4610
+    allowed_origins = ["http://localhost:3000"]   # web pages that may use the API
+    allowed_hosts = ["rocd.lan"]                   # names it is reached by
 
     [audio]
     pulse = "auto"          # auto | system | off
@@ -53,12 +55,23 @@ class ConfigError(Exception):
     """A configuration value is wrong; the message names the field."""
 
 
+#: A web page's origin as browsers send it: scheme://host[:port], no path.
+Origin = Annotated[str, msgspec.Meta(pattern=r"^https?://[^/\s]+$")]
+HostName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")]
+
+
 class ApiConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     host: str = "127.0.0.1"
     port: Port = DEFAULT_API_PORT
     #: "auto": a bearer token is required unless the API listens on a loopback address;
     #: "token": always required; "none": never (anyone who reaches the port is admin).
     auth: AuthMode = "auto"
+    #: Web pages (other than a UI rocd serves itself) that may change state and subscribe
+    #: to events: "http://localhost:3000". Everything else from a browser is refused.
+    allowed_origins: tuple[Origin, ...] = ()
+    #: Host names the API is reached by, besides its addresses, localhost and this
+    #: machine's name (a guard against DNS rebinding): "rocd.lan".
+    allowed_hosts: tuple[HostName, ...] = ()
 
 
 class StaticPeer(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -49,15 +49,18 @@ from rocd.actors import (
     SetApiUrl,
     Store,
     Supervisor,
+    lock_state_dir,
 )
-from rocd.api import ApiContext, create_app, token_required
+from rocd.api import ApiContext, CloseEarlyAnswers, GuardPolicy, create_app, token_required
 from rocd.audio import (
     AudioDriver,
     FileDriver,
     PortAudioDriver,
     PrivatePulseServer,
     ToneDriver,
+    clean_stale_servers,
     open_pulse_driver,
+    private_pulse_root,
     probe_pulse,
 )
 from rocd.config import Config
@@ -109,14 +112,17 @@ class Daemon:
         """
         state_file = self.config.state_path / STATE_FILE
         root = Supervisor("root", registry=self.registry, publish=self.publish)
+        lock = await trio.to_thread.run_sync(lock_state_dir, self.config.state_path)
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(root.run)
-                store = Store(state_file)
+                store = Store(state_file, publish=self.publish)
                 await root.start_child(store)
                 uid = await store.ref.ask(GetIdentity())
                 self._bus = EventBus(uid)
                 await root.start_child(self._bus)
+                if store.error:  # found before the bus was there to tell
+                    self.publish("store.error", store.uid, {"error": store.error})
                 node = Node(
                     uid,
                     store=store.ref,
@@ -157,6 +163,10 @@ class Daemon:
                     peers=peers,
                     cluster=cluster.ref if cluster is not None else None,
                     token_required=token_required(self.config.api),
+                    pulse_server=self.pulse_server.address if self.pulse_server else "",
+                    guard=GuardPolicy.from_lists(
+                        self.config.api.allowed_origins, self.config.api.allowed_hosts
+                    ),
                 )
                 http_done = trio.Event()
                 binds = await nursery.start(self._serve_http, ctx, http_done)
@@ -184,6 +194,7 @@ class Daemon:
         finally:
             self._bus = None
             root.close("daemon stopped")
+            lock.release()
         log.info("stopped")
 
     async def _audio_drivers(self, nursery: trio.Nursery) -> list[DriverSpec]:
@@ -191,14 +202,22 @@ class Daemon:
         cfg = self.config.audio
         specs = []
         if cfg.pulse != "off":
+            for left in await trio.to_thread.run_sync(clean_stale_servers):
+                log.info("removed %s, the private sound server of a daemon that is gone", left)
             env = {"PULSE_SERVER": cfg.pulse_server} if cfg.pulse_server else {}
             if cfg.pulse == "auto":
                 why = await probe_pulse(env)
                 if why is not None and shutil.which("pulseaudio"):
                     log.info("no sound server answers (%s): running a private one", why)
-                    self.pulse_server = PrivatePulseServer()
+                    root = private_pulse_root(self.config.state_path)
+                    self.pulse_server = PrivatePulseServer(root)
                     await nursery.start(self.pulse_server.run)
                     env = self.pulse_server.env
+                    log.info(
+                        "private sound server: PULSE_SERVER=%s (apps reach rocd's virtual "
+                        "devices there)",
+                        self.pulse_server.address,
+                    )
                 elif why is not None:
                     log.warning("no sound server answers (%s) and pulseaudio is missing", why)
             specs.append(DriverSpec("pulse", partial(open_pulse_driver, env)))
@@ -220,7 +239,10 @@ class Daemon:
         cfg.graceful_timeout = STOP_GRACE
         try:
             await hypercorn.trio.serve(
-                create_app(ctx), cfg, shutdown_trigger=self._http_stop.wait, task_status=task_status
+                CloseEarlyAnswers(create_app(ctx)),
+                cfg,
+                shutdown_trigger=self._http_stop.wait,
+                task_status=task_status,
             )
         finally:
             done.set()

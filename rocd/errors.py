@@ -51,9 +51,13 @@ class Conflict(RocdError):
 
 
 class Unsupported(RocdError):
-    """The resource cannot do this (a driver that makes no virtual microphones...)."""
+    """The resource cannot do this (a driver that makes no virtual microphones...).
 
-    status = 501
+    409, not 501: the request is valid and the server works; this resource, as it is set
+    up here, cannot do it (a 5xx would count as a server failure in clients' monitoring).
+    """
+
+    status = 409
     code = "unsupported"
 
 
@@ -69,6 +73,17 @@ class Unavailable(RocdError):
 
     status = 503
     code = "unavailable"
+
+
+class StorageFailed(RocdError):
+    """The state file cannot be written now (disk full, read-only): nothing was saved.
+
+    The environment, not a bug: the request is refused, the daemon goes on, and the
+    store reports itself degraded until a write works again.
+    """
+
+    status = 503
+    code = "storage"
 
 
 class ActorGone(RocdError):

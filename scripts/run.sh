@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+command -v rocd >/dev/null 2>&1 || echo "run: to use rocd from your shell: source .venv/bin/activate (this shell) or ./scripts/install-user.sh (for good)"
 exec .venv/bin/rocd serve "$@"

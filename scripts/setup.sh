@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-pip pulseaudio pulseaudio-utils libportaudio2
+APT_PACKAGES=(python3 python3-venv python3-pip pulseaudio pulseaudio-utils libpulse0 libportaudio2
               libasound2-plugins libsndfile1 libsamplerate0 iproute2 iptables gcc libc6-dev)
 
 missing=()
@@ -30,4 +30,4 @@ fi
 # The compiled LDPC decoder core (optional: numpy decodes without it).
 .venv/bin/python -c "from rocd.net.roc import _ldpc_native as n; print('setup: built', n.build())" \
     || echo "setup: no C compiler: the numpy LDPC decoder will be used"
-echo "setup: ready (.venv/bin/rocd)"
+echo "setup: ready (.venv/bin/rocd; source .venv/bin/activate or ./scripts/install-user.sh to have rocd on your PATH)"

@@ -33,6 +33,7 @@ from ._audio_types import (
 )
 from ._cluster import Cluster
 from ._cluster_types import (
+    INVITE_TTL_MAX,
     AddPeer,
     ClusterListenError,
     CreateInvite,
@@ -45,7 +46,9 @@ from ._cluster_types import (
     cluster_address,
 )
 from ._device import DeviceActor
+from ._event_kinds import EVENT_FAMILIES, EVENT_KINDS, check_kind_filter, kind_filter_pattern
 from ._events import (
+    MAX_SUBSCRIBER_BUFFER,
     BusStats,
     Event,
     EventBus,
@@ -60,6 +63,8 @@ from ._gather import ask_each
 from ._mailbox import Mailbox, MailboxStats
 from ._mirror import GetSnapshot, Mirror, Snapshot
 from ._node import (
+    NAME_PATTERN,
+    DisplayName,
     GetPeerInfo,
     Node,
     PeerInfo,
@@ -73,15 +78,18 @@ from ._peer_handle import SELF, LocalPeer, PeerHandle, Peers
 from ._registry import Registry
 from ._remote_peer import RemotePeer
 from ._roles import ROLES, Role, allows, check_role, require
+from ._state_lock import StateDirBusy, StateDirLock, lock_state_dir
 from ._statedb import SCHEMA_VERSION, StateDB, StateError
 from ._store import (
     DeleteSetting,
     GetIdentity,
     GetSetting,
+    GetStoreStatus,
     ListSettings,
     PutSetting,
     Store,
     StoreQuery,
+    StoreStatus,
 )
 from ._supervisor import (
     Child,
@@ -107,6 +115,11 @@ from ._wire import WIRE, WireRegistry, WireRequest, reply_type
 
 __all__ = [
     "DEFAULT_ASK_TIMEOUT",
+    "EVENT_FAMILIES",
+    "EVENT_KINDS",
+    "INVITE_TTL_MAX",
+    "MAX_SUBSCRIBER_BUFFER",
+    "NAME_PATTERN",
     "ROLES",
     "SCHEMA_VERSION",
     "SELF",
@@ -133,6 +146,7 @@ __all__ = [
     "DeviceEndpoint",
     "DeviceList",
     "DeviceUpdate",
+    "DisplayName",
     "DriverSpec",
     "Event",
     "EventBus",
@@ -145,6 +159,7 @@ __all__ = [
     "GetPeerInfo",
     "GetSetting",
     "GetSnapshot",
+    "GetStoreStatus",
     "GetVad",
     "InviteCreated",
     "Join",
@@ -184,9 +199,12 @@ __all__ = [
     "SetPeerRole",
     "Snapshot",
     "StateDB",
+    "StateDirBusy",
+    "StateDirLock",
     "StateError",
     "Store",
     "StoreQuery",
+    "StoreStatus",
     "Subscribe",
     "Subscription",
     "Supervisor",
@@ -205,10 +223,13 @@ __all__ = [
     "allows",
     "ask_each",
     "audio_errors",
+    "check_kind_filter",
     "check_name",
     "check_role",
     "cluster_address",
     "is_cancellation",
+    "kind_filter_pattern",
+    "lock_state_dir",
     "reply_type",
     "require",
     "root_cause",

@@ -47,10 +47,19 @@ from rocd.audio import (
     DriverStatus,
     DriverUp,
 )
-from rocd.errors import InvalidRequest, NotFound, RocdError, Unavailable
+from rocd.errors import (
+    ActorGone,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    RocdError,
+    Unavailable,
+    Unsupported,
+)
 
 from ._actor import Actor, ActorRef
 from ._audio_types import (
+    AnnounceVad,
     CreateVad,
     DeleteVad,
     DestroyVad,
@@ -301,7 +310,7 @@ class AudioService(Actor):
 
     # -- VADs ---------------------------------------------------------------------------
 
-    def _vad_actor(self, uid: str, config: VadConfig) -> VadActor:
+    def _vad_actor(self, uid: str, config: VadConfig, *, new: bool = False) -> VadActor:
         return VadActor(
             uid,
             config,
@@ -309,15 +318,19 @@ class AudioService(Actor):
             store=self._store,
             publish=self._publish,
             peer=self.uid,
+            announced=not new,
         )
 
     async def _create_vad(self, create: VadCreate) -> Vad:
         driver = self.drivers.get(create.driver)
         if driver is None:
+            # A driver rocd knows, not enabled here: the instance's state, not a bad value.
             known = ", ".join(sorted(self.drivers)) or "none"
-            raise invalid("driver", f"no driver {create.driver!r} here (drivers: {known})")
+            message = f"driver {create.driver!r} is not enabled here (drivers: {known})"
+            raise Conflict(message, details=[{"in": "body", "field": "driver"}])
         if create.kind not in driver.features.virtual:
-            raise invalid("kind", f"the {driver.name} driver makes no virtual {create.kind}")
+            message = f"the {driver.name} driver makes no virtual {create.kind}"
+            raise Unsupported(message, details=[{"in": "body", "field": "kind"}])
         uid = new_vad_uid()
         config = VadConfig(
             name=_display_name(create.name),
@@ -327,24 +340,27 @@ class AudioService(Actor):
             channels=create.channels,
         )
         await self._store.ask(PutSetting("vad", uid, msgspec.to_builtins(config)))
-        actor = self._vad_actor(uid, config)
+        actor = self._vad_actor(uid, config, new=True)
         await self.vads.start_child(actor)
         try:
-            vad = await actor.ref.ask(EnsureVad())
+            await actor.ref.ask(EnsureVad())
         except Unavailable:
-            vad = actor.view()  # kept: made when the driver is up
+            pass  # kept: made when the driver is up
         except RocdError:
             # Refused (or the driver call failed): nothing was made, nothing is kept.
             with trio.CancelScope(shield=True):
                 await self.vads.stop_child(VadActor.kind, uid, reason="creation refused")
                 await self._store.ask(DeleteSetting("vad", uid))
             raise
-        self._publish("vad.created", uid, {"vad": msgspec.to_builtins(vad)})
-        return vad
+        # Published by the VAD itself, so that its own events come after it.
+        return await actor.ref.ask(AnnounceVad())
 
     async def _delete_vad(self, uid: str) -> None:
         ref = self._registry.lookup(VadActor.kind, uid)
-        await ref.ask(DestroyVad())
+        try:
+            await ref.ask(DestroyVad())
+        except ActorGone:  # deleted by a request handled just before
+            raise NotFound(f"no VAD {uid!r} (removed meanwhile)") from None
         await self.vads.stop_child(VadActor.kind, uid, reason="deleted")
         self._publish("vad.deleted", uid, {"uid": uid})
 

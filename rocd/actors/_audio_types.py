@@ -6,7 +6,7 @@ instance answers the same messages with the same shapes.
 
 Audio errors become RocdErrors here, in one place (`audio_errors`): refusals a caller
 must hear about (no such device, driver down, a value the driver rejects) map to 404 /
-503 / 501 / 422; any other AudioError is a failing driver call and crashes the actor that
+503 / 409 / 422; any other AudioError is a failing driver call and crashes the actor that
 made it, so its supervisor restarts it and the crash shows in the event stream.
 """
 
@@ -38,12 +38,12 @@ from rocd.audio import Unsupported as AudioUnsupported
 from rocd.errors import InvalidRequest, NotFound, Unavailable, Unsupported
 
 from ._actor import Request
+from ._node import DisplayName
 
 Volume = Annotated[float, Meta(ge=0.0, le=MAX_VOLUME)]
 Rate = Annotated[int, Meta(ge=1000, le=768000)]  # frames per second
 Channels = Annotated[int, Meta(ge=1, le=32)]
 LatencyMs = Annotated[int, Meta(ge=1, le=10000)]
-DisplayName = Annotated[str, Meta(min_length=1, max_length=64)]
 VadState = Literal["ready", "pending", "failed"]
 
 #: Volumes closer than this are the same (a sound server stores 1/65536 steps).
@@ -141,9 +141,9 @@ class DeviceUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """PUT body: only the fields given change; null resets a setting to the device's own."""
 
     name: DisplayName | UnsetType | None = UNSET
-    enabled: bool | UnsetType = UNSET
-    volume: Volume | UnsetType = UNSET
-    mute: bool | UnsetType = UNSET
+    enabled: bool | UnsetType | None = UNSET  # null: enabled (the default)
+    volume: Volume | UnsetType | None = UNSET  # null: rocd stops setting it
+    mute: bool | UnsetType | None = UNSET  # null: rocd stops setting it
     rate: Rate | UnsetType | None = UNSET
     channels: Channels | UnsetType | None = UNSET
     latency_ms: LatencyMs | UnsetType | None = UNSET
@@ -224,16 +224,21 @@ class Vad(msgspec.Struct, frozen=True, kw_only=True):
     age_s: float | UnsetType = UNSET
 
 
+#: The audio drivers rocd has (which of them run depends on the instance's config).
+DriverName = Literal["pulse", "file", "tone", "portaudio"]
+
+
 class VadCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: DisplayName
     kind: VirtualKind
-    driver: str = "pulse"
+    driver: DriverName = "pulse"
     rate: Rate = 48000
     channels: Channels = 2
 
 
 class VadUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """PUT body: a change of format re-creates the device in its driver."""
+    """PUT body: a new name renames the device in place; a change of format makes the
+    device anew in its driver (apps using it are cut off)."""
 
     name: DisplayName | UnsetType = UNSET
     rate: Rate | UnsetType = UNSET
@@ -254,6 +259,10 @@ class UpdateVad(Request[Vad], frozen=True):
 
 class EnsureVad(Request[Vad], frozen=True):
     """Make the VAD's device now; raises what the driver refused."""
+
+
+class AnnounceVad(Request[Vad], frozen=True):
+    """Told once to a VAD just created: publish its vad.created (its own events follow)."""
 
 
 class DestroyVad(Request[None], frozen=True):

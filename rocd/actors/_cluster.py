@@ -388,8 +388,8 @@ class Cluster(Actor):
                 f"invalid body: key: {exc}", details=[{"in": "body", "field": "key"}]
             ) from None
         if key == self.keys.public:
-            raise InvalidRequest(
-                "invalid body: key: that is this instance's own key",
+            raise Conflict(
+                "key: that is this instance's own key (an instance does not pair with itself)",
                 details=[{"in": "body", "field": "key"}],
             )
         address, role = cluster_address(msg.address), check_role(msg.role)

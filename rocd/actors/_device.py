@@ -23,10 +23,12 @@ restart in a loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 import msgspec
+import trio
 from msgspec import UNSET
 
 from rocd.audio import AudioDriver, AudioError, DeviceInfo, SampleSpec
@@ -193,12 +195,22 @@ class DeviceActor(Actor):
         }
         if isinstance(changes.get("name"), str):
             changes["name"] = check_name(changes["name"])
+        if "enabled" in changes and changes["enabled"] is None:
+            changes["enabled"] = DeviceConfig().enabled  # null: back to the default
         config = msgspec.structs.replace(self.config, **changes)
-        with audio_errors():
-            await self._apply(changes.get("volume"), changes.get("mute"))
-        if config != self.config:
-            self.config = config
-            await self._save()
+        old = self.config
+        if config != old:
+            # Saved first: when the state cannot be saved (503), nothing has changed.
+            await self._save(config)
+        try:
+            with audio_errors():
+                await self._apply(changes.get("volume"), changes.get("mute"))
+        except BaseException:
+            if config != old:
+                with trio.CancelScope(shield=True), contextlib.suppress(RocdError):
+                    await self._save(old)
+            raise
+        self.config = config
         if changes:
             self._publish(
                 "device.updated",
@@ -243,5 +255,6 @@ class DeviceActor(Actor):
             log.warning("%s: stored settings ignored (%s)", self.uid, exc)
             return DeviceConfig()
 
-    async def _save(self) -> None:
-        await self._store.ask(PutSetting("device", self.uid, msgspec.to_builtins(self.config)))
+    async def _save(self, config: DeviceConfig | None = None) -> None:
+        config = self.config if config is None else config
+        await self._store.ask(PutSetting("device", self.uid, msgspec.to_builtins(config)))

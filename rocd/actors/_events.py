@@ -8,9 +8,11 @@ never stalls the bus or the other subscribers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -54,8 +56,13 @@ class Subscription:
     """A subscriber's end: iterate for events; `dropped_reason` says why it ended early
     and `overrun` whether that was because the subscriber did not keep up."""
 
-    def __init__(self, receive: trio.MemoryReceiveChannel[Event]) -> None:
+    def __init__(
+        self,
+        receive: trio.MemoryReceiveChannel[Event],
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self._receive = receive
+        self._on_close = on_close
         self.dropped_reason: str | None = None
         self.overrun = False
 
@@ -69,7 +76,11 @@ class Subscription:
             raise StopAsyncIteration from None
 
     def close(self) -> None:
+        """End the subscription; the bus forgets it at once (not at the next event)."""
         self._receive.close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
     async def __aenter__(self) -> Subscription:
         return self
@@ -90,9 +101,19 @@ class Relay(msgspec.Struct, frozen=True):
     event: Event
 
 
+#: The most events one subscriber may have queued (a larger `buffer` is cut to this).
+MAX_SUBSCRIBER_BUFFER = 8192
+
+
 class Subscribe(Request[Subscription], frozen=True):
     filter: EventFilter = EventFilter()
-    buffer: int = 256
+    buffer: int = 256  # events queued before the subscriber counts as too slow
+
+
+class Unsubscribe(msgspec.Struct, frozen=True):
+    """Told by a closing Subscription: forget subscriber `id` now."""
+
+    id: int
 
 
 class Recent(Request[list[Event]], frozen=True):
@@ -119,6 +140,11 @@ class _Subscriber:
         self.send = send
         self.subscription = sub
 
+    @property
+    def gone(self) -> bool:
+        """Its subscription was closed (the Unsubscribe may still be on its way)."""
+        return self.send.statistics().open_receive_channels == 0
+
 
 class EventBus(Actor):
     """Stamps published events with a sequence number and time, and fans them out."""
@@ -130,7 +156,8 @@ class EventBus(Actor):
         super().__init__("bus")
         self.peer_uid = peer_uid
         self._seq = 0
-        self._subscribers: list[_Subscriber] = []
+        self._next_id = 0
+        self._subscribers: dict[int, _Subscriber] = {}
         self._history: deque[Event] = deque(maxlen=history)
         self.dropped_events = 0
 
@@ -155,7 +182,7 @@ class EventBus(Actor):
         return len(self._subscribers)
 
     async def on_stop(self) -> None:
-        for sub in self._subscribers:
+        for sub in self._subscribers.values():
             sub.subscription.dropped_reason = "daemon shutting down"
             sub.send.close()
         self._subscribers.clear()
@@ -173,23 +200,46 @@ class EventBus(Actor):
                 self._fan_out(event)
                 return None
             case Subscribe():
-                send, receive = trio.open_memory_channel[Event](max(1, msg.buffer))
-                subscription = Subscription(receive)
-                self._subscribers.append(_Subscriber(msg.filter, send, subscription))
-                return subscription
+                self._sweep()
+                return self._subscribe(msg)
+            case Unsubscribe(id=sub_id):
+                sub = self._subscribers.pop(sub_id, None)
+                if sub is not None:
+                    sub.send.close()
+                return None
             case Recent():
                 return list(self._history)[-msg.limit :] if msg.limit > 0 else []
             case GetBusStats():
+                self._sweep()
                 return BusStats(self._seq, self.dropped_events, len(self._subscribers))
         return await super().handle(msg)
 
+    def _subscribe(self, msg: Subscribe) -> Subscription:
+        buffer = max(1, min(msg.buffer, MAX_SUBSCRIBER_BUFFER))
+        send, receive = trio.open_memory_channel[Event](buffer)
+        self._next_id += 1
+        sub_id = self._next_id
+        subscription = Subscription(receive, on_close=lambda: self._unsubscribe_nowait(sub_id))
+        self._subscribers[sub_id] = _Subscriber(msg.filter, send, subscription)
+        return subscription
+
+    def _unsubscribe_nowait(self, sub_id: int) -> None:
+        # The bus full or stopped: the next sweep or fan-out forgets it.
+        with contextlib.suppress(RocdError):
+            self.ref.tell_nowait(Unsubscribe(sub_id))
+
+    def _sweep(self) -> None:
+        """Forget the subscribers whose subscription is closed."""
+        for sub_id in [i for i, sub in self._subscribers.items() if sub.gone]:
+            del self._subscribers[sub_id]
+
     def _fan_out(self, event: Event) -> None:
         self._history.append(event)
-        keep: list[_Subscriber] = []
-        for sub in self._subscribers:
+        drop: list[int] = []
+        for sub_id, sub in self._subscribers.items():
             if not sub.filter.matches(event):
-                if sub.send.statistics().open_receive_channels:
-                    keep.append(sub)
+                if sub.gone:
+                    drop.append(sub_id)
                 continue
             try:
                 sub.send.send_nowait(event)
@@ -198,8 +248,8 @@ class EventBus(Actor):
                 sub.subscription.overrun = True
                 sub.send.close()
                 log.warning("dropped a slow event subscriber (queue full at event %d)", event.seq)
-                continue
+                drop.append(sub_id)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                continue  # the subscriber went away
-            keep.append(sub)
-        self._subscribers = keep
+                drop.append(sub_id)  # the subscriber went away
+        for sub_id in drop:
+            del self._subscribers[sub_id]

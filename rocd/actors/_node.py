@@ -7,17 +7,21 @@ changed through the API. Seen from the API, this instance is just the peer with
 
 from __future__ import annotations
 
+import logging
+import re
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from rocd import __version__
-from rocd.errors import InvalidRequest
+from rocd.errors import InvalidRequest, StorageFailed
 
 from ._actor import Actor, ActorRef, Request
 from ._store import GetSetting, PutSetting
 from ._supervisor import Publish
+
+log = logging.getLogger("rocd.node")
 
 
 class PeerInfo(msgspec.Struct, frozen=True):
@@ -61,18 +65,34 @@ class SetClusterIdentity(msgspec.Struct, frozen=True):
     address: str
 
 
+#: Characters a display name may not hold: control characters (C0, DEL, C1), line and
+#: paragraph separators, bidirectional overrides (they make a name look like another).
+#: Everything else goes, emoji sequences included. (Lone surrogates are not text either;
+#: JSON decoding refuses them already, `check_name` too: a regular expression engine
+#: that works on Unicode scalar values cannot even name them.)
+_NOT_IN_NAMES = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A display name: 1-64 such characters, not only white space. The same expression is in
+#: the OpenAPI document (JSON Schema `pattern`), so clients can check names before sending.
+NAME_PATTERN = f"^[^{_NOT_IN_NAMES}]*[^\\s{_NOT_IN_NAMES}][^{_NOT_IN_NAMES}]*$"
+_NAME = re.compile(NAME_PATTERN)
+NAME_MAX = 64
+
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)]
+
+
 def check_name(name: str) -> str:
     """A display name stripped of surrounding space, or InvalidRequest saying why not."""
-    stripped = name.strip()
-    if not 1 <= len(stripped) <= 64:
+    if not 1 <= len(name) <= NAME_MAX or not 1 <= len(name.strip()) <= NAME_MAX:
         raise InvalidRequest(
-            "name must be 1 to 64 characters", details=[{"field": "name", "value": name}]
+            f"name must be 1 to {NAME_MAX} characters",
+            details=[{"field": "name", "value": name}],
         )
-    if not stripped.isprintable():
+    if _NAME.search(name) is None or _SURROGATE.search(name):
         raise InvalidRequest(
             "name must be printable text", details=[{"field": "name", "value": name}]
         )
-    return stripped
+    return name.strip()
 
 
 class Node(Actor):
@@ -103,12 +123,20 @@ class Node(Actor):
         if self._name_override is not None:
             self.name = check_name(self._name_override)
             if stored != self.name:
-                await self._store.ask(PutSetting("node", "name", self.name))
+                await self._save_name()
         elif isinstance(stored, str):
             self.name = stored
         else:
             self.name = self._default_name
+            await self._save_name()
+
+    async def _save_name(self) -> None:
+        """Persist the name at start; a disk that takes no writes must not stop the start
+        (the store reports itself degraded, and the name is saved at the next rename)."""
+        try:
             await self._store.ask(PutSetting("node", "name", self.name))
+        except StorageFailed as exc:
+            log.warning("display name not saved: %s", exc)
 
     def info(self) -> PeerInfo:
         return PeerInfo(

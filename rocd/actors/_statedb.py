@@ -12,6 +12,8 @@ in `PRAGMA user_version`; MIGRATIONS[i] takes version i to i + 1, in one transac
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 import uuid
@@ -74,20 +76,62 @@ class StateError(Exception):
     """The state file cannot be used (newer schema, corrupt, unwritable)."""
 
 
+def storage_problem(exc: sqlite3.Error) -> str:
+    """What an SQLite error says about the disk, in words a user acts on."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+        return "the disk holding the state file is full"
+    if primary == sqlite3.SQLITE_READONLY or "readonly" in str(exc):
+        return "the state file is read-only"
+    if primary == sqlite3.SQLITE_IOERR:
+        return "input/output error on the state file"
+    if primary == sqlite3.SQLITE_CANTOPEN:
+        return "the state file cannot be opened"
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return "the state file is locked by another program"
+    return f"the state file failed ({exc})"
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 class StateDB:
     """Blocking access to the state file; see the module docstring for the threading rule."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        #: True when the file could only be opened for reading (read-only filesystem):
+        #: every write fails with SQLITE_READONLY until it is opened anew.
+        self.read_only = False
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            try:
+                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                if not (path.exists() and _read_only_fs(path)):
+                    raise
+                self._open_read_only()
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=2000")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{path}: {exc}") from exc
+
+    def _open_read_only(self) -> None:
+        """On a read-only filesystem SQLite cannot make the WAL's shared-memory file; the
+        state is still readable as an immutable file (the daemon holds the directory's
+        lock, so nothing else changes it meanwhile)."""
+        with contextlib.suppress(sqlite3.Error, AttributeError):
+            self._db.close()
+        uri = f"{self.path.absolute().as_uri()}?mode=ro&immutable=1"
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        self.read_only = True
 
     def close(self) -> None:
         self._db.close()
@@ -99,6 +143,8 @@ class StateDB:
 
     def _migrate(self) -> None:
         current = self.version
+        if self.read_only and current != SCHEMA_VERSION:
+            raise StateError(f"{self.path}: read-only, and its schema needs an upgrade")
         if current > SCHEMA_VERSION:
             raise StateError(
                 f"{self.path}: schema version {current} is newer than this rocd knows "
@@ -133,6 +179,15 @@ class StateDB:
             "INSERT INTO instance (id, uid, created) VALUES (1, ?, ?)", (uid, time.time())
         )
         return uid
+
+    def probe(self) -> None:
+        """A small real write: succeeds again once the disk takes writes."""
+        self._db.execute(
+            "INSERT INTO settings (namespace, key, value, updated) VALUES ('rocd', 'probe', ?, ?) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, "
+            "updated = excluded.updated",
+            (str(time.time()), time.time()),
+        )
 
     def get(self, namespace: str, key: str) -> Any | None:
         row = self._db.execute(

@@ -72,6 +72,8 @@ class CreateToken(StoreQuery[NewToken], frozen=True):
 
 
 class ListTokens(StoreQuery[list[ApiToken]], frozen=True):
+    writes = False
+
     def apply(self, db: StateDB) -> list[ApiToken]:
         rows = db.query("SELECT id, name, role, created FROM api_tokens ORDER BY created")
         return [ApiToken(id=i, name=n, role=r, created=c) for i, n, r, c in rows]
@@ -87,6 +89,7 @@ class DeleteToken(StoreQuery[bool], frozen=True):
 class CheckToken(StoreQuery["ApiToken | None"], frozen=True):
     """The token's entry if `token` is one of ours, else None."""
 
+    writes = False
     token: str
 
     def apply(self, db: StateDB) -> ApiToken | None:

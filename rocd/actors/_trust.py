@@ -43,6 +43,8 @@ _PEER_COLUMNS = "key, role, address, uid, name, join_secret, source, added"
 
 
 class ListTrusted(StoreQuery[list[TrustedPeer]], frozen=True):
+    writes = False
+
     def apply(self, db: StateDB) -> list[TrustedPeer]:
         rows = db.query(f"SELECT {_PEER_COLUMNS} FROM trusted_peers ORDER BY added, key")
         return [
@@ -74,6 +76,7 @@ class PutInvite(StoreQuery[None], frozen=True):
 
     def apply(self, db: StateDB) -> None:
         i = self.invite
+        db.execute("DELETE FROM invites WHERE expires <= ?", (i.created,))  # spent ones
         db.execute(
             "INSERT INTO invites (id, secret_hash, role, created, expires) VALUES (?,?,?,?,?)",
             (i.id, i.secret_hash, i.role, i.created, i.expires),
@@ -81,13 +84,17 @@ class PutInvite(StoreQuery[None], frozen=True):
 
 
 class ListInvites(StoreQuery[list[PendingInvite]], frozen=True):
-    """The invites not used yet; expired ones are deleted on the way."""
+    """The invites not used yet and not expired (a read: it works on a read-only state
+    file; expired ones are deleted when the next invite is stored)."""
 
+    writes = False
     now: float  # Unix time
 
     def apply(self, db: StateDB) -> list[PendingInvite]:
-        db.execute("DELETE FROM invites WHERE expires <= ?", (self.now,))
-        rows = db.query("SELECT id, secret_hash, role, created, expires FROM invites")
+        rows = db.query(
+            "SELECT id, secret_hash, role, created, expires FROM invites WHERE expires > ?",
+            (self.now,),
+        )
         return [
             PendingInvite(id=i, secret_hash=h, role=r, created=c, expires=e)
             for i, h, r, c, e in rows

@@ -16,17 +16,20 @@ leaves it in place.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 import msgspec
+import trio
 from msgspec import UNSET
 
 from rocd.audio import AudioDriver, AudioError, DeviceInfo, SampleSpec
-from rocd.errors import RocdError, Unavailable
+from rocd.errors import RocdError, StorageFailed, Unavailable
 
 from ._actor import Actor, ActorRef
 from ._audio_types import (
+    AnnounceVad,
     DestroyVad,
     DriverBack,
     DriverGone,
@@ -59,8 +62,11 @@ class VadActor(Actor):
         store: ActorRef,
         publish: Publish,
         peer: str,
+        announced: bool = True,
     ) -> None:
         super().__init__(uid)
+        #: False for a VAD being created: no vad.updated before its vad.created.
+        self.announced = announced
         self.config = config
         self.state: VadState = "pending"
         self.reason = "not made yet"
@@ -94,6 +100,11 @@ class VadActor(Actor):
             case DriverGone(reason=reason):
                 self._set_state("pending", f"driver {self.config.driver} is down: {reason}")
                 return None
+            case AnnounceVad():
+                view = self.view()
+                self._publish("vad.created", self.uid, {"vad": msgspec.to_builtins(view)})
+                self.announced = True
+                return view
         return await super().handle(msg)
 
     def view(self) -> Vad:
@@ -114,6 +125,8 @@ class VadActor(Actor):
     def _set_state(self, state: VadState, reason: str = "") -> None:
         if (state, reason) != (self.state, self.reason):
             self.state, self.reason = state, reason
+            if not self.announced:
+                return  # its vad.created carries the state
             self._publish(
                 "vad.updated",
                 self.uid,
@@ -178,7 +191,10 @@ class VadActor(Actor):
     async def _set_device(self, device_id: str) -> None:
         if device_id != self.config.device:
             self.config = msgspec.structs.replace(self.config, device=device_id)
-            await self._save()
+            try:
+                await self._save()
+            except StorageFailed as exc:  # known in memory; saved with the next change
+                log.warning("vad %s: device id not saved: %s", self.uid, exc)
 
     async def _remove_device(self) -> None:
         """Delete the device from its driver, if it is there (a driver down has lost it)."""
@@ -203,14 +219,31 @@ class VadActor(Actor):
         if config == self.config:
             return self.view()
         old = self.config
-        # The device carries the name and the format: a change makes it anew.
-        await self._remove_device()
+        changed = sorted(k for k in changes if getattr(config, k) != getattr(old, k))
+        # Saved first: when the state cannot be saved (503), nothing has changed.
+        await self._save(config)
+        if changed == ["name"] and self.state == "ready" and old.device is not None:
+            # A new name only: renamed in place, apps playing into it are not cut off.
+            self.config = config
+            await self._rename_device(old.device, config.name)
+            self._publish(
+                "vad.updated",
+                self.uid,
+                {"vad": msgspec.to_builtins(self.view()), "changed": changed},
+            )
+            return self.view()
+        # The device carries the format: a change makes it anew.
+        try:
+            await self._remove_device()
+        except BaseException:
+            with trio.CancelScope(shield=True), contextlib.suppress(RocdError):
+                await self._save(old)
+            raise
         self.config = config
-        await self._save()
         self._publish(
             "vad.updated",
             self.uid,
-            {"vad": msgspec.to_builtins(self.view()), "changed": sorted(changes)},
+            {"vad": msgspec.to_builtins(self.view()), "changed": changed},
         )
         try:
             await self._ensure()
@@ -224,11 +257,28 @@ class VadActor(Actor):
             raise
         return self.view()
 
+    async def _rename_device(self, device_id: str, name: str) -> None:
+        """The device's description in its driver follows the VAD's name; a driver that
+        cannot rename in place keeps the old description (said in the log), rather than
+        cutting off the apps using the device."""
+        if self._driver is None:
+            return
+        try:
+            with audio_errors():
+                await self._driver.set_description(device_id, name)
+        except (RocdError, AudioError) as exc:
+            log.warning(
+                "vad %s renamed in rocd only (%s keeps its old name): %s", self.uid, device_id, exc
+            )
+
     async def _destroy(self) -> None:
+        # Forgotten first: when the state cannot be saved (503), nothing has changed.
+        await self._store.ask(DeleteSetting("vad", self.uid))
         await self._remove_device()
         if self.config.device is not None:
-            await self._store.ask(DeleteSetting("device", self.config.device))
-        await self._store.ask(DeleteSetting("vad", self.uid))
+            with contextlib.suppress(StorageFailed):  # a device setting left is harmless
+                await self._store.ask(DeleteSetting("device", self.config.device))
 
-    async def _save(self) -> None:
-        await self._store.ask(PutSetting("vad", self.uid, msgspec.to_builtins(self.config)))
+    async def _save(self, config: VadConfig | None = None) -> None:
+        config = self.config if config is None else config
+        await self._store.ask(PutSetting("vad", self.uid, msgspec.to_builtins(config)))

@@ -3,6 +3,8 @@
 from ._app import create_app
 from ._auth import token_required
 from ._context import ApiContext
+from ._early_close import CloseEarlyAnswers
+from ._guard import GuardPolicy
 from ._openapi import openapi_document
 from ._routes import API, Api, ErrorBody, Operation
 
@@ -10,7 +12,9 @@ __all__ = [
     "API",
     "Api",
     "ApiContext",
+    "CloseEarlyAnswers",
     "ErrorBody",
+    "GuardPolicy",
     "Operation",
     "create_app",
     "openapi_document",

@@ -15,7 +15,7 @@ from typing import Any
 
 from quart import Quart
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from rocd.errors import RocdError
 
@@ -23,6 +23,7 @@ from . import _cluster as _cluster_routes  # noqa: F401  (routes)
 from . import _devices, _events_ws, _openapi, _peers, _system, _vads  # noqa: F401  (routes)
 from ._auth import install_auth
 from ._context import ApiContext
+from ._guard import install_guard
 from ._routes import API, Api, ErrorBody, json_response
 
 log = logging.getLogger("rocd.api")
@@ -34,8 +35,12 @@ def create_app(ctx: ApiContext, api: Api = API) -> Quart:
     """The app serving `api`'s operations (all of rocd's unless told otherwise)."""
     app = QuartTrio("rocd")
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20  # 1 MiB: API bodies are small JSON documents
+    # "//" in a path is not merged with a redirect (an HTML 308): a device id that starts
+    # with "/" (percent-encoded) is a 404 like any unknown id.
+    app.url_map.merge_slashes = False
     api.install(app, ctx)
     install_auth(app, ctx)
+    install_guard(app, ctx.guard)
 
     @app.errorhandler(RocdError)
     async def rocd_error(exc: RocdError) -> Any:
@@ -45,7 +50,10 @@ def create_app(ctx: ApiContext, api: Api = API) -> Quart:
     async def http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
         body = ErrorBody(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
-        return json_response(body, status)
+        content, _, headers = json_response(body, status)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            headers = {**headers, "allow": ", ".join(sorted(exc.valid_methods))}
+        return content, status, headers
 
     @app.errorhandler(Exception)
     async def internal_error(exc: Exception) -> Any:

@@ -8,13 +8,14 @@ need the admin role (see rocd.api._auth).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 import trio
 from quart import current_app
 
 from rocd.actors import (
+    INVITE_TTL_MAX,
     SELF,
     ActorRef,
     AddPeer,
@@ -30,7 +31,7 @@ from rocd.actors import (
     RemovePeer,
     SetPeerRole,
 )
-from rocd.errors import AskTimeout, Forbidden, InvalidRequest, NotFound, Unavailable
+from rocd.errors import AskTimeout, Conflict, Forbidden, NotFound, Unavailable
 
 from ._auth import forget_tokens
 from ._context import ApiContext
@@ -42,9 +43,23 @@ RoleName = Literal["viewer", "operator", "admin"]
 JOIN_WAIT = 10.0
 
 
+#: A cluster listener's address as clients write it: tcp://host:port or host:port (port
+#: 1-65535; an IPv6 host in brackets).
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+ClusterAddress = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=rf"^\s*(tcp://)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):{_PORT}\s*$",
+        max_length=300,
+    ),
+]
+#: A CURVE public key in Z85: 40 characters of its alphabet.
+PublicKey = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-zA-Z.:+=^!/*?&<>()\[\]{}@%$#-]{40}$")]
+
+
 class PeerCreate(msgspec.Struct, forbid_unknown_fields=True):
-    address: str  # the other instance's cluster listener: tcp://host:port (or host:port)
-    key: str  # its public key (Z85): the "key" of its GET /peers/self
+    address: ClusterAddress  # the other instance's cluster listener: tcp://host:port
+    key: PublicKey  # its public key (Z85): the "key" of its GET /peers/self
     role: RoleName = "operator"  # what it may do here
 
 
@@ -54,11 +69,14 @@ class RoleUpdate(msgspec.Struct, forbid_unknown_fields=True):
 
 class InviteCreate(msgspec.Struct, forbid_unknown_fields=True):
     role: RoleName = "operator"  # what each side may do on the other once joined
-    ttl_s: float = 600.0  # seconds the invite may be used
+    ttl_s: Annotated[float, msgspec.Meta(ge=1.0, le=INVITE_TTL_MAX)] = (
+        600.0  # seconds it may be used
+    )
 
 
 class JoinBody(msgspec.Struct, forbid_unknown_fields=True):
-    token: str  # from the inviting instance's POST /cluster/invites
+    #: From the inviting instance's POST /cluster/invites.
+    token: Annotated[str, msgspec.Meta(pattern=r"^\s*rocd1-[A-Za-z0-9_-]+\s*$", max_length=2048)]
 
 
 class TokenCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,7 +99,7 @@ def store(ctx: ApiContext) -> ActorRef:
 
 def not_self(ctx: ApiContext, uid: str) -> None:
     if uid in (SELF, ctx.node.uid):
-        raise InvalidRequest(
+        raise Conflict(
             "this instance itself has no trust to change", details=[{"in": "path", "field": "uid"}]
         )
 
@@ -95,9 +113,11 @@ def not_self(ctx: ApiContext, uid: str) -> None:
     response=PeerInfo,
     status=201,
     errors=(401, 403, 409, 422, 503),
+    link_field="fingerprint",
     description=(
         "The peer is listed at once, offline until its own side trusts this instance's "
-        "key too (its own POST /peers, or its configuration); peer.joined follows."
+        "key too (its own POST /peers, or its configuration); peer.joined follows. Until "
+        "it is reached its uid is unknown: /peers/{uid} takes its key fingerprint."
     ),
 )
 async def add_peer(ctx: ApiContext, body: PeerCreate) -> PeerInfo:
@@ -124,7 +144,7 @@ async def remove_peer(ctx: ApiContext, uid: str) -> None:
     tag="cluster",
     body=RoleUpdate,
     response=PeerInfo,
-    errors=(401, 403, 404, 422),
+    errors=(401, 403, 404, 409, 422),
 )
 async def set_role(ctx: ApiContext, uid: str, body: RoleUpdate) -> PeerInfo:
     not_self(ctx, uid)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rocd.actors import ActorRef, Peers, Registry, Supervisor
+
+from ._guard import GuardPolicy
 
 
 @dataclass(frozen=True)
@@ -20,3 +22,7 @@ class ApiContext:
     cluster: ActorRef | None = None  # the cluster actor (None: clustering disabled)
     #: Whether requests need a bearer token (the API listens off loopback).
     token_required: bool = False
+    #: Address of the private sound server rocd runs (PULSE_SERVER syntax), "" if none.
+    pulse_server: str = ""
+    #: Cross-site checks: origins and host names accepted besides the daemon's own.
+    guard: GuardPolicy = field(default_factory=GuardPolicy)

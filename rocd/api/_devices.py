@@ -12,6 +12,10 @@ forwarded to it, coming back as its answer or a 503/504 naming it.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import trio.lowlevel
+
 from rocd.actors import (
     ActorRef,
     Device,
@@ -19,13 +23,16 @@ from rocd.actors import (
     DeviceUpdate,
     GetDevice,
     ListDevices,
+    Request,
     UpdateDevice,
 )
-from rocd.errors import NotFound, Unavailable
+from rocd.errors import ActorGone, NotFound, Unavailable
 
 from ._context import ApiContext
 from ._peers import handle_of, resolve_peer
 from ._routes import API
+
+R = TypeVar("R")
 
 
 def audio_service(ctx: ApiContext, peer: str) -> ActorRef:
@@ -46,13 +53,30 @@ def actor_of(ctx: ApiContext, peer: str, kind: str, uid: str, what: str) -> Acto
     return ref
 
 
+async def ask_resource(
+    ctx: ApiContext, peer: str, kind: str, uid: str, what: str, msg: Request[R]
+) -> R:
+    """Ask the actor of a resource a path names. A resource removed while its request
+    was being handled (deleted by a request that ran first) is a 404, not a 503."""
+    ref = actor_of(ctx, peer, kind, uid, what)
+    try:
+        return await ref.ask(msg)
+    except ActorGone:
+        await trio.lowlevel.checkpoint()  # its supervisor finishes forgetting it
+        if ref.alive:
+            raise  # stopping with the daemon, or restarting
+        raise NotFound(
+            f"no {what} {uid!r} (removed meanwhile)", details=[{"in": "path", "field": "uid"}]
+        ) from None
+
+
 @API.route(
     "GET",
     "/peers/{peer}/devices",
     summary="List a peer's audio devices, with the state of its drivers",
     tag="devices",
     response=DeviceList,
-    errors=(404, 503),
+    errors=(404, 503, 504),
 )
 async def list_devices(ctx: ApiContext, peer: str) -> DeviceList:
     handle = handle_of(ctx, peer)
@@ -67,12 +91,12 @@ async def list_devices(ctx: ApiContext, peer: str) -> DeviceList:
     summary="One device (its id percent-encoded)",
     tag="devices",
     response=Device,
-    errors=(404, 503),
+    errors=(404, 503, 504),
 )
 async def get_device(ctx: ApiContext, peer: str, uid: str) -> Device:
     handle = handle_of(ctx, peer)
     if handle.local:
-        return await actor_of(ctx, peer, "device", uid, "device").ask(GetDevice())
+        return await ask_resource(ctx, peer, "device", uid, "device", GetDevice())
     return await handle.ask("device", uid, GetDevice())
 
 
@@ -83,7 +107,7 @@ async def get_device(ctx: ApiContext, peer: str, uid: str) -> Device:
     tag="devices",
     body=DeviceUpdate,
     response=Device,
-    errors=(404, 422, 503, 504),
+    errors=(404, 409, 422, 503, 504),
     description=(
         "Only the fields given change; null puts a setting back to the device's own. "
         "volume: 0..1.5 (1.0 nominal); rate, channels, latency_ms: the format rocd "
@@ -93,5 +117,5 @@ async def get_device(ctx: ApiContext, peer: str, uid: str) -> Device:
 async def put_device(ctx: ApiContext, peer: str, uid: str, body: DeviceUpdate) -> Device:
     handle = handle_of(ctx, peer)
     if handle.local:
-        return await actor_of(ctx, peer, "device", uid, "device").ask(UpdateDevice(body))
+        return await ask_resource(ctx, peer, "device", uid, "device", UpdateDevice(body))
     return await handle.ask("device", uid, UpdateDevice(body))

@@ -17,16 +17,40 @@ import msgspec
 from rocd import __version__
 
 from ._context import ApiContext
+from ._guard import guard_statuses
 from ._routes import API, Api, ErrorBody, Operation
 
 _REF = "#/components/schemas/{name}"
+#: Path parameters that always name something: (name, path or None for any path).
+_PATH_EXAMPLES = {
+    ("peer", None): "self",
+    ("uid", "/peers/{uid}"): "self",
+    ("uid", "/peers/{peer}/devices/{uid}"): "tone:sine",
+}
 
 
 def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _operation(op: Operation, schema_of: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+def _links(op: Operation, api: Api) -> dict[str, Any]:
+    """A creation (POST answered 201 with the new resource) links to the operations on
+    `<path>/{uid}`, the uid taken from the answer: clients and test generators follow it."""
+    if op.method != "POST" or op.status != 201:
+        return {}
+    item = f"{op.openapi_path}/{{uid}}"
+    params = {p: f"$request.path.{p}" for p in op.path_params}
+    return {
+        f"{other.method.lower()}_{other.handler.__name__}": {
+            "operationId": f"{other.tag}_{other.handler.__name__}",
+            "parameters": {**params, "uid": f"$response.body#/{op.link_field}"},
+        }
+        for other in api.operations
+        if other.openapi_path == item
+    }
+
+
+def _operation(op: Operation, schema_of: dict[Any, dict[str, Any]], api: Api) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "summary": op.summary,
         "operationId": f"{op.tag}_{op.handler.__name__}",
@@ -38,6 +62,11 @@ def _operation(op: Operation, schema_of: dict[Any, dict[str, Any]]) -> dict[str,
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in op.path_params
     ]
+    for param in params:
+        example = _PATH_EXAMPLES.get((param["name"], op.openapi_path))
+        example = example or _PATH_EXAMPLES.get((param["name"], None))
+        if example is not None:
+            param["example"] = example
     if op.query is not None:
         query_schema = msgspec.json.schema(op.query)
         body = query_schema["$defs"][query_schema["$ref"].rsplit("/", 1)[1]]
@@ -68,7 +97,9 @@ def _operation(op: Operation, schema_of: dict[Any, dict[str, Any]]) -> dict[str,
             "description": HTTPStatus(op.status).phrase,
             "content": _json_content(schema_of[op.response]),
         }
-    for status in (*op.errors, 500):
+        if links := _links(op, api):
+            responses[str(op.status)]["links"] = links
+    for status in sorted({*op.errors, *guard_statuses(has_body=op.body is not None), 500}):
         responses[str(status)] = {
             "description": HTTPStatus(status).phrase,
             "content": _json_content(schema_of[ErrorBody]),
@@ -88,7 +119,7 @@ def openapi_document(api: Api) -> dict[str, Any]:
     schema_of = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for op in api.operations:
-        paths.setdefault(op.openapi_path, {})[op.method.lower()] = _operation(op, schema_of)
+        paths.setdefault(op.openapi_path, {})[op.method.lower()] = _operation(op, schema_of, api)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -12,15 +12,24 @@ from typing import Literal
 
 import msgspec
 
-from rocd.actors import SELF, GetPeerInfo, ListPeers, LocalPeer, PeerHandle, PeerInfo, Rename
-from rocd.errors import NotFound
+from rocd.actors import (
+    SELF,
+    DisplayName,
+    GetPeerInfo,
+    ListPeers,
+    LocalPeer,
+    PeerHandle,
+    PeerInfo,
+    Rename,
+)
+from rocd.errors import Conflict, NotFound
 
 from ._context import ApiContext
 from ._routes import API
 
 
 class PeerUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str  # new display name, 1-64 printable characters
+    name: DisplayName  # new display name, 1-64 printable characters
 
 
 class PeersQuery(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,6 +65,7 @@ async def cluster_peers(ctx: ApiContext) -> list[PeerInfo]:
     tag="peers",
     query=PeersQuery,
     response=list[PeerInfo],
+    errors=(422, 503, 504),
     description=(
         "Every instance this one knows: itself (self: true), the peers it trusts "
         "(online or offline, with address, role, key fingerprint, round trip and when "
@@ -75,19 +85,25 @@ async def list_peers(ctx: ApiContext, query: PeersQuery) -> list[PeerInfo]:
     summary="One instance (`self` names this one; a peer not reached yet: its fingerprint)",
     tag="peers",
     response=PeerInfo,
-    errors=(404,),
+    errors=(404, 503, 504),
 )
 async def get_peer(ctx: ApiContext, uid: str) -> PeerInfo:
     try:
         handle = handle_of(ctx, uid)
     except NotFound:
-        for info in await cluster_peers(ctx):
-            if uid and uid in (info.uid, info.fingerprint):
-                return info
-        raise
+        return await not_reached(ctx, uid)
     if handle.local:
         return await ctx.node.ask(GetPeerInfo())
     return await handle.ask("node", handle.uid, GetPeerInfo())
+
+
+async def not_reached(ctx: ApiContext, uid: str) -> PeerInfo:
+    """A trusted peer named by uid or key fingerprint that has no handle yet (never
+    reached since it was paired: its uid is not known), or NotFound."""
+    for info in await cluster_peers(ctx):
+        if uid and uid in (info.uid, info.fingerprint):
+            return info
+    raise NotFound(f"no peer with uid {uid!r}", details=[{"in": "path", "field": "uid"}])
 
 
 @API.route(
@@ -97,10 +113,16 @@ async def get_peer(ctx: ApiContext, uid: str) -> PeerInfo:
     tag="peers",
     body=PeerUpdate,
     response=PeerInfo,
-    errors=(404, 422, 503, 504),
+    errors=(404, 409, 422, 503, 504),
 )
 async def put_peer(ctx: ApiContext, uid: str, body: PeerUpdate) -> PeerInfo:
-    handle = handle_of(ctx, uid)
+    try:
+        handle = handle_of(ctx, uid)
+    except NotFound:
+        info = await not_reached(ctx, uid)
+        raise Conflict(
+            f"peer {info.fingerprint} has not been reached yet: it names itself"
+        ) from None
     if handle.local:
         return await ctx.node.ask(Rename(body.name))
     await handle.ask("node", handle.uid, Rename(body.name))

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 from quart import Quart, request
 
+from rocd.actors import NAME_PATTERN
 from rocd.errors import InvalidRequest
 
 from ._context import ApiContext
@@ -52,6 +53,11 @@ class Operation:
     websocket: bool = False
     description: str = ""
     media_type: str = "application/json"  # anything else: the handler returns text
+    #: The field of a created resource (201) that names it in `<path>/{uid}` (OpenAPI links).
+    link_field: str = "uid"
+    #: check(ctx, **kwargs): validation beyond the models, run before the handler (and, for
+    #: a WebSocket, before answering a plain request that forgot the upgrade).
+    check: Callable[..., Any] | None = None
 
     @property
     def path_params(self) -> list[str]:
@@ -91,6 +97,8 @@ class Api:
         websocket: bool = False,
         description: str = "",
         media_type: str = "application/json",
+        check: Callable[..., Any] | None = None,
+        link_field: str = "uid",
     ) -> Callable[[F], F]:
         def register(fn: F) -> F:
             self.operations.append(
@@ -108,6 +116,8 @@ class Api:
                     websocket,
                     description or (fn.__doc__ or "").strip(),
                     media_type,
+                    link_field=link_field,
+                    check=check,
                 )
             )
             return fn
@@ -120,8 +130,13 @@ class Api:
             name = f"{op.tag}.{op.handler.__name__}"
             if op.websocket:
                 app.add_websocket(op.rule, name, view)
+                app.add_url_rule(op.rule, f"{name}.http", _upgrade_view(op, ctx), methods=["GET"])
             else:
                 app.add_url_rule(op.rule, name, view, methods=[op.method])
+
+
+#: Regular expressions of the models, in words (msgspec's message quotes the expression).
+_PATTERN_WORDS = {NAME_PATTERN: "printable text, not only white space"}
 
 
 def validation_error(
@@ -129,8 +144,15 @@ def validation_error(
 ) -> InvalidRequest:
     """A msgspec complaint as a 422 whose details name the offending field."""
     text = str(exc)
-    match = re.match(r"(.*) - at `\$\.?(.*)`$", text)
+    match = re.match(r"(.*) - at `\$\.?(.*)`$", text, re.DOTALL)
     message, field = (match.group(1), match.group(2)) if match else (text, "")
+    if "matching regex" in message:
+        for pattern, words in _PATTERN_WORDS.items():
+            if pattern in message or repr(pattern) in message:
+                message = f"Expected {words}"
+    malformed = not isinstance(exc, msgspec.ValidationError)  # a DecodeError proper
+    if malformed and "malformed" not in message:
+        message = f"JSON is malformed: {message}"
     named = re.match(r"Object (?:missing required|contains unknown) field `(\w+)`", message)
     if named:
         field = f"{field}.{named.group(1)}" if field else named.group(1)
@@ -141,13 +163,25 @@ def validation_error(
     return InvalidRequest(f"invalid {where}: {prefix}{detail['message']}", details=[detail])
 
 
+def integral_floats_as_ints(value: Any) -> Any:
+    """`value` with every float that has no fractional part made an int: JSON does not
+    tell 48000 from 48000.0 (JSON Schema's "integer" takes both), Python does."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integral_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral_floats_as_ints(v) for v in value]
+    return value
+
+
 def decode_body(data: bytes, model: type[msgspec.Struct]) -> Any:
     if not data.strip():
         raise InvalidRequest(
             "request body must be a JSON object", details=[{"in": "body", "message": "empty"}]
         )
     try:
-        return msgspec.json.decode(data, type=model)
+        return msgspec.convert(integral_floats_as_ints(msgspec.json.decode(data)), type=model)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise validation_error(exc, "body") from None
 
@@ -180,14 +214,40 @@ def _http_view(op: Operation, ctx: ApiContext) -> Callable[..., Awaitable[Any]]:
     return view
 
 
+def _checked_handshake(
+    op: Operation, ctx: ApiContext, path: dict[str, str], args: dict[str, str]
+) -> dict[str, Any]:
+    """The handler's arguments for a WebSocket handshake (query decoded, `check` run):
+    the same for the handshake and for a plain GET that forgot the upgrade."""
+    kwargs: dict[str, Any] = dict(path)
+    if op.query is not None:
+        kwargs["query"] = decode_query(args, op.query)
+    if op.check is not None:
+        op.check(ctx, **kwargs)
+    return kwargs
+
+
 def _websocket_view(op: Operation, ctx: ApiContext) -> Callable[..., Awaitable[Any]]:
     async def view(**path: str) -> None:
         from quart import websocket
 
-        kwargs: dict[str, Any] = dict(path)
-        if op.query is not None:
-            kwargs["query"] = decode_query(dict(websocket.args), op.query)
-        await op.handler(ctx, **kwargs)
+        await op.handler(ctx, **_checked_handshake(op, ctx, path, dict(websocket.args)))
+
+    return view
+
+
+def _upgrade_view(op: Operation, ctx: ApiContext) -> Callable[..., Awaitable[Any]]:
+    """A plain GET of a WebSocket endpoint: its query is checked as for the handshake
+    (422 naming the parameter), then 426 says the upgrade is missing."""
+
+    async def view(**path: str) -> Any:
+        _checked_handshake(op, ctx, path, dict(request.args))
+        body = ErrorBody(
+            "upgrade_required",
+            f"{request.path} is a WebSocket endpoint: send the upgrade (Upgrade: websocket)",
+        )
+        content, status, headers = json_response(body, 426)
+        return content, status, {**headers, "upgrade": "websocket", "connection": "Upgrade"}
 
     return view
 

@@ -8,7 +8,7 @@ import msgspec
 import trio
 
 from rocd import __version__
-from rocd.actors import Actor, GetBusStats, GetDrivers, Supervisor
+from rocd.actors import Actor, GetBusStats, GetDrivers, GetStoreStatus, StoreStatus, Supervisor
 from rocd.audio import DriverStatus
 from rocd.errors import RocdError
 
@@ -27,6 +27,11 @@ class Health(msgspec.Struct):
     crashes: int  # actor crashes seen since start (restarted or not)
     event_subscribers: int
     drivers: list[DriverStatus]  # audio drivers: up, or down with the reason
+    #: Whether the state file takes writes (false: disk full or read-only; changes get 503).
+    store: StoreStatus = StoreStatus(ok=True)
+    #: The private sound server rocd runs when the machine has none (PULSE_SERVER syntax:
+    #: point apps at it to use rocd's virtual devices); "" when rocd uses the user's.
+    pulse_server: str = ""
 
 
 class Version(msgspec.Struct):
@@ -52,6 +57,7 @@ def _crashes(sup: Supervisor) -> int:
     summary="Liveness and a summary of the daemon's state",
     tag="system",
     response=Health,
+    errors=(503, 504),
 )
 async def health(ctx: ApiContext) -> Health:
     bus = await ctx.events.ask(GetBusStats())
@@ -63,7 +69,8 @@ async def health(ctx: ApiContext) -> Health:
             drivers = await ctx.audio.ask(GetDrivers(), within=1.0)
         except RocdError:
             audio_ok = False
-    alive = ctx.events.alive and ctx.node.alive and audio_ok
+    store = await _store_status(ctx)
+    alive = ctx.events.alive and ctx.node.alive and audio_ok and store.ok
     return Health(
         status="ok" if alive and all(d.up for d in drivers) else "degraded",
         uid=ctx.node.uid,
@@ -72,7 +79,19 @@ async def health(ctx: ApiContext) -> Health:
         crashes=_crashes(ctx.supervisor),
         event_subscribers=bus.subscribers,
         drivers=drivers,
+        store=store,
+        pulse_server=ctx.pulse_server,
     )
+
+
+async def _store_status(ctx: ApiContext) -> StoreStatus:
+    ref = ctx.registry.find("store", "state")
+    if ref is None:
+        return StoreStatus(ok=False, error="the store is not running")
+    try:
+        return await ref.ask(GetStoreStatus(), within=1.0)
+    except RocdError as exc:
+        return StoreStatus(ok=False, error=f"the store does not answer: {exc.message}")
 
 
 @API.route(

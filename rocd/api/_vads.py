@@ -19,7 +19,7 @@ from rocd.actors import (
 )
 
 from ._context import ApiContext
-from ._devices import actor_of, audio_service
+from ._devices import actor_of, ask_resource, audio_service
 from ._peers import handle_of
 from ._routes import API
 
@@ -30,7 +30,7 @@ from ._routes import API
     summary="List a peer's virtual devices",
     tag="vads",
     response=list[Vad],
-    errors=(404, 503),
+    errors=(404, 503, 504),
 )
 async def list_vads(ctx: ApiContext, peer: str) -> list[Vad]:
     handle = handle_of(ctx, peer)
@@ -47,7 +47,7 @@ async def list_vads(ctx: ApiContext, peer: str) -> list[Vad]:
     body=VadCreate,
     response=Vad,
     status=201,
-    errors=(404, 422, 501, 503, 504),
+    errors=(404, 409, 422, 503, 504),
 )
 async def create_vad(ctx: ApiContext, peer: str, body: VadCreate) -> Vad:
     handle = handle_of(ctx, peer)
@@ -62,12 +62,12 @@ async def create_vad(ctx: ApiContext, peer: str, body: VadCreate) -> Vad:
     summary="One virtual device",
     tag="vads",
     response=Vad,
-    errors=(404, 503),
+    errors=(404, 503, 504),
 )
 async def get_vad(ctx: ApiContext, peer: str, uid: str) -> Vad:
     handle = handle_of(ctx, peer)
     if handle.local:
-        return await actor_of(ctx, peer, "vad", uid, "VAD").ask(GetVad())
+        return await ask_resource(ctx, peer, "vad", uid, "VAD", GetVad())
     return await handle.ask("vad", uid, GetVad())
 
 
@@ -78,12 +78,12 @@ async def get_vad(ctx: ApiContext, peer: str, uid: str) -> Vad:
     tag="vads",
     body=VadUpdate,
     response=Vad,
-    errors=(404, 422, 503, 504),
+    errors=(404, 409, 422, 503, 504),
 )
 async def put_vad(ctx: ApiContext, peer: str, uid: str, body: VadUpdate) -> Vad:
     handle = handle_of(ctx, peer)
     if handle.local:
-        return await actor_of(ctx, peer, "vad", uid, "VAD").ask(UpdateVad(body))
+        return await ask_resource(ctx, peer, "vad", uid, "VAD", UpdateVad(body))
     return await handle.ask("vad", uid, UpdateVad(body))
 
 
@@ -93,7 +93,7 @@ async def put_vad(ctx: ApiContext, peer: str, uid: str, body: VadUpdate) -> Vad:
     summary="Delete a virtual device (removed from its driver)",
     tag="vads",
     status=204,
-    errors=(404, 503, 504),
+    errors=(404, 409, 503, 504),
 )
 async def delete_vad(ctx: ApiContext, peer: str, uid: str) -> None:
     handle = handle_of(ctx, peer)

@@ -45,7 +45,9 @@ from ._portaudio import PortAudioDriver
 from ._pulse import PulseDriver, open_pulse_driver
 from ._pulse_server import (
     PrivatePulseServer,
+    clean_stale_servers,
     prepare_pulse_root,
+    private_pulse_root,
     probe_pulse,
     pulse_server_command,
     pulse_server_env,
@@ -100,6 +102,7 @@ __all__ = [
     "apply_gain",
     "as_frames",
     "check_volume",
+    "clean_stale_servers",
     "diff_devices",
     "frames_from_bytes",
     "frames_from_s16",
@@ -108,6 +111,7 @@ __all__ = [
     "open_file_writer",
     "open_pulse_driver",
     "prepare_pulse_root",
+    "private_pulse_root",
     "probe_pulse",
     "pulse_server_command",
     "pulse_server_env",

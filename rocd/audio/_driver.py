@@ -231,6 +231,11 @@ class AudioDriver(Protocol):
         """Remove a virtual device made by `create_virtual` (by this or an earlier run)."""
         ...
 
+    async def set_description(self, device_id: str, description: str) -> None:
+        """Rename a virtual device in place (what apps see), without re-making it: streams
+        into or out of it go on. Raises Unsupported where the backend cannot."""
+        ...
+
     async def set_volume(self, device_id: str, volume: float) -> None:
         """Set the volume, 0..MAX_VOLUME, 1.0 nominal (see `volume_to_amplitude`)."""
         ...

@@ -20,7 +20,7 @@ class DeviceNotFound(AudioError, LookupError):
 class Unsupported(AudioError):
     """The driver cannot do this (e.g. create a virtual device on a sound card)."""
 
-    http_status = 501
+    http_status = 409
 
 
 class DriverUnavailable(AudioError):

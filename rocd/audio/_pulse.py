@@ -1,10 +1,10 @@
 """PulseAudio (and PipeWire through pipewire-pulse) as an AudioDriver.
 
-Control and listing go through `pactl` (see _pulse_ctl), audio through parec / pacat
-children (see _pulse_io). Changes come from `pactl subscribe`, a long-running child: any
-sink or source event makes the driver list again and publish the difference, so events
-are exact (a "change" that changes nothing rocd shows is not reported) and a burst of
-server events costs one listing.
+Listing, control and change events go through libpulse on one thread (see _pulse_link:
+names come back as they are, non-ASCII included), audio through parec / pacat children
+(see _pulse_io). Any sink or source event makes the driver list again and publish the
+difference, so events are exact (a "change" that changes nothing rocd shows is not
+reported) and a burst of server events costs one listing.
 
 Virtual devices:
 - speaker: a `module-null-sink` (float32, no rewinds so a recorder started later does not
@@ -16,7 +16,10 @@ Virtual devices:
   Both are bit-exact at the device's own rate (verified in tests/audio).
 Both carry the property rocd.vad so a later run can find and delete them. They live in
 the server: after a server restart they are gone and whoever owns them makes them again
-(on DriverUp).
+(on DriverUp). Their description is any text (quoted for module arguments, see
+_pulse_ctl), and `set_description` changes it in place through the server's command-line
+protocol (module-cli-protocol-unix, loaded for the moment on a private socket), so apps
+playing into a device are not cut off when it is renamed.
 
 Server down: the driver reports status down with the reason, publishes DriverDown and a
 DeviceRemoved for each device, and retries with exponential backoff (the sleep function
@@ -25,11 +28,15 @@ the devices again. Nothing here raises into the caller's nursery; calls made whi
 raise DriverUnavailable.
 """
 
-import subprocess
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
-from functools import partial
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
 
+import pulsectl
 import trio
 
 from ._driver import (
@@ -47,14 +54,18 @@ from ._format import SampleSpec, check_volume
 from ._pulse_ctl import (
     DRIVER,
     ROLE_FEED,
-    VOLUME_NORM,
     Pactl,
+    PaDevice,
     PulseDevice,
-    module_arg_value,
-    parse_event,
+    feed_of,
+    module_arg_quoted,
+    pa_device,
+    proplist_value,
+    snapshot,
     split_id,
 )
 from ._pulse_io import PulseCapture, PulsePlayback, open_capture_stream, open_playback_stream
+from ._pulse_link import PulseLink, open_pulse_link
 from ._tasks import open_service_nursery
 from ._watch import EventHub, check_name, diff_devices
 
@@ -80,6 +91,11 @@ class PulseDriver:
         self._backoff = backoff  # (first, longest) delay between reconnections, seconds
         self._hub = EventHub()
         self._devices: dict[str, PulseDevice] = {}
+        self._sinks: list[PaDevice] = []  # every sink, feeds included
+        self._link: PulseLink | None = None
+        #: The server libpulse connects to: the driver's PULSE_SERVER, else libpulse's
+        #: own lookup (the process environment, then the user's runtime directory).
+        self.server = (env or {}).get("PULSE_SERVER")
         self._status = DriverStatus(DRIVER, up=False, reason="not started")
         self._refresh_lock = trio.Lock()
         self._dirty = trio.Event()
@@ -141,24 +157,13 @@ class PulseDriver:
 
     async def _follow(self, report_started: Callable[[], None]) -> None:
         """One connection: subscribe, list, publish; returns when the server goes away."""
-        async with trio.open_nursery() as nursery:
+        async with (
+            open_pulse_link(self.server, self.pactl.timeout) as link,
+            trio.open_nursery() as nursery,
+        ):
+            # Subscribed before the first listing: no change falls in between.
+            self._link = link
             try:
-                proc: trio.Process = await nursery.start(
-                    partial(
-                        trio.run_process,
-                        [self.pactl.program, "subscribe"],
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.DEVNULL,
-                        check=False,
-                        env=self.pactl.env,
-                    )
-                )
-            except OSError as exc:
-                raise DriverUnavailable(f"cannot run pactl: {exc}") from exc
-            assert proc.stdout is not None
-            async with aclosing(_lines(proc.stdout)) as lines:
-                await self._wait_subscribed(lines)
                 async with self._refresh_lock:
                     await self._relist()
                     self._status = DriverStatus(DRIVER, up=True)
@@ -166,32 +171,11 @@ class PulseDriver:
                     self._hub.publish_all(diff_devices({}, self._infos()))
                 report_started()
                 nursery.start_soon(self._refresher)
-                async for line in lines:
-                    event = parse_event(line)
-                    if event is not None and event[1] in ("sink", "source"):
-                        self._dirty.set()
-            nursery.cancel_scope.cancel()
-
-    async def _wait_subscribed(self, lines: AsyncIterator[bytes]) -> None:
-        """Return once the subscription is live, so no change falls between it and the
-        first listing: poke the server (each `pactl info` is a client event) until the
-        subscriber reports something."""
-        async with trio.open_nursery() as nursery:
-
-            async def poke() -> None:
-                while True:
-                    await self.pactl.run("info")  # raises DriverUnavailable when down
-                    await trio.sleep(0.02)
-
-            nursery.start_soon(poke)
-            with trio.move_on_after(self.pactl.timeout) as timer:
-                async for _ in lines:
-                    break
-                else:
-                    raise DriverUnavailable("pactl subscribe ended")
-            if timer.cancelled_caught:
-                raise DriverUnavailable("pactl subscribe reported nothing")
-            nursery.cancel_scope.cancel()
+                async for _ in link.changes:
+                    self._dirty.set()
+                nursery.cancel_scope.cancel()
+            finally:
+                self._link = None
 
     async def _refresher(self) -> None:
         while True:
@@ -207,7 +191,15 @@ class PulseDriver:
             self._hub.publish_all(diff_devices(before, self._infos()))
 
     async def _relist(self) -> None:
-        self._devices = await self.pactl.snapshot()
+        self._sinks, sources = await self._call(_list_all)
+        self._devices = snapshot(self._sinks, sources)
+
+    async def _call(self, fn: Callable[[pulsectl.Pulse], Any]) -> Any:
+        """`fn(pulse)` on the connection's thread (DriverUnavailable while down)."""
+        link = self._link
+        if link is None:
+            raise DriverUnavailable(self._status.reason or "not connected")
+        return await link.call(fn)
 
     def _infos(self) -> dict[str, DeviceInfo]:
         return {key: d.info for key, d in self._devices.items()}
@@ -240,14 +232,14 @@ class PulseDriver:
             return self._get(device_id)
 
     async def set_volume(self, device_id: str, volume: float) -> None:
-        raw = round(check_volume(volume) * VOLUME_NORM)
+        level = check_volume(volume)  # 1.0 = PA_VOLUME_NORM
         d = await self._lookup(device_id)
-        await self.pactl.run(f"set-{d.kind}-volume", d.pa_name, str(raw))
+        await self._call(lambda pulse: pulse.volume_set_all_chans(_entry(pulse, d), level))
         await self.refresh()
 
     async def set_mute(self, device_id: str, mute: bool) -> None:
         d = await self._lookup(device_id)
-        await self.pactl.run(f"set-{d.kind}-mute", d.pa_name, "1" if mute else "0")
+        await self._call(lambda pulse: pulse.mute(_entry(pulse, d), bool(mute)))
         await self.refresh()
 
     def open_capture(
@@ -284,7 +276,8 @@ class PulseDriver:
         if d.kind == "source":
             if d.properties.get("rocd.vad") != "microphone":
                 raise DeviceNotFound(f"{device_id} is a source, not a sink")
-            feed = await self.pactl.feed_of(d.pa_name)
+            await self.refresh()
+            feed = feed_of(self._sinks, d.pa_name)
             if feed is None:
                 raise DeviceNotFound(f"{device_id} lost its feed sink")
             pa_name = feed.name
@@ -305,39 +298,44 @@ class PulseDriver:
         taken = {d.pa_name for d in self._devices.values()}
         if name in taken or f"{name}.monitor" in taken or f"{name}_feed" in taken:
             raise ValueError(f"a device named {name!r} exists already")
-        desc = module_arg_value(description or name) or name
+        desc = description or name
         fmt = ["format=float32le", f"rate={spec.rate}", f"channels={spec.channels}"]
         if kind == "speaker":
+            props = f"device.description={proplist_value(desc)} rocd.vad=speaker"
             await self._load(
                 "module-null-sink",
                 f"sink_name={name}",
                 *fmt,
                 "norewinds=1",
-                f"sink_properties=\"device.description='{desc}' rocd.vad=speaker\"",
+                f"sink_properties={module_arg_quoted(props)}",
             )
             device_id = f"pulse:sink:{name}"
         elif kind == "microphone":
             feed = f"{name}_feed"
+            feed_props = (
+                f"device.description={proplist_value(desc + ' (feed)')} "
+                f"rocd.role={ROLE_FEED} rocd.feed_of={name}"
+            )
             feed_module = await self._load(
                 "module-null-sink",
                 f"sink_name={feed}",
                 *fmt,
                 "norewinds=1",
-                f"sink_properties=\"device.description='{desc} (feed)' "
-                f'rocd.role={ROLE_FEED} rocd.feed_of={name}"',
+                f"sink_properties={module_arg_quoted(feed_props)}",
             )
             try:
+                props = f"device.description={proplist_value(desc)} rocd.vad=microphone"
                 await self._load(
                     "module-remap-source",
                     f"source_name={name}",
                     f"master={feed}.monitor",
                     *fmt,
                     "remix=no",
-                    f"source_properties=\"device.description='{desc}' rocd.vad=microphone\"",
+                    f"source_properties={module_arg_quoted(props)}",
                 )
             except BaseException:
                 with trio.CancelScope(shield=True):
-                    await self.pactl.run("unload-module", feed_module)
+                    await self._unload(feed_module)
                 raise
             device_id = f"pulse:source:{name}"
         else:
@@ -345,11 +343,15 @@ class PulseDriver:
         await self.refresh()
         return self._get(device_id).info
 
-    async def _load(self, module: str, *args: str) -> str:
+    async def _load(self, module: str, *args: str) -> int:
         """Load a server module; its index. Shielded so a cancel cannot orphan it."""
+        line = " ".join(args)
         with trio.CancelScope(shield=True):
-            out = await self.pactl.run("load-module", module, *args)
-        return out.decode().strip()
+            index: int = await self._call(lambda pulse: pulse.module_load(module, line))
+        return index
+
+    async def _unload(self, index: int) -> None:
+        await self._call(lambda pulse: pulse.module_unload(index))
 
     async def delete_virtual(self, device_id: str) -> None:
         d = await self._lookup(device_id)
@@ -358,13 +360,77 @@ class PulseDriver:
             raise Unsupported(f"{device_id} was not made by rocd")
         modules = [d.module]
         if vad == "microphone":
-            feed = await self.pactl.feed_of(d.pa_name)
+            feed = feed_of(self._sinks, d.pa_name)
             if feed is not None and feed.owner_module is not None:
                 modules.append(feed.owner_module)
         with trio.CancelScope(shield=True):
             for module in modules:
-                await self.pactl.run("unload-module", str(module))
+                await self._unload(module)
         await self.refresh()
+
+    async def set_description(self, device_id: str, description: str) -> None:
+        """Rename a virtual device in place: apps playing into it or recording from it are
+        not cut off. Unsupported where the server has no command-line protocol module
+        (pipewire-pulse)."""
+        d = await self._lookup(device_id)
+        if d.properties.get("rocd.vad") is None:
+            raise Unsupported(f"{device_id} was not made by rocd")
+        commands = [
+            f"update-{d.kind}-proplist {d.pa_name} device.description={proplist_value(description)}"
+        ]
+        if d.kind == "sink":
+            monitor = f"device.description={proplist_value('Monitor of ' + description)}"
+            commands.append(f"update-source-proplist {d.pa_name}.monitor {monitor}")
+        else:
+            feed = feed_of(self._sinks, d.pa_name)
+            if feed is not None:
+                feed_desc = proplist_value(description + " (feed)")
+                commands.append(f"update-sink-proplist {feed.name} device.description={feed_desc}")
+        await self._cli(commands)
+        await self.refresh()
+
+    async def _cli(self, commands: list[str]) -> None:
+        """Run commands of the server's command-line protocol (pacmd's) through a socket of
+        ours, loaded for the moment and unloaded after (shielded: never left loaded)."""
+        where = Path(await trio.to_thread.run_sync(tempfile.mkdtemp, None, "rocd-cli-"))
+        socket_path = where / "cli"
+        try:
+            with trio.CancelScope(shield=True):
+                try:
+                    index = await self._load("module-cli-protocol-unix", f"socket={socket_path}")
+                except AudioError as exc:
+                    raise Unsupported(f"the sound server cannot rename in place: {exc}") from exc
+                try:
+                    with trio.fail_after(self.pactl.timeout):
+                        errors = await _cli_session(socket_path, commands)
+                finally:
+                    await self._unload(index)
+        finally:
+            await trio.to_thread.run_sync(shutil.rmtree, where, True)
+        if errors:
+            raise AudioError(f"sound server refused: {'; '.join(errors)}")
+
+
+async def _cli_session(path: Path, commands: list[str]) -> list[str]:
+    """Send `commands` to a PulseAudio CLI socket; the error lines it answered."""
+    stream = await trio.open_unix_socket(os.fspath(path))
+    async with stream:
+        await stream.send_all("".join(f"{c}\n" for c in commands).encode())
+        await stream.send_eof()  # the server answers, then closes on end of input
+        answer = b""
+        while chunk := await stream.receive_some(4096):
+            answer += chunk
+    return [line for line in answer.decode(errors="replace").splitlines() if line.strip()]
+
+
+def _entry(pulse: pulsectl.Pulse, device: PulseDevice) -> Any:
+    """The pulsectl entry of `device` now (on the link's thread)."""
+    try:
+        if device.kind == "sink":
+            return pulse.get_sink_by_name(device.pa_name)
+        return pulse.get_source_by_name(device.pa_name)
+    except pulsectl.PulseIndexError:
+        raise DeviceNotFound(device.info.id) from None
 
 
 def _first_reason(group: BaseExceptionGroup[AudioError]) -> str:
@@ -375,16 +441,10 @@ def _first_reason(group: BaseExceptionGroup[AudioError]) -> str:
     return str(error) or type(error).__name__
 
 
-async def _lines(stream: trio.abc.ReceiveStream) -> AsyncGenerator[bytes, None]:
-    """Lines of a byte stream (without the newline) until it ends or breaks."""
-    pending = b""
-    try:
-        while chunk := await stream.receive_some(4096):
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                yield line
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return
+def _list_all(pulse: pulsectl.Pulse) -> tuple[list[PaDevice], list[PaDevice]]:
+    """Every sink and source, read on the link's thread."""
+    sinks = [pa_device(e, "sink") for e in pulse.sink_list()]
+    return sinks, [pa_device(e, "source") for e in pulse.source_list()]
 
 
 @asynccontextmanager

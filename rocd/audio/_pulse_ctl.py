@@ -1,10 +1,8 @@
-"""Talking to a PulseAudio (or pipewire-pulse) server through `pactl`.
+"""The PulseAudio (or pipewire-pulse) server as rocd sees it: its devices, names, quoting.
 
-Control goes through `pactl` child processes (`-f json` listings, pactl 16+), run with
-`trio.run_process`. A listing costs about 8 ms; the control plane is not on the audio
-path, and this keeps rocd free of a libpulse binding (no ABI declarations, no libpulse
-thread in the daemon, and the server address and cookie are per driver through the
-child's environment instead of process-global). The parsing half of this module is pure.
+Listing and control go through libpulse (`_pulse_link`, pulsectl on a thread); `pactl` is
+kept for the readiness probe, which needs no connection of our own. This module is pure:
+it turns server entries into rocd devices and quotes text for module arguments.
 
 Device ids are `pulse:sink:<name>` and `pulse:source:<name>`; server indices are not used
 because they change when the server restarts, names do not.
@@ -16,6 +14,7 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import trio
@@ -35,7 +34,7 @@ class _PaVolume(msgspec.Struct):
 
 
 class PaDevice(msgspec.Struct):
-    """The parts of a `pactl -f json list sinks|sources` entry rocd uses."""
+    """The parts of a server's sink or source entry rocd uses."""
 
     index: int
     name: str
@@ -61,7 +60,6 @@ class PulseDevice(msgspec.Struct, frozen=True):
 
 
 _SPEC = re.compile(r"(\d+)ch (\d+)Hz")
-_EVENT = re.compile(rb"Event '(\w+)' on ([\w-]+) #(\d+)")
 
 
 def parse_spec(text: str) -> tuple[int, int]:
@@ -116,17 +114,68 @@ def hide_feed_monitors(devices: list[PulseDevice], feed_sinks: set[str]) -> list
     return [d for d in devices if not (d.info.monitor_of and d.info.monitor_of in feed_sinks)]
 
 
-def parse_event(line: bytes) -> tuple[str, str, int] | None:
-    """(event, facility, index) of a `pactl subscribe` line, None for anything else."""
-    m = _EVENT.search(line)
-    if m is None:
-        return None
-    return m.group(1).decode(), m.group(2).decode(), int(m.group(3))
+def proplist_value(text: str) -> str:
+    """`text` as a single-quoted property list value (pa_proplist_from_string), any
+    character kept: backslashes and single quotes escaped."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def module_arg_value(text: str) -> str:
-    """`text` made safe inside a quoted module argument (quotes and backslashes dropped)."""
-    return "".join(c for c in text if c not in "'\"\\").strip()
+def module_arg_quoted(text: str) -> str:
+    """`text` (a property list) as a double-quoted module argument value. PulseAudio's
+    module-argument parser skips over backslash escapes but keeps them in the value (the
+    property-list parser unescapes afterwards), so only double quotes are escaped here.
+    Together with `proplist_value`, any description round-trips: quotes, backslashes,
+    non-ASCII text."""
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+_HARDWARE = 0x0004  # PA_SINK_HARDWARE == PA_SOURCE_HARDWARE
+
+
+def pa_device(entry: Any, kind: str) -> PaDevice:
+    """A sink or source entry of _pulse_link.RocdPulse (on the link's thread) as a PaDevice."""
+    # `rate` as copied by _pulse_link.RocdPulse (pulsectl's sample_spec may be stale).
+    if kind == "sink":
+        monitor = entry.monitor_source_name or ""
+    else:
+        monitor = entry.monitor_of_sink_name or "" if entry.monitor_of_sink != _NONE else ""
+    return PaDevice(
+        index=entry.index,
+        name=entry.name,
+        description=entry.description or "",
+        state=str(getattr(entry.state, "value", entry.state)).upper(),
+        sample_specification=f"{entry.channel_count}ch {entry.rate}Hz",
+        mute=bool(entry.mute),
+        volume={
+            str(i): _PaVolume(round(v * VOLUME_NORM)) for i, v in enumerate(entry.volume.values)
+        },
+        flags=["HARDWARE"] if entry.flags & _HARDWARE else [],
+        properties={str(k): str(v) for k, v in dict(entry.proplist).items()},
+        owner_module=None if entry.owner_module == _NONE else entry.owner_module,
+        monitor_source=monitor,
+    )
+
+
+_NONE = 0xFFFFFFFF  # PA_INVALID_INDEX
+
+
+def snapshot(sinks: list[PaDevice], sources: list[PaDevice]) -> dict[str, PulseDevice]:
+    """Every device rocd shows, by id (feed sinks of microphones and their monitors left
+    out)."""
+    feeds = {device_id("sink", s.name) for s in sinks if s.properties.get("rocd.role") == ROLE_FEED}
+    devices = to_devices("sink", sinks) + hide_feed_monitors(to_devices("source", sources), feeds)
+    return {d.info.id: d for d in devices}
+
+
+def feed_of(sinks: list[PaDevice], mic_name: str) -> PaDevice | None:
+    """The hidden sink that feeds virtual microphone `mic_name`, if any."""
+    for s in sinks:
+        if (
+            s.properties.get("rocd.role") == ROLE_FEED
+            and s.properties.get("rocd.feed_of") == mic_name
+        ):
+            return s
+    return None
 
 
 _CLIENT_CONF = b"""# Written by rocd for its pactl / parec / pacat children.
@@ -184,35 +233,6 @@ class Pactl:
             lines = done.stderr.decode(errors="replace").strip().splitlines()
             raise error_from("; ".join(line.strip() for line in lines if line.strip()), args)
         return done.stdout
-
-    async def list(self, kind: str) -> list[PaDevice]:
-        raw = await self.run("-f", "json", "list", f"{kind}s")
-        try:
-            return msgspec.json.decode(raw, type=list[PaDevice])
-        except msgspec.DecodeError as exc:
-            raise AudioError(f"unexpected pactl output: {exc}") from exc
-
-    async def snapshot(self) -> dict[str, PulseDevice]:
-        """Every visible device now, by id."""
-        sinks = await self.list("sink")
-        sources = await self.list("source")
-        feeds = {
-            device_id("sink", s.name) for s in sinks if s.properties.get("rocd.role") == ROLE_FEED
-        }
-        devices = to_devices("sink", sinks) + hide_feed_monitors(
-            to_devices("source", sources), feeds
-        )
-        return {d.info.id: d for d in devices}
-
-    async def feed_of(self, mic_name: str) -> PaDevice | None:
-        """The hidden sink that feeds virtual microphone `mic_name`, if any."""
-        for s in await self.list("sink"):
-            if (
-                s.properties.get("rocd.role") == ROLE_FEED
-                and s.properties.get("rocd.feed_of") == mic_name
-            ):
-                return s
-        return None
 
 
 def error_from(stderr: str, args: tuple[str, ...]) -> AudioError:

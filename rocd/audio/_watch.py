@@ -227,6 +227,13 @@ class TableDriver:
         self.table.get(device_id)
         raise Unsupported(f"{device_id} is not a virtual device of the {self._name} driver")
 
+    async def set_description(self, device_id: str, description: str) -> None:
+        await trio.lowlevel.checkpoint()
+        info = self.table.get(device_id)
+        if not info.virtual:
+            raise Unsupported(f"{device_id} is not a virtual device of the {self._name} driver")
+        self.table.replace(_evolve(info, description=description))
+
     def device(self, device_id: str, direction: Direction) -> DeviceInfo:
         """The device `device_id`, which must be a `direction` (DeviceNotFound if not)."""
         info = self.table.get(device_id)

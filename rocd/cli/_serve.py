@@ -13,7 +13,7 @@ import sys
 
 import trio
 
-from rocd.actors import ClusterListenError, StateError, root_cause
+from rocd.actors import ClusterListenError, StateDirBusy, StateError, root_cause
 from rocd.config import (
     DEFAULT_API_PORT,
     DEFAULT_CLUSTER_PORT,
@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         cause = root_cause(exc)
         if isinstance(cause, KeyboardInterrupt):
             return EXIT_OK
-        if isinstance(cause, StateError):
+        if isinstance(cause, StateDirBusy):
+            print(f"rocd: {cause}", file=sys.stderr)
+        elif isinstance(cause, StateError):
             print(f"rocd: state file unusable: {cause}", file=sys.stderr)
         elif isinstance(cause, ClusterListenError):
             print(f"rocd: {cause.strerror}", file=sys.stderr)

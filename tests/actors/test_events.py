@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import trio
 import trio.testing
 
-from rocd.actors import Event, EventBus, EventFilter, Recent, Subscribe
+import rocd
+from rocd.actors import (
+    EVENT_FAMILIES,
+    EVENT_KINDS,
+    MAX_SUBSCRIBER_BUFFER,
+    Event,
+    EventBus,
+    EventFilter,
+    GetBusStats,
+    Recent,
+    Subscribe,
+    check_kind_filter,
+)
+from rocd.actors._events import Publish
 
 
 def event(kind: str, peer: str = "p1") -> Event:
@@ -124,3 +140,55 @@ async def test_stopping_the_bus_ends_every_subscription_with_a_reason(
             scope.cancel()
     assert [ev async for ev in sub] == []
     assert sub.dropped_reason == "daemon shutting down"
+
+
+def test_every_kind_published_is_in_the_catalogue() -> None:
+    """Filters refuse kinds not in EVENT_KINDS, so a kind published but not listed could
+    never be subscribed to by name."""
+    root = Path(rocd.__file__).parent
+    published: set[str] = set()
+    call = re.compile(r"(?:publish|_emit)\(\s*\"([a-z_]+\.[a-z_]+)\"")
+    for path in [root / "daemon.py", *(root / "actors").glob("*.py"), *(root / "api").glob("*.py")]:
+        published |= set(call.findall(path.read_text()))
+    assert published >= {"device.added", "vad.created", "peer.updated", "store.error"}
+    assert published <= set(EVENT_KINDS), published - set(EVENT_KINDS)
+
+
+def test_kind_filters_name_known_kinds_or_families() -> None:
+    assert check_kind_filter("device.") is None
+    assert check_kind_filter("device.added") is None
+    assert check_kind_filter("store.error") is None
+    assert "no event kind 'bogus'" in (check_kind_filter("bogus") or "")
+    assert "no event family 'dev.'" in (check_kind_filter("dev.") or "")
+    assert {"peer.", "device.", "vad.", "driver.", "actor.", "store."} <= EVENT_FAMILIES
+
+
+async def test_a_closed_subscription_is_forgotten_without_any_event(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    bus = EventBus("p1")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(bus.run)
+        subs = [await bus.ref.ask(Subscribe(buffer=10**9)) for _ in range(100)]
+        assert bus.subscriber_count == 100
+        for sub in subs:
+            sub.close()
+        await trio.testing.wait_all_tasks_blocked()
+        assert bus.subscriber_count == 0
+        assert (await bus.ref.ask(GetBusStats())).subscribers == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_subscriber_buffer_is_bounded_whatever_it_asks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    bus = EventBus("p1")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(bus.run)
+        sub = await bus.ref.ask(Subscribe(buffer=10**9))
+        for _ in range(MAX_SUBSCRIBER_BUFFER + 1):
+            bus.ref.tell_nowait(Publish("peer.updated"))
+            await trio.testing.wait_all_tasks_blocked()
+        assert sub.overrun
+        assert bus.subscriber_count == 0
+        nursery.cancel_scope.cancel()

@@ -67,8 +67,11 @@ def test_trusted_peers_and_invites_persist(tmp_path: Path) -> None:
     [again] = ListTrusted().apply(state)
     assert (again.role, again.address, again.uid) == ("admin", "tcp://h:2", "")
     assert ListInvites(now=50.0).apply(state) == [invite]
-    assert ListInvites(now=100.0).apply(state) == []  # expired: gone
+    assert ListInvites(now=100.0).apply(state) == []  # expired: not listed
+    later = PendingInvite(id="i2", secret_hash="h2", role="viewer", created=150.0, expires=300.0)
+    PutInvite(later).apply(state)  # stores the new one, deletes the spent ones
     assert not DeleteInvite("i1").apply(state)
+    assert ListInvites(now=150.0).apply(state) == [later]
     assert DeleteTrusted(KEY).apply(state)
     assert not DeleteTrusted(KEY).apply(state)
     state.close()

@@ -170,7 +170,7 @@ async def test_a_refused_request_leaves_its_connection_usable(exposed: RunningDa
     port = int(exposed.http.base_url.port or 0)
     body = b'{"name": "x"}'
     head = (
-        f"PUT /peers/self HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+        f"PUT /peers/self HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     with trio.fail_after(10):
@@ -180,9 +180,11 @@ async def test_a_refused_request_leaves_its_connection_usable(exposed: RunningDa
             await stream.send_all(body)
             answer = await read_response(stream)
             assert answer.startswith(b"HTTP/1.1 401")
-            await stream.send_all(b"GET /health HTTP/1.1\r\nHost: h\r\n\r\n")
+            await stream.send_all(
+                f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+            )
             answer = await read_response(stream)
-            assert answer.startswith(b"HTTP/1.1 200")
+            assert answer.startswith(b"HTTP/1.1 200"), answer
 
 
 async def read_response(stream: trio.SocketStream) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,10 @@ async def test_rename_is_answered_and_persisted(rocd: RunningDaemon, tmp_path: P
         (b'{"name": 5}', "name", "Expected str, got int"),
         (b"{}", "name", "missing required field"),
         (b'{"name": "ok", "colour": "red"}', "colour", "unknown field"),
-        (b'{"name": "   "}', "name", "1 to 64 characters"),
-        (b'{"name": "' + b"x" * 65 + b'"}', "name", "1 to 64 characters"),
+        (b'{"name": "   "}', "name", "Expected printable text, not only white space"),
+        (b'{"name": "a\\u0007b"}', "name", "Expected printable text, not only white space"),
+        (b'{"name": "\\ud800"}', None, "JSON is malformed"),
+        (b'{"name": "' + b"x" * 65 + b'"}', "name", "Expected str of length <= 64"),
         (b"not json", None, "malformed"),
         (b"", None, "must be a JSON object"),
     ],
@@ -98,7 +101,9 @@ async def test_rename_is_answered_and_persisted(rocd: RunningDaemon, tmp_path: P
 async def test_bad_bodies_are_422_naming_the_field(
     rocd: RunningDaemon, body: bytes, field: str | None, fragment: str
 ) -> None:
-    r = await rocd.http.put("/peers/self", content=body)
+    r = await rocd.http.put(
+        "/peers/self", content=body, headers={"content-type": "application/json"}
+    )
     err = assert_error_shape(r, 422, "invalid")
     assert fragment in err["message"]
     if field is not None:
@@ -151,12 +156,14 @@ async def test_openapi_document_is_valid_and_covers_every_route(rocd: RunningDae
     assert set(doc["paths"]["/peers/{peer}/vads/{uid}"]) == {"get", "put", "delete"}
     assert "201" in doc["paths"]["/peers/{peer}/vads"]["post"]["responses"]
     update = doc["components"]["schemas"]["DeviceUpdate"]["properties"]
-    assert update["volume"] == {"type": "number", "minimum": 0.0, "maximum": 1.5}
+    assert update["volume"] == {
+        "anyOf": [{"type": "number", "minimum": 0.0, "maximum": 1.5}, {"type": "null"}]
+    }
     put = doc["paths"]["/peers/{uid}"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PeerUpdate"
     }
-    assert set(put["responses"]) == {"200", "404", "422", "500", "503", "504"}
+    assert set(put["responses"]) == {"200", "403", "404", "409", "415", "422", "500", "503", "504"}
     assert "self" in doc["components"]["schemas"]["PeerInfo"]["properties"]
     assert doc == msgspec.json.decode(msgspec.json.encode(openapi_document(ROCD_API)))
 
@@ -168,3 +175,14 @@ async def test_docs_page_lists_every_operation(rocd: RunningDaemon) -> None:
     for op in ROCD_API.operations:
         assert f"<code>{op.openapi_path}</code>" in r.text
     assert "<script" not in r.text  # works offline
+
+
+@pytest.mark.parametrize("name", ["Küche", 'it\'s "quoted"', "👨\u200d👩\u200d👧", "x" * 64])
+async def test_names_are_any_printable_text(rocd: RunningDaemon, name: str) -> None:
+    r = await rocd.http.put("/peers/self", json={"name": name})
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == name
+    schema = (await rocd.http.get("/openapi.json")).json()["components"]["schemas"]
+    prop = schema["PeerUpdate"]["properties"]["name"]
+    assert (prop["minLength"], prop["maxLength"]) == (1, 64)
+    assert re.search(prop["pattern"], name)

@@ -5,21 +5,12 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from .process import LOOPBACK_CLUSTER, DaemonProcess, state_args
-
-
-@pytest.fixture
-def spawn() -> Iterator[list[DaemonProcess]]:
-    procs: list[DaemonProcess] = []
-    yield procs
-    for p in procs:
-        p.kill()
 
 
 def start(spawn: list[DaemonProcess], *args: str) -> DaemonProcess:
@@ -168,3 +159,33 @@ def test_an_unusable_state_file_is_a_clear_error(
     assert proc.wait_exit() == 1
     assert "state file unusable" in proc.text
     assert "Traceback" not in proc.text
+
+
+def test_a_second_daemon_on_the_same_state_dir_exits_naming_the_first(
+    tmp_path: Path, spawn: list[DaemonProcess]
+) -> None:
+    first = start(spawn, *state_args(tmp_path))
+    url = first.wait_serving()
+    second = start(spawn, *state_args(tmp_path))
+    assert second.wait_exit() == 1
+    assert second.text.strip().splitlines() == [
+        f"rocd: state directory {tmp_path} is in use by another rocd (pid {first.proc.pid})"
+    ]
+    assert httpx.get(f"{url}/health").status_code == 200
+    # Once the first is gone (even by SIGKILL), the directory is free again.
+    first.proc.send_signal(signal.SIGKILL)
+    first.wait_exit()
+    third = start(spawn, *state_args(tmp_path))
+    third.wait_serving()
+
+
+def test_a_state_dir_that_is_a_file_is_named_as_such(
+    tmp_path: Path, spawn: list[DaemonProcess]
+) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    proc = start(spawn, "--state-dir", str(not_a_dir), "--api", "127.0.0.1:0")
+    assert proc.wait_exit() == 1
+    assert proc.text.strip().splitlines() == [
+        f"rocd: state file unusable: {not_a_dir}: not a directory"
+    ]

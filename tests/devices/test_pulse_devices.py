@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pulsectl
+import pytest
 import soundfile as sf
 import trio
 
@@ -257,3 +259,87 @@ async def test_auto_runs_a_private_server_when_none_answers(tmp_path: Path) -> N
         assert private.pid is None
         assert not await trio.Path(private.root).exists()
         assert not await trio.Path(f"/proc/{second_pid}").exists()
+
+
+def server_descriptions(server: PulseServer) -> dict[str, str]:
+    """Every sink's and source's description, read through libpulse (pactl's JSON says
+    "(null)" for non-ASCII text)."""
+    with pulsectl.Pulse("rocd-tests", server=server.env["PULSE_SERVER"]) as pulse:
+        entries = [*pulse.sink_list(), *pulse.source_list()]
+        return {e.name: e.description for e in entries}
+
+
+@pytest.mark.parametrize("name", ["Küche", 'it\'s "quoted" \\ ok', "Salle à manger 🎵"])
+async def test_any_vad_name_round_trips(
+    rocd: RunningDaemon, pulse_server: PulseServer, name: str
+) -> None:
+    with trio.fail_after(20):
+        vad = await create_vad(rocd, name=name, kind="speaker")
+        assert vad["name"] == name
+        sink = vad_system_name(vad["uid"])
+        assert server_descriptions(pulse_server)[sink] == name  # what apps show
+        device = (await rocd.http.get(device_path(vad["device"]))).json()
+        assert (device["name"], device["description"]) == (name, name)
+        assert (await rocd.http.get(f"/peers/self/vads/{vad['uid']}")).json()["name"] == name
+        mic = await create_vad(rocd, name=name, kind="microphone")
+        assert server_descriptions(pulse_server)[vad_system_name(mic["uid"])] == name
+        for uid in (vad["uid"], mic["uid"]):
+            assert (await rocd.http.delete(f"/peers/self/vads/{uid}")).status_code == 204
+
+
+async def test_vad_created_comes_before_its_updates(rocd: RunningDaemon) -> None:
+    with trio.fail_after(20):
+        async with events(rocd, "vad.") as feed:
+            vad = await create_vad(rocd, name="Ordered", kind="speaker")
+            r = await rocd.http.put(f"/peers/self/vads/{vad['uid']}", json={"name": "Ordered 2"})
+            assert r.status_code == 200
+            first = await feed.next(lambda e: e["subject"] == vad["uid"])
+            assert first["kind"] == "vad.created"
+            assert first["data"]["vad"] == vad
+            second = await feed.next(lambda e: e["subject"] == vad["uid"])
+            assert (second["kind"], second["data"]["changed"]) == ("vad.updated", ["name"])
+        assert (await rocd.http.delete(f"/peers/self/vads/{vad['uid']}")).status_code == 204
+
+
+async def test_renaming_a_vad_does_not_cut_off_apps_playing_into_it(
+    rocd: RunningDaemon, pulse_server: PulseServer, tmp_path: Path
+) -> None:
+    wav = tmp_path / "long.wav"
+    sf.write(wav, s16_noise(20.0, SPEC.rate, SPEC.channels), SPEC.rate, subtype="PCM_16")
+    with trio.fail_after(30):
+        vad = await create_vad(rocd, name="Before", kind="speaker")
+        sink = vad_system_name(vad["uid"])
+        module = sink_of(pulse_server, sink)["owner_module"]
+        player = await trio.lowlevel.open_process(
+            ["paplay", f"--device={sink}", str(wav)], env=pulse_server.client_env()
+        )
+        try:
+            while not playing_into(pulse_server, sink):  # noqa: ASYNC110 - the server's view
+                await trio.sleep(0.05)
+            stream = playing_into(pulse_server, sink)
+            async with events(rocd, "vad.updated,device.updated") as feed:
+                r = await rocd.http.put(
+                    f"/peers/self/vads/{vad['uid']}", json={"name": "After: Küche's"}
+                )
+                assert r.status_code == 200, r.text
+                assert (r.json()["name"], r.json()["device"]) == ("After: Küche's", vad["device"])
+                event = await feed.kind("vad.updated", vad["uid"])
+                assert event["data"]["changed"] == ["name"]
+                changed = await feed.kind("device.updated", vad["device"])
+                assert changed["data"]["device"]["description"] == "After: Küche's"
+            # The same sink (same module), the same stream in it, still playing.
+            assert sink_of(pulse_server, sink)["owner_module"] == module
+            assert playing_into(pulse_server, sink) == stream
+            assert player.poll() is None
+            assert server_descriptions(pulse_server)[sink] == "After: Küche's"
+        finally:
+            player.kill()
+            await player.wait()
+        assert (await rocd.http.delete(f"/peers/self/vads/{vad['uid']}")).status_code == 204
+
+
+def playing_into(server: PulseServer, sink: str) -> list[int]:
+    """Indexes of the streams playing into `sink` now."""
+    with pulsectl.Pulse("rocd-tests", server=server.env["PULSE_SERVER"]) as pulse:
+        (target,) = [s.index for s in pulse.sink_list() if s.name == sink]
+        return sorted(i.index for i in pulse.sink_input_list() if i.sink == target)

@@ -367,6 +367,8 @@ def test_keys_are_checked() -> None:
         check_public_key("short")
     with pytest.raises(ValueError, match="not Z85"):
         check_public_key('"' * 40)
+    with pytest.raises(ValueError, match="does not decode"):  # 85**5 - 1 > 2**32 - 1
+        check_public_key("#" * 40)
 
 
 async def test_a_silent_dialler_is_told_and_nothing_new_opens_after_goodbye(ctx: Any) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,10 @@ def check_public_key(text: str) -> str:
     bad = sorted(set(text) - _Z85_CHARS)
     if bad:
         raise ValueError(f"a public key is Z85 text; {''.join(bad)!r} is not Z85")
+    try:
+        z85.decode(text.encode())
+    except struct.error:  # a group of 5 characters worth more than 32 bits
+        raise ValueError("a public key is Z85 text; this one does not decode") from None
     return text
 
 
