@@ -5,6 +5,8 @@ It owns, in its own nursery:
     cluster <uid>
     ├── ZAP handler   admits only trusted keys to the listener (CURVE handshake)
     ├── listener      the ROUTER peers dial; its sessions are served by ClusterServer
+    ├── probe echo    (a rendezvous) answers UDP probes: where a peer's datagrams come from
+    ├── discovery     (on a LAN) announces this instance over mDNS, lists the others
     └── peers         supervisor of the peer actors, one per trusted key with an address
 
 and the trust book (trusted keys and roles, open invites, refused keys), loaded from the
@@ -16,6 +18,19 @@ and every session of that key end with a Bye.
 
 The key pair lives in the state directory (made at first start, mode 0600); the public
 key and the listener's address are told to the node actor, so GET /peers/self shows them.
+
+Links that cannot be dialled run relayed (rocd.net.signalling._switchboard): the cluster
+owns the switchboard, whose carriers are the listener's direct sessions and the peer
+actors' direct connections, and tells peer actors where a relayed link can run
+(`_relay_path`: back over a connection the peer dialled here, or through a rendezvous
+peer whose mirrored peer list has it online). With `[cluster] rendezvous = true` the
+switchboard forwards between its carriers, and a UDP echo tells peers where their
+datagrams come from; every instance probes the rendezvous it links to, so its own
+`observed_udp` is known to it and, through the rendezvous's peer list, to the others.
+
+`GET /peers` lists, besides this instance's trusted and refused peers, the instances
+announced on the LAN (`discovered`) and those known only through a trusted peer's
+mirrored peer list (`via`); `Peers` reaches the latter through that peer (`Forward`).
 """
 
 from __future__ import annotations
@@ -36,6 +51,7 @@ from rocd import __version__
 from rocd.config import ClusterConfig
 from rocd.errors import Conflict, InvalidRequest, NotFound, RocdError
 from rocd.net.signalling import (
+    CAPABILITIES,
     LINGER_MS,
     Hello,
     Invite,
@@ -43,14 +59,19 @@ from rocd.net.signalling import (
     Listener,
     LocalInfo,
     MalformedMessage,
+    ProbeServer,
     Session,
+    SessionCarrier,
+    Switchboard,
     check_public_key,
     decode_invite,
     encode_invite,
     fingerprint,
     hash_secret,
+    learn_udp_address,
     load_or_create_keypair,
     new_secret,
+    serve_probes,
     serve_zap,
 )
 
@@ -72,11 +93,13 @@ from ._cluster_types import (
     cluster_address,
 )
 from ._events import Event, GetBusStats
+from ._indirect_peer import IndirectPeer
 from ._mirror import GetSnapshot, Snapshot
-from ._node import GetPeerInfo, PeerInfo, SetApiUrl, SetClusterIdentity
-from ._peer import Leave, PeerActor, PeerRuntime, Retry, SetTrust
-from ._peer_handle import Peers
+from ._node import GetPeerInfo, PeerInfo, SetApiUrl, SetClusterIdentity, SetObservedUdp
+from ._peer import Leave, PeerActor, PeerRuntime, RelayPath, Retry, SetTrust
+from ._peer_handle import PeerHandle, Peers
 from ._registry import Registry
+from ._relay_types import GetProbeTicket
 from ._remote_peer import RemotePeer
 from ._roles import check_role
 from ._supervisor import Publish, Supervisor
@@ -111,6 +134,16 @@ class _JoinRefused(msgspec.Struct, frozen=True):
 
 class _Met(msgspec.Struct, frozen=True):
     key: str
+
+
+class _Changed(msgspec.Struct, frozen=True):
+    """Something in how a peer is listed changed here (its observed UDP address)."""
+
+    uid: str
+
+
+#: Seconds between two UDP probes of the rendezvous this instance links to.
+PROBE_EVERY = 60.0
 
 
 class Cluster(Actor):
@@ -150,6 +183,9 @@ class Cluster(Actor):
         self._listener: Listener | None = None
         self._server: ClusterServer | None = None
         self.peer_actors = Supervisor("peers", registry=registry, publish=publish)
+        self.switchboard = Switchboard(uid, rendezvous=config.rendezvous)
+        self.probe_endpoint: tuple[str, int] | None = None  # a rendezvous's UDP echo
+        self._probing: set[str] = set()  # uids of the rendezvous being probed
         self._name = ""
         self._api = ""
         self._started = 0.0
@@ -193,6 +229,11 @@ class Cluster(Actor):
             adopt=self._adopted,
             met=self._met,
         )
+        self.switchboard = Switchboard(self.uid, rendezvous=cfg.rendezvous)
+        self._server.switchboard = self.switchboard
+        self._server.peers = self._peers
+        self._server.observed_changed = lambda uid: self._tell_self(_Changed(uid))
+        self._peers.indirect = self._indirect
         await self.nursery.start(serve_zap, self._ctx, self._server.decide)
         self._listener = Listener(
             self._ctx,
@@ -201,8 +242,10 @@ class Cluster(Actor):
             local=self.local,
             handler=self._server,
             dead_after=cfg.dead_after_s,
+            on_misrouted=self._server.misrouted,
         )
         self._server.listener = self._listener
+        self.switchboard.listener = self._listener
         try:
             endpoint = await self.nursery.start(self._listener.run)
         except zmq.ZMQError as exc:
@@ -211,6 +254,8 @@ class Cluster(Actor):
                 exc.errno, f"cannot listen on {cfg.listen} for the cluster: {why}"
             ) from None
         self.address = advertised(cfg, endpoint)
+        if cfg.rendezvous:
+            await self._serve_probes(endpoint)
         self._node.tell_nowait(
             SetClusterIdentity(self.keys.public, fingerprint(self.keys.public), self.address)
         )
@@ -227,6 +272,7 @@ class Cluster(Actor):
                 log.error("cannot join with the token given: %s", exc)
 
     async def on_stop(self) -> None:
+        self._peers.indirect = None
         for child in self.peer_actors.children():
             if isinstance(child, PeerActor) and child.remote.uid:
                 self._peers.remove(child.remote.uid)
@@ -241,6 +287,9 @@ class Cluster(Actor):
         """What this instance says about itself in its hellos and welcomes."""
         if self._name_of is not None:
             self._name = self._name_of()
+        capabilities: tuple[str, ...] = (*CAPABILITIES, "relay")
+        if self.config.rendezvous:
+            capabilities = (*capabilities, "rendezvous")
         return LocalInfo(
             uid=self.uid,
             name=self._name,
@@ -248,6 +297,8 @@ class Cluster(Actor):
             address=self.address,
             api=self._api,
             started=self._started,
+            capabilities=capabilities,
+            key=self.keys.public,
         )
 
     # -- messages ------------------------------------------------------------------------
@@ -292,8 +343,11 @@ class Cluster(Actor):
                 return None
             case _Met(key=key):
                 actor = self._actor_of(key)
-                if actor is not None and not actor.remote.online:
+                if actor is not None and actor.remote.route[0] != "direct":
                     actor.ref.tell_nowait(Retry())
+                return None
+            case _Changed(uid=uid):
+                self._announce_change(uid)
                 return None
         return await super().handle(msg)
 
@@ -326,6 +380,9 @@ class Cluster(Actor):
             peers=self._peers,
             learned=lambda t: self._tell_self(_Learned(t)),
             join_refused=lambda t, why: self._tell_self(_JoinRefused(t, why)),
+            switchboard=self.switchboard,
+            relay_path=self._relay_path,
+            linked=self._linked,
             heartbeat_interval=self.config.heartbeat_s,
             dead_after=self.config.dead_after_s,
         )
@@ -352,13 +409,9 @@ class Cluster(Actor):
         raise NotFound(f"no peer {peer!r}", details=[{"in": "path", "field": "uid"}])
 
     def _list(self) -> list[PeerInfo]:
-        out: list[PeerInfo] = []
-        for trusted in self.book.peers.values():
-            actor = self._actor_of(trusted.key)
-            if actor is not None:
-                out.append(actor.remote.info())
-            else:
-                out.append(RemotePeer(trusted).info())
+        """Trusted peers, refused keys, instances discovered on the LAN, then those
+        known only through a trusted peer."""
+        out = self._trusted_infos()
         for refused in self.book.refused.values():
             if refused.key in self.book.peers:
                 continue
@@ -378,7 +431,162 @@ class Cluster(Actor):
                     reason=f"{refused.reason} (refused {refused.count} times)",
                 )
             )
+        out.extend(self._discovered_infos())
+        out.extend(self._indirect_infos({p.uid for p in out if p.uid} | {self.uid}))
         return out
+
+    def _trusted_infos(self) -> list[PeerInfo]:
+        out: list[PeerInfo] = []
+        for trusted in self.book.peers.values():
+            actor = self._actor_of(trusted.key)
+            remote = actor.remote if actor is not None else RemotePeer(trusted)
+            out.append(self._seen(remote.info()))
+        return out
+
+    def _seen(self, info: PeerInfo) -> PeerInfo:
+        """`info` with the addresses this instance, or a rendezvous, saw it come from."""
+        server = self._server
+        observed = server.observed.get(info.uid, "") if server else ""
+        udp = server.observed_udp.get(info.uid, "") if server else ""
+        if not udp:
+            udp = info.observed_udp or self._udp_from_rendezvous(info.uid)
+        if (observed, udp) == (info.observed, info.observed_udp):
+            return info
+        return msgspec.structs.replace(info, observed=observed or info.observed, observed_udp=udp)
+
+    def _udp_from_rendezvous(self, uid: str) -> str:
+        for actor in self._linked_actors():
+            entry = actor.remote.mirror.peers.get(uid)
+            if entry is not None and entry.observed_udp:
+                return entry.observed_udp
+        return ""
+
+    def _linked_actors(self) -> list[PeerActor]:
+        return [
+            child
+            for child in self.peer_actors.children()
+            if isinstance(child, PeerActor) and child.remote.online
+        ]
+
+    def _discovered_infos(self) -> list[PeerInfo]:
+        return []
+
+    def _indirect_infos(self, known: set[str]) -> list[PeerInfo]:
+        """Instances our peers list that we do not trust ourselves (first peer wins,
+        an online entry over an offline one)."""
+        found: dict[str, PeerInfo] = {}
+        for actor in self._linked_actors():
+            for uid, entry in actor.remote.mirror.peers.items():
+                if uid in known or entry.key == self.keys.public:
+                    continue
+                if uid in found and not (found[uid].state != "online" == entry.state):
+                    continue
+                found[uid] = IndirectPeer.listed(entry, actor.remote.uid)
+        return list(found.values())
+
+    def _indirect(self, uid: str) -> PeerHandle | None:
+        """The handle of an instance known only through a trusted peer (for `Peers`)."""
+        if not uid or uid == self.uid or any(t.uid == uid for t in self.book.peers.values()):
+            return None
+        best: IndirectPeer | None = None
+        for actor in self._linked_actors():
+            entry = actor.remote.mirror.peers.get(uid)
+            if entry is None or entry.key == self.keys.public:
+                continue
+            if best is None or (entry.state == "online" and best.info.state != "online"):
+                best = IndirectPeer(IndirectPeer.listed(entry, actor.remote.uid), actor.remote)
+        return best
+
+    def _announce_change(self, uid: str) -> None:
+        for info in self._trusted_infos():
+            if info.uid == uid:
+                self._publish("peer.changed", uid, {"uid": uid, "peer": msgspec.to_builtins(info)})
+
+    # -- relayed links -------------------------------------------------------------------
+
+    def _relay_path(self, remote: RemotePeer) -> RelayPath | None:
+        """Where a relayed link to `remote` can run now, if anywhere: back over the
+        connection it dialled to us, or through a rendezvous that has it online."""
+        key = remote.trusted.key
+        uid = remote.uid or self._uid_of(key)
+        if not uid:
+            return None
+        for carrier in self.switchboard.carriers_to(uid):
+            if isinstance(carrier, SessionCarrier):
+                return carrier, uid
+        for actor in self._linked_actors():
+            through = actor.carrier
+            entry = actor.remote.mirror.peers.get(uid)
+            if (
+                through is not None
+                and through.rendezvous
+                and entry is not None
+                and entry.state == "online"
+                and entry.key == key
+                and entry.route in ("direct", "reverse")
+            ):
+                return through, uid
+        return None
+
+    def _uid_of(self, key: str) -> str:
+        """A peer's uid, when only our peers' lists know it yet."""
+        for actor in self._linked_actors():
+            for uid, entry in actor.remote.mirror.peers.items():
+                if entry.key == key:
+                    return uid
+        return ""
+
+    def _linked(self, remote: RemotePeer) -> None:
+        """A link opened: if it leads to a rendezvous, learn our UDP address from it."""
+        welcome = remote.welcome
+        if (
+            welcome is None
+            or "rendezvous" not in welcome.capabilities
+            or remote.route[0] != "direct"
+            or remote.uid in self._probing
+        ):
+            return
+        self._probing.add(remote.uid)
+        self.nursery.start_soon(self._probe_rendezvous, remote)
+
+    async def _probe_rendezvous(self, remote: RemotePeer) -> None:
+        """While the link to rendezvous `remote` is up: ask it for a ticket, send UDP
+        probes with it, and keep the address it saw (now and then, as NATs forget)."""
+        host = remote.trusted.address.removeprefix("tcp://").rpartition(":")[0].strip("[]")
+        try:
+            while remote.online and host:
+                try:
+                    ticket = await remote.forward("cluster", remote.uid, GetProbeTicket())
+                    address = await _probe(host, ticket.port, bytes.fromhex(ticket.token))
+                except (RocdError, OSError, ValueError) as exc:
+                    log.info("no UDP probe answer from %s: %s", remote.uid, exc)
+                else:
+                    self._node.tell_nowait(SetObservedUdp(address))
+                await trio.sleep(PROBE_EVERY)
+        finally:
+            self._probing.discard(remote.uid)
+
+    async def _serve_probes(self, endpoint: str) -> None:
+        """A rendezvous: answer UDP probes on its listener's host and port number (or
+        `probe_port`)."""
+        host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+        host = host.strip("[]")
+        port_number = self.config.probe_port or int(port)
+        family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
+        sock = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
+        try:
+            await sock.bind((host, port_number))
+        except OSError as exc:
+            sock.close()
+            raise ClusterListenError(
+                exc.errno, f"cannot answer UDP probes on {host}:{port_number}: {exc.strerror}"
+            ) from None
+        assert self._server is not None
+        self._server.probe_port = sock.getsockname()[1]
+        self.probe_endpoint = (host, self._server.probe_port)
+        server = ProbeServer(self._server.probe_seen)
+        self.nursery.start_soon(_serve_and_close, sock, server)
+        log.info("rendezvous: UDP probe echo on %s:%d", host, self._server.probe_port)
 
     async def _add(self, msg: AddPeer) -> PeerInfo:
         try:
@@ -428,6 +636,8 @@ class Cluster(Actor):
             self._server.revoke(trusted.key, "trust revoked")
         await self._forget(trusted)
         log.info("trust of %s (%s) revoked", trusted.name or "?", fingerprint(trusted.key))
+        if trusted.uid:
+            self._publish("peer.removed", trusted.uid, {"uid": trusted.uid})
 
     async def _forget(self, trusted: TrustedPeer) -> None:
         self.book.peers.pop(trusted.key, None)
@@ -515,11 +725,12 @@ class Cluster(Actor):
         stats = await self._bus.ask(GetBusStats())
         me = await self._node.ask(GetPeerInfo())
         audio = self._registry.find("audio", self.uid)
+        peers = self._trusted_infos()
         if audio is None:
-            return Snapshot(stats.published, me, [], [], [])
+            return Snapshot(stats.published, me, [], [], [], peers)
         listing = await audio.ask(ListDevices())
         vads = await audio.ask(ListVads())
-        return Snapshot(stats.published, me, listing.drivers, listing.devices, vads)
+        return Snapshot(stats.published, me, listing.drivers, listing.devices, vads, peers)
 
     async def _goodbye(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -528,6 +739,20 @@ class Cluster(Actor):
                     nursery.start_soon(_leave, child.ref)
             if self._listener is not None:
                 nursery.start_soon(self._listener.say_bye, "shutting down")
+
+
+async def _serve_and_close(sock: trio.socket.SocketType, server: ProbeServer) -> None:
+    with sock:
+        await serve_probes(sock, server)
+
+
+async def _probe(host: str, port: int, token: bytes) -> str:
+    """host:port our UDP datagrams are seen from by the rendezvous at host:port."""
+    family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
+    with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as sock:
+        await sock.bind(("::" if family == trio.socket.AF_INET6 else "0.0.0.0", 0))
+        seen_host, seen_port = await learn_udp_address(sock, (host, port), token=token)
+    return f"[{seen_host}]:{seen_port}" if ":" in seen_host else f"{seen_host}:{seen_port}"
 
 
 async def _leave(ref: ActorRef) -> None:

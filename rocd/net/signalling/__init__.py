@@ -6,9 +6,18 @@ heartbeats and liveness, pending asks with deadlines), pure code over bytes with
 passed in. Thin shells around it: a ZeroMQ socket owned by one Trio task (`ZmqSocket`),
 the dialling side of a link (`Connection`, a DEALER), the listening side (`Listener`, a
 ROUTER with one link per dialler) and the ZAP handler that admits only trusted CURVE keys.
+Relayed links ride inside those (`Switchboard`: back over a connection the other side
+dialled, or through a rendezvous instance).
 """
 
-from ._connection import AskRefused, AskTimedOut, Connection, HandshakeFailed, LinkDown
+from ._connection import (
+    AskRefused,
+    AskTimedOut,
+    Carrier,
+    Connection,
+    HandshakeFailed,
+    LinkDown,
+)
 from ._errors import (
     LinkStateError,
     MalformedMessage,
@@ -43,6 +52,8 @@ from ._messages import (
     MAX_FRAME_BYTES,
     MESSAGE_TAGS,
     MINOR,
+    SIDE_DIALLER,
+    SIDE_LISTENER,
     ActorAddress,
     Ask,
     Bye,
@@ -61,6 +72,20 @@ from ._messages import (
     encode,
     encode_value,
 )
+from ._probe import (
+    PROBE_BYTES,
+    Answer,
+    Probe,
+    ProbeServer,
+    RateLimit,
+    encode_answer,
+    encode_probe,
+    learn_udp_address,
+    parse_answer,
+    parse_probe,
+    serve_probes,
+)
+from ._switchboard import ConnectionCarrier, RelayStats, SessionCarrier, Switchboard
 from ._zap import ZapAnswer, ZapRequest, parse_zap, serve_zap, zap_reply
 from ._zmq import LINGER_MS, Incoming, ZmqSocket, dealer_socket, router_socket
 
@@ -73,8 +98,12 @@ __all__ = [
     "MAX_PENDING_ASKS",
     "MESSAGE_TAGS",
     "MINOR",
+    "PROBE_BYTES",
+    "SIDE_DIALLER",
+    "SIDE_LISTENER",
     "ActorAddress",
     "Admit",
+    "Answer",
     "Answered",
     "Ask",
     "AskAborted",
@@ -84,8 +113,10 @@ __all__ = [
     "AskRefused",
     "AskTimedOut",
     "Bye",
+    "Carrier",
     "Closed",
     "Connection",
+    "ConnectionCarrier",
     "Error",
     "Event",
     "EventReceived",
@@ -110,16 +141,22 @@ __all__ = [
     "MalformedMessage",
     "Message",
     "Misrouted",
+    "Probe",
+    "ProbeServer",
+    "RateLimit",
     "Refuse",
+    "RelayStats",
     "RemoteProtocolError",
     "Reply",
     "SendQueueFull",
     "Session",
+    "SessionCarrier",
     "Side",
     "SignallingError",
     "SocketClosed",
     "Subscribe",
     "SubscribeReceived",
+    "Switchboard",
     "UnsupportedVersion",
     "Welcome",
     "Welcomed",
@@ -132,14 +169,20 @@ __all__ = [
     "decode_invite",
     "decode_value",
     "encode",
+    "encode_answer",
     "encode_invite",
+    "encode_probe",
     "encode_value",
     "fingerprint",
     "hash_secret",
+    "learn_udp_address",
     "load_or_create_keypair",
     "new_secret",
+    "parse_answer",
+    "parse_probe",
     "parse_zap",
     "router_socket",
+    "serve_probes",
     "serve_zap",
     "zap_reply",
 ]
