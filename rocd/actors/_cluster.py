@@ -477,7 +477,7 @@ class Cluster(Actor):
         found: dict[str, PeerInfo] = {}
         for actor in self._linked_actors():
             for uid, entry in actor.remote.mirror.peers.items():
-                if uid in known or entry.key == self.keys.public:
+                if uid in known or entry.key == self.keys.public or entry.key in self.book.peers:
                     continue
                 if uid in found and not (found[uid].state != "online" == entry.state):
                     continue
@@ -491,7 +491,7 @@ class Cluster(Actor):
         best: IndirectPeer | None = None
         for actor in self._linked_actors():
             entry = actor.remote.mirror.peers.get(uid)
-            if entry is None or entry.key == self.keys.public:
+            if entry is None or entry.key == self.keys.public or entry.key in self.book.peers:
                 continue
             if best is None or (entry.state == "online" and best.info.state != "online"):
                 best = IndirectPeer(IndirectPeer.listed(entry, actor.remote.uid), actor.remote)

@@ -229,7 +229,7 @@ class Listener:
             session = Session(routing_id, key, address, link, carrier=carrier)
             self.sessions[routing_id] = session
             log.debug("relayed session of %s via %s opened", src, carrier.uid)
-        elif session.carrier is not carrier:
+        elif session.carrier is None or session.carrier.uid != carrier.uid:
             self.refused_frames += 1
             return
         self._receive(session, data)

@@ -188,7 +188,8 @@ class Switchboard:
     def _deliver(self, carrier: Carrier, frame: Frame, data: bytes) -> None:
         if frame.side == SIDE_LISTENER:
             conn = self.dialled.get(frame.src)
-            if conn is None or conn.carrier is not carrier:
+            # The neighbour may answer on any of its links with us (both are its key).
+            if conn is None or conn.carrier is None or conn.carrier.uid != carrier.uid:
                 self._drop("no such relayed link", frame, carrier)
                 return
             self.stats.delivered += 1
