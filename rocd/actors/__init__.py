@@ -57,6 +57,7 @@ from ._events import (
     Subscription,
 )
 from ._gather import ask_each
+from ._indirect_peer import IndirectPeer
 from ._mailbox import Mailbox, MailboxStats
 from ._mirror import GetSnapshot, Mirror, Snapshot
 from ._node import (
@@ -71,6 +72,14 @@ from ._node import (
 from ._peer import PeerActor, PeerRuntime
 from ._peer_handle import SELF, LocalPeer, PeerHandle, Peers
 from ._registry import Registry
+from ._relay_types import (
+    ClusterStatus,
+    Forward,
+    GetClusterStatus,
+    GetProbeTicket,
+    ProbeTicket,
+    RelayCounts,
+)
 from ._remote_peer import RemotePeer
 from ._roles import ROLES, Role, allows, check_role, require
 from ._statedb import SCHEMA_VERSION, StateDB, StateError
@@ -121,6 +130,7 @@ __all__ = [
     "Child",
     "Cluster",
     "ClusterListenError",
+    "ClusterStatus",
     "CreateInvite",
     "CreateToken",
     "CreateVad",
@@ -137,15 +147,19 @@ __all__ = [
     "Event",
     "EventBus",
     "EventFilter",
+    "Forward",
     "GetBusStats",
+    "GetClusterStatus",
     "GetDevice",
     "GetDrivers",
     "GetEndpoint",
     "GetIdentity",
     "GetPeerInfo",
+    "GetProbeTicket",
     "GetSetting",
     "GetSnapshot",
     "GetVad",
+    "IndirectPeer",
     "InviteCreated",
     "Join",
     "ListDevices",
@@ -165,12 +179,14 @@ __all__ = [
     "PeerRuntime",
     "Peers",
     "PendingInvite",
+    "ProbeTicket",
     "Publish",
     "PutSetting",
     "Recent",
     "RefusedPeer",
     "Registry",
     "Relay",
+    "RelayCounts",
     "RemotePeer",
     "RemovePeer",
     "Rename",

@@ -36,6 +36,7 @@ mirrored peer list (`via`); `Peers` reaches the latter through that peer (`Forwa
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import secrets
 import time
@@ -43,6 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ifaddr
 import msgspec
 import trio
 import zmq
@@ -53,16 +55,19 @@ from rocd.errors import Conflict, InvalidRequest, NotFound, RocdError
 from rocd.net.signalling import (
     CAPABILITIES,
     LINGER_MS,
+    Announcement,
     Hello,
     Invite,
     KeyPair,
     Listener,
     LocalInfo,
     MalformedMessage,
+    MdnsDiscovery,
     ProbeServer,
     Session,
     SessionCarrier,
     Switchboard,
+    announcement_properties,
     check_public_key,
     decode_invite,
     encode_invite,
@@ -99,7 +104,7 @@ from ._node import GetPeerInfo, PeerInfo, SetApiUrl, SetClusterIdentity, SetObse
 from ._peer import Leave, PeerActor, PeerRuntime, RelayPath, Retry, SetTrust
 from ._peer_handle import PeerHandle, Peers
 from ._registry import Registry
-from ._relay_types import GetProbeTicket
+from ._relay_types import ClusterStatus, GetClusterStatus, GetProbeTicket, RelayCounts
 from ._remote_peer import RemotePeer
 from ._roles import check_role
 from ._supervisor import Publish, Supervisor
@@ -144,6 +149,8 @@ class _Changed(msgspec.Struct, frozen=True):
 
 #: Seconds between two UDP probes of the rendezvous this instance links to.
 PROBE_EVERY = 60.0
+#: Instances discovered on the LAN that are remembered (the oldest is forgotten first).
+MAX_DISCOVERED = 64
 
 
 class Cluster(Actor):
@@ -186,6 +193,9 @@ class Cluster(Actor):
         self.switchboard = Switchboard(uid, rendezvous=config.rendezvous)
         self.probe_endpoint: tuple[str, int] | None = None  # a rendezvous's UDP echo
         self._probing: set[str] = set()  # uids of the rendezvous being probed
+        #: Instances announced on the LAN, by uid, with the Unix time last heard of.
+        self.discovered: dict[str, tuple[Announcement, float]] = {}
+        self.discovery: MdnsDiscovery | None = None
         self._name = ""
         self._api = ""
         self._started = 0.0
@@ -256,6 +266,8 @@ class Cluster(Actor):
         self.address = advertised(cfg, endpoint)
         if cfg.rendezvous:
             await self._serve_probes(endpoint)
+        if cfg.discovery:
+            self._discover(endpoint)
         self._node.tell_nowait(
             SetClusterIdentity(self.keys.public, fingerprint(self.keys.public), self.address)
         )
@@ -309,6 +321,8 @@ class Cluster(Actor):
                 return await self._snapshot()
             case ListPeers():
                 return self._list()
+            case GetClusterStatus():
+                return self._status()
             case AddPeer():
                 return await self._add(msg)
             case RemovePeer(peer=peer):
@@ -435,6 +449,20 @@ class Cluster(Actor):
         out.extend(self._indirect_infos({p.uid for p in out if p.uid} | {self.uid}))
         return out
 
+    def _status(self) -> ClusterStatus:
+        stats = self.switchboard.stats
+        probe = self.probe_endpoint
+        return ClusterStatus(
+            uid=self.uid,
+            address=self.address,
+            key=self.keys.public,
+            rendezvous=self.config.rendezvous,
+            probe=f"{probe[0]}:{probe[1]}" if probe else None,
+            discovery=self.discovery is not None,
+            neighbours=sorted(self.switchboard.neighbours()),
+            relay=RelayCounts(stats.forwarded, stats.delivered, dict(stats.dropped)),
+        )
+
     def _trusted_infos(self) -> list[PeerInfo]:
         out: list[PeerInfo] = []
         for trusted in self.book.peers.values():
@@ -469,7 +497,29 @@ class Cluster(Actor):
         ]
 
     def _discovered_infos(self) -> list[PeerInfo]:
-        return []
+        """Instances announced on the LAN that this one does not trust (yet)."""
+        out: list[PeerInfo] = []
+        for seen, last_seen in self.discovered.values():
+            if seen.key in self.book.peers or seen.key == self.keys.public:
+                continue
+            reason = "" if seen.compatible else f"speaks signalling {seen.signalling}"
+            out.append(
+                PeerInfo(
+                    uid=seen.uid,
+                    name=seen.name,
+                    is_self=False,
+                    state="discovered",
+                    version=seen.version,
+                    api="",
+                    started=0.0,
+                    key=seen.key,
+                    fingerprint=seen.fingerprint,
+                    address=seen.address,
+                    last_seen=round(last_seen, 3),
+                    reason=reason,
+                )
+            )
+        return out
 
     def _indirect_infos(self, known: set[str]) -> list[PeerInfo]:
         """Instances our peers list that we do not trust ourselves (first peer wins,
@@ -566,6 +616,57 @@ class Cluster(Actor):
         finally:
             self._probing.discard(remote.uid)
 
+    def _discover(self, endpoint: str) -> None:
+        """Announce this instance on the LAN and list the others (not on loopback)."""
+        host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+        host = host.strip("[]")
+        if _is_loopback(host) or ":" in host:
+            log.info("LAN discovery off: the cluster listener is on %s", host)
+            return
+        specific = host not in ("0.0.0.0", "*", "")
+        advertised_host = self.address.removeprefix("tcp://").rpartition(":")[0]
+        addresses = [host] if specific else _lan_addresses(advertised_host)
+        self.discovery = MdnsDiscovery(
+            uid=self.uid,
+            port=int(port),
+            addresses=addresses,
+            properties=announcement_properties(
+                uid=self.uid,
+                name=self._name,
+                key=self.keys.public,
+                version=__version__,
+                address=self.address,
+            ),
+            found=self._found,
+            lost=lambda uid: self.discovered.pop(uid, None) and None,
+            interfaces=[host] if specific else None,
+        )
+        self.nursery.start_soon(self.discovery.run)
+
+    def _found(self, announcement: Announcement) -> None:
+        known = self.discovered.pop(announcement.uid, None)
+        self.discovered[announcement.uid] = (announcement, time.time())
+        while len(self.discovered) > MAX_DISCOVERED:
+            self.discovered.pop(next(iter(self.discovered)))
+        if known is None and announcement.key not in self.book.peers:
+            log.info(
+                "discovered %s (%s) at %s",
+                announcement.name,
+                announcement.uid,
+                announcement.address,
+            )
+            self._publish(
+                "peer.discovered",
+                announcement.uid,
+                {
+                    "uid": announcement.uid,
+                    "name": announcement.name,
+                    "address": announcement.address,
+                    "fingerprint": announcement.fingerprint,
+                    "key": announcement.key,
+                },
+            )
+
     async def _serve_probes(self, endpoint: str) -> None:
         """A rendezvous: answer UDP probes on its listener's host and port number (or
         `probe_port`)."""
@@ -589,6 +690,19 @@ class Cluster(Actor):
         log.info("rendezvous: UDP probe echo on %s:%d", host, self._server.probe_port)
 
     async def _add(self, msg: AddPeer) -> PeerInfo:
+        if msg.uid and not msg.key:
+            found = self.discovered.get(msg.uid)
+            if found is None:
+                raise NotFound(
+                    f"no instance {msg.uid!r} discovered on the LAN; pair with its address and key",
+                    details=[{"in": "body", "field": "uid"}],
+                )
+            msg = AddPeer(msg.address or found[0].address, found[0].key, msg.role)
+        elif not msg.address:
+            for announced, _ in self.discovered.values():
+                if announced.key == msg.key.strip():
+                    msg = AddPeer(announced.address, msg.key, msg.role)
+                    break
         try:
             key = check_public_key(msg.key.strip())
         except ValueError as exc:
@@ -739,6 +853,27 @@ class Cluster(Actor):
                     nursery.start_soon(_leave, child.ref)
             if self._listener is not None:
                 nursery.start_soon(self._listener.say_bye, "shutting down")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _lan_addresses(preferred: str) -> list[str]:
+    """This machine's IPv4 addresses others on a LAN may dial (`preferred` first)."""
+    found = [
+        str(ip.ip)
+        for adapter in ifaddr.get_adapters()
+        for ip in adapter.ips
+        if isinstance(ip.ip, str) and not ip.ip.startswith("127.")
+    ]
+    if preferred in found:
+        found.remove(preferred)
+        found.insert(0, preferred)
+    return found
 
 
 async def _serve_and_close(sock: trio.socket.SocketType, server: ProbeServer) -> None:

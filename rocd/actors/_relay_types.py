@@ -31,3 +31,24 @@ class Forward(Request[msgspec.Raw], frozen=True):
     request: str  # the request's registered name
     body: msgspec.Raw
     timeout_s: float
+
+
+class RelayCounts(msgspec.Struct, frozen=True):
+    forwarded: int  # frames passed on between two other instances (a rendezvous)
+    delivered: int  # frames of this instance's own relayed links
+    dropped: dict[str, int]  # by reason
+
+
+class ClusterStatus(msgspec.Struct, frozen=True):
+    uid: str
+    address: str  # the cluster listener, as peers dial it
+    key: str
+    rendezvous: bool  # relays for trusted peers, answers UDP probes
+    probe: str | None  # host:port of the UDP probe echo (a rendezvous)
+    discovery: bool  # announcing and browsing on the LAN
+    neighbours: list[str]  # uids of the instances directly linked (either way)
+    relay: RelayCounts
+
+
+class GetClusterStatus(Request[ClusterStatus], frozen=True):
+    pass

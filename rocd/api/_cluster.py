@@ -19,9 +19,11 @@ from rocd.actors import (
     ActorRef,
     AddPeer,
     ApiToken,
+    ClusterStatus,
     CreateInvite,
     CreateToken,
     DeleteToken,
+    GetClusterStatus,
     InviteCreated,
     Join,
     ListTokens,
@@ -43,9 +45,12 @@ JOIN_WAIT = 10.0
 
 
 class PeerCreate(msgspec.Struct, forbid_unknown_fields=True):
-    address: str  # the other instance's cluster listener: tcp://host:port (or host:port)
-    key: str  # its public key (Z85): the "key" of its GET /peers/self
+    address: str = ""  # the other instance's cluster listener: tcp://host:port (or host:port)
+    key: str = ""  # its public key (Z85): the "key" of its GET /peers/self
     role: RoleName = "operator"  # what it may do here
+    #: Instead of address and key: the uid of an instance discovered on the LAN (listed
+    #: by GET /peers?state=discovered), whose announced address and key are used.
+    uid: str = ""
 
 
 class RoleUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -97,11 +102,36 @@ def not_self(ctx: ApiContext, uid: str) -> None:
     errors=(401, 403, 409, 422, 503),
     description=(
         "The peer is listed at once, offline until its own side trusts this instance's "
-        "key too (its own POST /peers, or its configuration); peer.joined follows."
+        "key too (its own POST /peers, or its configuration); peer.joined follows. "
+        'An instance discovered on the LAN is paired with {"uid": ...} alone (compare '
+        "its fingerprint with its own GET /peers/self first: an announcement proves "
+        "nothing, the CURVE handshake then proves the key)."
     ),
 )
 async def add_peer(ctx: ApiContext, body: PeerCreate) -> PeerInfo:
-    return await cluster(ctx).ask(AddPeer(body.address, body.key, body.role))
+    if not body.uid and not (body.address and body.key):
+        raise InvalidRequest(
+            "invalid body: give address and key, or the uid of a discovered instance",
+            details=[{"in": "body", "field": "key"}],
+        )
+    return await cluster(ctx).ask(AddPeer(body.address, body.key, body.role, body.uid))
+
+
+@API.route(
+    "GET",
+    "/cluster",
+    summary="This instance in the cluster: its listener, rendezvous, relayed traffic",
+    tag="cluster",
+    response=ClusterStatus,
+    errors=(401, 503),
+    description=(
+        "`relay` counts the frames of relayed links: forwarded for others (a "
+        "rendezvous), delivered to this instance's own, and dropped by reason "
+        "(forged_src: a frame whose src is not the instance it came from)."
+    ),
+)
+async def cluster_status(ctx: ApiContext) -> ClusterStatus:
+    return await cluster(ctx).ask(GetClusterStatus())
 
 
 @API.route(

@@ -10,6 +10,7 @@ Relayed links ride inside those (`Switchboard`: back over a connection the other
 dialled, or through a rendezvous instance).
 """
 
+from ._announce import SERVICE_TYPE, Announcement, announcement_properties, parse_announcement
 from ._connection import (
     AskRefused,
     AskTimedOut,
@@ -46,6 +47,7 @@ from ._link_events import (
     Welcomed,
 )
 from ._listener import Admit, Listener, ListenerHandler, Refuse, Session
+from ._mdns import MdnsDiscovery
 from ._messages import (
     CAPABILITIES,
     MAJOR,
@@ -99,10 +101,12 @@ __all__ = [
     "MESSAGE_TAGS",
     "MINOR",
     "PROBE_BYTES",
+    "SERVICE_TYPE",
     "SIDE_DIALLER",
     "SIDE_LISTENER",
     "ActorAddress",
     "Admit",
+    "Announcement",
     "Answer",
     "Answered",
     "Ask",
@@ -139,6 +143,7 @@ __all__ = [
     "ListenerHandler",
     "LocalInfo",
     "MalformedMessage",
+    "MdnsDiscovery",
     "Message",
     "Misrouted",
     "Probe",
@@ -163,6 +168,7 @@ __all__ = [
     "ZapAnswer",
     "ZapRequest",
     "ZmqSocket",
+    "announcement_properties",
     "check_public_key",
     "dealer_socket",
     "decode",
@@ -178,6 +184,7 @@ __all__ = [
     "learn_udp_address",
     "load_or_create_keypair",
     "new_secret",
+    "parse_announcement",
     "parse_answer",
     "parse_probe",
     "parse_zap",
