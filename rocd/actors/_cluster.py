@@ -558,12 +558,12 @@ class Cluster(Actor):
         """Where a relayed link to `remote` can run now, if anywhere: back over the
         connection it dialled to us, or through a rendezvous that has it online."""
         key = remote.trusted.key
+        for carrier in self.switchboard.carriers_of_key(key):
+            if isinstance(carrier, SessionCarrier):
+                return carrier, carrier.uid
         uid = remote.uid or self._uid_of(key)
         if not uid:
             return None
-        for carrier in self.switchboard.carriers_to(uid):
-            if isinstance(carrier, SessionCarrier):
-                return carrier, uid
         for actor in self._linked_actors():
             through = actor.carrier
             entry = actor.remote.mirror.peers.get(uid)

@@ -156,6 +156,10 @@ class Switchboard:
         """The open direct links to instance `uid` (none: it is not a neighbour)."""
         return list(self._carriers.get(uid, ()))
 
+    def carriers_of_key(self, key: str) -> list[Carrier]:
+        """The open direct links to the instance whose key is `key`."""
+        return [c for carriers in self._carriers.values() for c in carriers if c.key == key]
+
     def neighbours(self) -> list[str]:
         """The uids this instance has a direct link with."""
         return list(self._carriers)
