@@ -131,7 +131,7 @@ def test_the_inner_and_the_outer_instance_link_through_the_rendezvous(nat: Net) 
         info = peer(one, other)
         assert (info["route"], info["relay"]) == ("relay", r.uid), info
         # Heartbeats cross the relay too: the round trip of the relayed link is known.
-        rtt, _ = wait_for("a relayed round trip", lambda: peer(one, other)["rtt_ms"], bool)
+        rtt, _ = wait_for("a relayed round trip", lambda a=one, b=other: peer(a, b)["rtt_ms"], bool)
         assert 0 < rtt < 1000
 
 
@@ -146,7 +146,7 @@ def test_the_rendezvous_tells_each_side_the_others_udp_address(nat: Net) -> None
     assert host == nat.nat_outside  # the NAT's public side, not I's own address
     assert 0 < int(port) < 65536
     assert peer(r, i)["observed_udp"] == me["observed_udp"]
-    seen_by_o, _ = wait_for(
+    wait_for(
         "o hears of i's UDP address through r",
         lambda: peer(o, i)["observed_udp"],
         lambda udp: udp == me["observed_udp"],
