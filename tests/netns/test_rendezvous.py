@@ -117,6 +117,11 @@ def peer(one: Instance, other: Instance) -> dict[str, Any]:
     return one.peer(other)
 
 
+def rtt_ms(one: Instance, other: Instance) -> float | None:
+    value = peer(one, other)["rtt_ms"]
+    return float(value) if value is not None else None
+
+
 def test_the_inner_and_the_outer_instance_link_through_the_rendezvous(nat: Net) -> None:
     r, i, o = nat.nodes["r"], nat.nodes["i"], nat.nodes["o"]
     for one, other in ((i, r), (o, r), (r, o), (r, i), (i, o), (o, i)):
