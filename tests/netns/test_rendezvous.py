@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -136,7 +137,7 @@ def test_the_inner_and_the_outer_instance_link_through_the_rendezvous(nat: Net) 
         info = peer(one, other)
         assert (info["route"], info["relay"]) == ("relay", r.uid), info
         # Heartbeats cross the relay too: the round trip of the relayed link is known.
-        rtt, _ = wait_for("a relayed round trip", lambda a=one, b=other: peer(a, b)["rtt_ms"], bool)
+        rtt, _ = wait_for("a relayed round trip", partial(rtt_ms, one, other), bool)
         assert 0 < rtt < 1000
 
 
