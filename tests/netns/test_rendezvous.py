@@ -138,6 +138,7 @@ def test_the_inner_and_the_outer_instance_link_through_the_rendezvous(nat: Net) 
         assert (info["route"], info["relay"]) == ("relay", r.uid), info
         # Heartbeats cross the relay too: the round trip of the relayed link is known.
         rtt, _ = wait_for("a relayed round trip", partial(rtt_ms, one, other), bool)
+        assert rtt is not None
         assert 0 < rtt < 1000
 
 
