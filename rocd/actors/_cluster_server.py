@@ -242,11 +242,19 @@ class ClusterServer:
                 self.listener.bye(session, reason, "revoked")
 
     def set_role(self, key: str, role: str) -> None:
+        """`key`'s role changed: its sessions, and the sessions it relays, get it now."""
         if self.listener is None:
             return
         for session in self.listener.sessions.values():
-            if session.key == key:
+            carrier = session.carrier
+            relayed = carrier is not None and carrier.uid != session.uid
+            if session.key == key and not relayed:
                 session.role = role
+            elif relayed and key in (session.key, carrier.key if carrier else ""):
+                own = self.book.trusted(session.key)
+                via = self.book.trusted(carrier.key) if carrier else None
+                roles = [r.role for r in (own, via) if r is not None] + [role]
+                session.role = min(roles, key=_rank)
 
     def sessions_of(self, uid: str) -> list[Session]:
         if self.listener is None:
