@@ -164,7 +164,7 @@ def test_a_direct_link_replaces_the_relay_once_it_works(cluster: dict[str, Insta
     assert a.peer(c)["route"] == "relay"
     # A learns C's real address: the next direct dial gets through, and the link moves.
     assert a.post("/peers", {"address": c.address, "key": c.key}).status_code == 201
-    route, took = wait_for(
+    _, took = wait_for(
         "a's link to c goes direct",
         lambda: a.peer(c)["route"],
         lambda route: route == "direct",
