@@ -36,7 +36,6 @@ mirrored peer list (`via`); `Peers` reaches the latter through that peer (`Forwa
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import secrets
 import time
@@ -44,7 +43,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ifaddr
 import msgspec
 import trio
 import zmq
@@ -63,25 +61,22 @@ from rocd.net.signalling import (
     LocalInfo,
     MalformedMessage,
     MdnsDiscovery,
-    ProbeServer,
     Session,
-    SessionCarrier,
     Switchboard,
-    announcement_properties,
     check_public_key,
     decode_invite,
     encode_invite,
     fingerprint,
     hash_secret,
-    learn_udp_address,
     load_or_create_keypair,
     new_secret,
-    serve_probes,
     serve_zap,
 )
 
 from ._actor import Actor, ActorRef
 from ._audio_types import ListDevices, ListVads
+from ._cluster_lan import ClusterLan
+from ._cluster_routes import ClusterRoutes
 from ._cluster_server import ClusterServer
 from ._cluster_types import (
     INVITE_TTL_MAX,
@@ -98,13 +93,12 @@ from ._cluster_types import (
     cluster_address,
 )
 from ._events import Event, GetBusStats
-from ._indirect_peer import IndirectPeer
 from ._mirror import GetSnapshot, Snapshot
-from ._node import GetPeerInfo, PeerInfo, SetApiUrl, SetClusterIdentity, SetObservedUdp
-from ._peer import Leave, PeerActor, PeerRuntime, RelayPath, Retry, SetTrust
-from ._peer_handle import PeerHandle, Peers
+from ._node import GetPeerInfo, PeerInfo, SetApiUrl, SetClusterIdentity
+from ._peer import Leave, PeerActor, PeerRuntime, Retry, SetTrust
+from ._peer_handle import Peers
 from ._registry import Registry
-from ._relay_types import ClusterStatus, GetClusterStatus, GetProbeTicket, RelayCounts
+from ._relay_types import ClusterStatus, GetClusterStatus, RelayCounts
 from ._remote_peer import RemotePeer
 from ._roles import check_role
 from ._supervisor import Publish, Supervisor
@@ -153,7 +147,7 @@ PROBE_EVERY = 60.0
 MAX_DISCOVERED = 64
 
 
-class Cluster(Actor):
+class Cluster(ClusterRoutes, ClusterLan, Actor):
     kind = "cluster"
     mailbox_capacity = 256
 
@@ -471,224 +465,6 @@ class Cluster(Actor):
             out.append(self._seen(remote.info()))
         return out
 
-    def _seen(self, info: PeerInfo) -> PeerInfo:
-        """`info` with the addresses this instance, or a rendezvous, saw it come from."""
-        server = self._server
-        observed = server.observed.get(info.uid, "") if server else ""
-        udp = server.observed_udp.get(info.uid, "") if server else ""
-        if not udp:
-            udp = info.observed_udp or self._udp_from_rendezvous(info.uid)
-        if (observed, udp) == (info.observed, info.observed_udp):
-            return info
-        return msgspec.structs.replace(info, observed=observed or info.observed, observed_udp=udp)
-
-    def _udp_from_rendezvous(self, uid: str) -> str:
-        for actor in self._linked_actors():
-            entry = actor.remote.mirror.peers.get(uid)
-            if entry is not None and entry.observed_udp:
-                return entry.observed_udp
-        return ""
-
-    def _linked_actors(self) -> list[PeerActor]:
-        return [
-            child
-            for child in self.peer_actors.children()
-            if isinstance(child, PeerActor) and child.remote.online
-        ]
-
-    def _discovered_infos(self) -> list[PeerInfo]:
-        """Instances announced on the LAN that this one does not trust (yet)."""
-        out: list[PeerInfo] = []
-        for seen, last_seen in self.discovered.values():
-            if seen.key in self.book.peers or seen.key == self.keys.public:
-                continue
-            reason = "" if seen.compatible else f"speaks signalling {seen.signalling}"
-            out.append(
-                PeerInfo(
-                    uid=seen.uid,
-                    name=seen.name,
-                    is_self=False,
-                    state="discovered",
-                    version=seen.version,
-                    api="",
-                    started=0.0,
-                    key=seen.key,
-                    fingerprint=seen.fingerprint,
-                    address=seen.address,
-                    last_seen=round(last_seen, 3),
-                    reason=reason,
-                )
-            )
-        return out
-
-    def _indirect_infos(self, known: set[str]) -> list[PeerInfo]:
-        """Instances our peers list that we do not trust ourselves (first peer wins,
-        an online entry over an offline one)."""
-        found: dict[str, PeerInfo] = {}
-        for actor in self._linked_actors():
-            for uid, entry in actor.remote.mirror.peers.items():
-                if uid in known or entry.key == self.keys.public or entry.key in self.book.peers:
-                    continue
-                if uid in found and not (found[uid].state != "online" == entry.state):
-                    continue
-                found[uid] = IndirectPeer.listed(entry, actor.remote.uid)
-        return list(found.values())
-
-    def _indirect(self, uid: str) -> PeerHandle | None:
-        """The handle of an instance known only through a trusted peer (for `Peers`)."""
-        if not uid or uid == self.uid or any(t.uid == uid for t in self.book.peers.values()):
-            return None
-        best: IndirectPeer | None = None
-        for actor in self._linked_actors():
-            entry = actor.remote.mirror.peers.get(uid)
-            if entry is None or entry.key == self.keys.public or entry.key in self.book.peers:
-                continue
-            if best is None or (entry.state == "online" and best.info.state != "online"):
-                best = IndirectPeer(IndirectPeer.listed(entry, actor.remote.uid), actor.remote)
-        return best
-
-    def _announce_change(self, uid: str) -> None:
-        for info in self._trusted_infos():
-            if info.uid == uid:
-                self._publish("peer.changed", uid, {"uid": uid, "peer": msgspec.to_builtins(info)})
-
-    # -- relayed links -------------------------------------------------------------------
-
-    def _relay_path(self, remote: RemotePeer) -> RelayPath | None:
-        """Where a relayed link to `remote` can run now, if anywhere: back over the
-        connection it dialled to us, or through a rendezvous that has it online."""
-        key = remote.trusted.key
-        for carrier in self.switchboard.carriers_of_key(key):
-            if isinstance(carrier, SessionCarrier):
-                return carrier, carrier.uid
-        uid = remote.uid or self._uid_of(key)
-        if not uid:
-            return None
-        for actor in self._linked_actors():
-            through = actor.carrier
-            entry = actor.remote.mirror.peers.get(uid)
-            if (
-                through is not None
-                and through.rendezvous
-                and entry is not None
-                and entry.state == "online"
-                and entry.key == key
-                and entry.route in ("direct", "reverse")
-            ):
-                return through, uid
-        return None
-
-    def _uid_of(self, key: str) -> str:
-        """A peer's uid, when only our peers' lists know it yet."""
-        for actor in self._linked_actors():
-            for uid, entry in actor.remote.mirror.peers.items():
-                if entry.key == key:
-                    return uid
-        return ""
-
-    def _linked(self, remote: RemotePeer) -> None:
-        """A link opened: if it leads to a rendezvous, learn our UDP address from it."""
-        welcome = remote.welcome
-        if (
-            welcome is None
-            or "rendezvous" not in welcome.capabilities
-            or remote.route[0] != "direct"
-            or remote.uid in self._probing
-        ):
-            return
-        self._probing.add(remote.uid)
-        self.nursery.start_soon(self._probe_rendezvous, remote)
-
-    async def _probe_rendezvous(self, remote: RemotePeer) -> None:
-        """While the link to rendezvous `remote` is up: ask it for a ticket, send UDP
-        probes with it, and keep the address it saw (now and then, as NATs forget)."""
-        host = remote.trusted.address.removeprefix("tcp://").rpartition(":")[0].strip("[]")
-        try:
-            while remote.online and host:
-                try:
-                    ticket = await remote.forward("cluster", remote.uid, GetProbeTicket())
-                    address = await _probe(host, ticket.port, bytes.fromhex(ticket.token))
-                except (RocdError, OSError, ValueError) as exc:
-                    log.info("no UDP probe answer from %s: %s", remote.uid, exc)
-                else:
-                    self._node.tell_nowait(SetObservedUdp(address))
-                await trio.sleep(PROBE_EVERY)
-        finally:
-            self._probing.discard(remote.uid)
-
-    def _discover(self, endpoint: str) -> None:
-        """Announce this instance on the LAN and list the others (not on loopback)."""
-        host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
-        host = host.strip("[]")
-        if _is_loopback(host) or ":" in host:
-            log.info("LAN discovery off: the cluster listener is on %s", host)
-            return
-        specific = host not in ("0.0.0.0", "*", "")
-        advertised_host = self.address.removeprefix("tcp://").rpartition(":")[0]
-        addresses = [host] if specific else _lan_addresses(advertised_host)
-        self.discovery = MdnsDiscovery(
-            uid=self.uid,
-            port=int(port),
-            addresses=addresses,
-            properties=announcement_properties(
-                uid=self.uid,
-                name=self._name,
-                key=self.keys.public,
-                version=__version__,
-                address=self.address,
-            ),
-            found=self._found,
-            lost=lambda uid: self.discovered.pop(uid, None) and None,
-            interfaces=[host] if specific else None,
-        )
-        self.nursery.start_soon(self.discovery.run)
-
-    def _found(self, announcement: Announcement) -> None:
-        known = self.discovered.pop(announcement.uid, None)
-        self.discovered[announcement.uid] = (announcement, time.time())
-        while len(self.discovered) > MAX_DISCOVERED:
-            self.discovered.pop(next(iter(self.discovered)))
-        if known is None and announcement.key not in self.book.peers:
-            log.info(
-                "discovered %s (%s) at %s",
-                announcement.name,
-                announcement.uid,
-                announcement.address,
-            )
-            self._publish(
-                "peer.discovered",
-                announcement.uid,
-                {
-                    "uid": announcement.uid,
-                    "name": announcement.name,
-                    "address": announcement.address,
-                    "fingerprint": announcement.fingerprint,
-                    "key": announcement.key,
-                },
-            )
-
-    async def _serve_probes(self, endpoint: str) -> None:
-        """A rendezvous: answer UDP probes on its listener's host and port number (or
-        `probe_port`)."""
-        host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
-        host = host.strip("[]")
-        port_number = self.config.probe_port or int(port)
-        family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
-        sock = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
-        try:
-            await sock.bind((host, port_number))
-        except OSError as exc:
-            sock.close()
-            raise ClusterListenError(
-                exc.errno, f"cannot answer UDP probes on {host}:{port_number}: {exc.strerror}"
-            ) from None
-        assert self._server is not None
-        self._server.probe_port = sock.getsockname()[1]
-        self.probe_endpoint = (host, self._server.probe_port)
-        server = ProbeServer(self._server.probe_seen)
-        self.nursery.start_soon(_serve_and_close, sock, server)
-        log.info("rendezvous: UDP probe echo on %s:%d", host, self._server.probe_port)
-
     async def _add(self, msg: AddPeer) -> PeerInfo:
         if msg.uid and not msg.key:
             found = self.discovered.get(msg.uid)
@@ -853,41 +629,6 @@ class Cluster(Actor):
                     nursery.start_soon(_leave, child.ref)
             if self._listener is not None:
                 nursery.start_soon(self._listener.say_bye, "shutting down")
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def _lan_addresses(preferred: str) -> list[str]:
-    """This machine's IPv4 addresses others on a LAN may dial (`preferred` first)."""
-    found = [
-        str(ip.ip)
-        for adapter in ifaddr.get_adapters()
-        for ip in adapter.ips
-        if isinstance(ip.ip, str) and not ip.ip.startswith("127.")
-    ]
-    if preferred in found:
-        found.remove(preferred)
-        found.insert(0, preferred)
-    return found
-
-
-async def _serve_and_close(sock: trio.socket.SocketType, server: ProbeServer) -> None:
-    with sock:
-        await serve_probes(sock, server)
-
-
-async def _probe(host: str, port: int, token: bytes) -> str:
-    """host:port our UDP datagrams are seen from by the rendezvous at host:port."""
-    family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
-    with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as sock:
-        await sock.bind(("::" if family == trio.socket.AF_INET6 else "0.0.0.0", 0))
-        seen_host, seen_port = await learn_udp_address(sock, (host, port), token=token)
-    return f"[{seen_host}]:{seen_port}" if ":" in seen_host else f"{seen_host}:{seen_port}"
 
 
 async def _leave(ref: ActorRef) -> None:
