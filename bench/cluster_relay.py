@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
@@ -29,7 +30,7 @@ def wait_route(a: Daemon, c: Daemon, route: str, timeout: float = 30.0) -> float
     t0 = time.monotonic()
     while True:
         peers = httpx.get(f"{a.url}/peers", timeout=10).json()
-        now = next((p for p in peers if p["key"] == c.key), {})
+        now: dict[str, Any] = next((p for p in peers if p["key"] == c.key), {})
         if now.get("state") == "online" and now.get("route") == route:
             return time.monotonic() - t0
         if time.monotonic() - t0 > timeout:
