@@ -184,6 +184,10 @@ class ClusterServer:
         if trusted is not None:
             self._met(trusted, hello, session)
             return Admit(trusted.role)
+        if hello.join and session.carrier is not None and session.via != hello.uid:
+            # The key of a hello through a rendezvous is its word, not a proof: an
+            # invite makes a key trusted, so it is used only where the key was proven.
+            return Refuse("an invite cannot be used through a relay; dial directly", "join")
         if hello.join:
             invite = self.book.take_invite(hello.join, time.time())
             if invite is not None:

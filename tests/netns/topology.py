@@ -72,7 +72,7 @@ class Topology:
 def topology() -> Iterator[Topology]:
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root (CI runs as root)")
-    for tool in ("ip", "iptables", "conntrack"):
+    for tool in ("ip", "iptables"):
         assert shutil.which(tool), f"{tool} is missing: scripts/setup.sh installs it"
     net = Topology()
     try:
