@@ -182,19 +182,20 @@ class PeerActor(Actor):
             self._retry_now = False
             if conn is None:
                 conn = await self._dial()
-            if conn is None:
-                if self._leaving:
-                    return
-                if self._retry_now:
-                    continue
-                with trio.move_on_after(backoff) as scope:
-                    self._retry_scope = scope
-                    await trio.sleep_forever()
-                self._retry_scope = None
-                backoff = min(backoff * 2, BACKOFF_MAX)
+            if conn is not None:
+                backoff = BACKOFF_MIN
+                conn = await self._keep(conn)
+                if conn is not None:
+                    continue  # moved to a direct link: follow it at once
+            if self._leaving:
+                return
+            if self._retry_now:
                 continue
-            backoff = BACKOFF_MIN
-            conn = await self._keep(conn)
+            with trio.move_on_after(backoff) as scope:
+                self._retry_scope = scope
+                await trio.sleep_forever()
+            self._retry_scope = None
+            backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def _dial(self) -> Connection | None:
         """A welcomed link: direct if it gets through, else relayed if a path exists."""
