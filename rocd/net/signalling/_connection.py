@@ -207,13 +207,8 @@ class Connection:
                     await self._drain_socket()  # our own Bye: let it leave
                 nursery.cancel_scope.cancel(reason="link closed")
         finally:
-            self._events_send.close()
-            for waiter in self._waiters.values():
-                waiter.set(outcome.Error(LinkDown("the link closed")))
-        assert self.closed_by is not None
-        if not started:
-            raise HandshakeFailed(self.closed_by)
-        return self.closed_by
+            self._ended()
+        return self._outcome(started)
 
     async def _run_relayed(self, task_status: trio.TaskStatus[Welcome]) -> Closed:
         started = False
@@ -234,9 +229,16 @@ class Connection:
                 await self._closed.wait()
                 nursery.cancel_scope.cancel(reason="link closed")
         finally:
-            self._events_send.close()
-            for waiter in self._waiters.values():
-                waiter.set(outcome.Error(LinkDown("the link closed")))
+            self._ended()
+        return self._outcome(started)
+
+    def _ended(self) -> None:
+        """No more events; whoever still waits for an answer hears the link is down."""
+        self._events_send.close()
+        for waiter in self._waiters.values():
+            waiter.set(outcome.Error(LinkDown("the link closed")))
+
+    def _outcome(self, started: bool) -> Closed:
         assert self.closed_by is not None
         if not started:
             raise HandshakeFailed(self.closed_by)
