@@ -104,8 +104,9 @@ def nat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         try:
             start_all(list(nodes.values()))
             port = r.cluster_port
-            assert i.post("/peers", {"address": f"{setup.r_for_inner}:{port}", "key": r.key})
-            assert o.post("/peers", {"address": f"{setup.r_for_outer}:{port}", "key": r.key})
+            for one, where in ((i, setup.r_for_inner), (o, setup.r_for_outer)):
+                added = one.post("/peers", {"address": f"{where}:{port}", "key": r.key})
+                assert added.status_code == 201, added.text
             for one, other in ((r, i), (r, o), (i, o), (o, i)):
                 assert one.pair(other).status_code == 201
             yield setup
@@ -201,7 +202,8 @@ async def test_a_forged_src_is_dropped_by_the_rendezvous(nat: Net) -> None:
     public, secret = zmq.curve_keypair()
     mallory = KeyPair(public.decode(), secret.decode())
     # R trusts Mallory's key (an instance it paired with, at an address it cannot reach).
-    assert r.post("/peers", {"address": "tcp://10.9.9.9:9", "key": mallory.public}).status_code
+    trusted = r.post("/peers", {"address": "tcp://10.9.9.9:9", "key": mallory.public})
+    assert trusted.status_code == 201, trusted.text
     before = r.get("/cluster").json()["relay"]["dropped"]
     vads = o.get("/peers/self/vads").json()
     ctx: zmq.Context[Any] = zmq.Context()
