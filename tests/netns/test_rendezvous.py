@@ -243,3 +243,20 @@ async def test_a_forged_src_is_dropped_by_the_rendezvous(nat: Net) -> None:
     assert dropped.get("forged_key", 0) - before.get("forged_key", 0) == 1
     assert o.get("/peers/self/vads").json() == vads
     assert "forged" not in json.dumps(o.get("/peers/self/vads").json())
+
+
+def test_without_the_rendezvous_they_part_and_with_it_back_they_meet_again(nat: Net) -> None:
+    r, i, o = nat.nodes["r"], nat.nodes["i"], nat.nodes["o"]
+    i.wait_state(o, "online", 30)
+    assert r.stop() == 0
+    # The links under the relayed one are gone: so is it, at once (no waiting for silence).
+    for one, other in ((i, o), (o, i)):
+        took = one.wait_state(other, "offline", 5)
+        print(f"{one.name} lists {other.name} offline {took:.1f} s after r stopped")
+    r.start()
+    for one, other in ((i, o), (o, i)):
+        took = one.wait_state(other, "online", 30)
+        print(f"{one.name} lists {other.name} online again {took:.1f} s later")
+        assert one.peer(other)["route"] == "relay"
+    put = i.put(f"/peers/{o.uid}/devices/tone:sine", {"volume": 0.8})
+    assert put.status_code == 200, put.text
