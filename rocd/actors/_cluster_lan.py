@@ -21,6 +21,7 @@ from rocd.config import ClusterConfig
 from rocd.net.signalling import (
     Announcement,
     KeyPair,
+    LocalInfo,
     MdnsDiscovery,
     announcement_properties,
 )
@@ -53,6 +54,8 @@ class ClusterLan:
 
         @property
         def nursery(self) -> trio.Nursery: ...
+
+        def local(self) -> LocalInfo: ...
 
     def _discovered_infos(self) -> list[PeerInfo]:
         """Instances announced on the LAN that this one does not trust (yet)."""
@@ -93,9 +96,9 @@ class ClusterLan:
             uid=self.uid,
             port=int(port),
             addresses=addresses,
-            properties=announcement_properties(
+            properties=lambda: announcement_properties(
                 uid=self.uid,
-                name=self._name,
+                name=self.local().name,
                 key=self.keys.public,
                 version=__version__,
                 address=self.address,

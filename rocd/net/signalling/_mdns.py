@@ -11,6 +11,9 @@ Which interfaces: the ones of the listener's address when it listens on one addr
 every IPv4 interface when it listens on all (zeroconf's "default" choice needs a default
 route, which a host or namespace may not have).
 
+What is announced is asked for again every `REFRESH_S` seconds (`properties` is a
+callable), and the announcement updated when it changed (a rename).
+
 On cancellation the service is withdrawn (goodbye packets) and zeroconf closed, in a
 worker thread given at most `CLOSE_GRACE` seconds.
 """
@@ -38,6 +41,8 @@ CLOSE_GRACE = 1.0
 RESOLVE_MS = 3000
 #: Service names waiting to be resolved; more are dropped (they come again).
 PENDING = 256
+#: Seconds between two looks at what this instance announces.
+REFRESH_S = 30.0
 
 
 class MdnsDiscovery:
@@ -49,7 +54,7 @@ class MdnsDiscovery:
         uid: str,
         port: int,
         addresses: list[str],
-        properties: dict[str, str],
+        properties: Callable[[], dict[str, str]],
         found: Callable[[Announcement], None],
         lost: Callable[[str], None],
         interfaces: list[str] | None = None,
@@ -100,15 +105,19 @@ class MdnsDiscovery:
             with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_GRACE):
                 await trio.to_thread.run_sync(_close, zc, browser, abandon_on_cancel=True)
 
-    async def _register(self, zc: _Zeroconf) -> None:
-        info = ServiceInfo(
+    def _info(self, properties: dict[str, str]) -> ServiceInfo:
+        return ServiceInfo(
             SERVICE_TYPE,
             f"rocd-{self.uid}.{SERVICE_TYPE}",
             port=self._port,
-            properties=self._properties,
+            properties=properties,
             server=f"rocd-{self.uid}.local.",
             addresses=[socket.inet_aton(a) for a in self._addresses],
         )
+
+    async def _register(self, zc: _Zeroconf) -> None:
+        announced = self._properties()
+        info = self._info(announced)
         try:
             await trio.to_thread.run_sync(lambda: zc.register_service(info, allow_name_change=True))
         except Exception as exc:  # zeroconf's own errors: no announcement, browsing goes on
@@ -116,6 +125,12 @@ class MdnsDiscovery:
             return
         self.registered.set()
         log.info("announced on the LAN as %s", info.name)
+        while True:
+            await trio.sleep(REFRESH_S)
+            now = self._properties()
+            if now != announced:
+                info, announced = self._info(now), now
+                await trio.to_thread.run_sync(zc.update_service, info)
 
     async def _handle(self, zc: _Zeroconf, name: str, change: ServiceStateChange) -> None:
         if change is ServiceStateChange.Removed:
