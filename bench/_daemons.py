@@ -26,6 +26,7 @@ class Daemon:
     url: str = ""
     me: dict[str, Any] | None = None
     log_start: int = 0  # where this run's log begins in the (appended) log file
+    config: str = '[audio]\npulse = "off"\n'  # the TOML it runs with
 
     @property
     def log_file(self) -> Path:
@@ -35,7 +36,7 @@ class Daemon:
         state = self.root / self.name
         state.mkdir(parents=True, exist_ok=True)
         config = self.root / f"{self.name}.toml"
-        config.write_text('[audio]\npulse = "off"\n')
+        config.write_text(self.config)
         self.log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(

@@ -97,6 +97,14 @@ class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Seconds between heartbeats, and of silence after which a peer is offline.
     heartbeat_s: Seconds = 1.0
     dead_after_s: Seconds = 3.0
+    #: Announce this instance and list the others on the LAN (DNS-SD over mDNS). Off by
+    #: itself while the listener is on a loopback address (no one else could dial it).
+    discovery: bool = True
+    #: Relay for trusted peers that cannot reach each other, and answer UDP probes (the
+    #: address a peer's datagrams are seen from) on `probe_port`.
+    rendezvous: bool = False
+    #: The UDP port of a rendezvous's probe echo; None: the listener's port number.
+    probe_port: Port | None = None
 
 
 class AudioConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -60,6 +60,7 @@ from ._events import (
     Subscription,
 )
 from ._gather import ask_each
+from ._indirect_peer import IndirectPeer
 from ._mailbox import Mailbox, MailboxStats
 from ._mirror import GetSnapshot, Mirror, Snapshot
 from ._node import (
@@ -76,6 +77,14 @@ from ._node import (
 from ._peer import PeerActor, PeerRuntime
 from ._peer_handle import SELF, LocalPeer, PeerHandle, Peers
 from ._registry import Registry
+from ._relay_types import (
+    ClusterStatus,
+    Forward,
+    GetClusterStatus,
+    GetProbeTicket,
+    ProbeTicket,
+    RelayCounts,
+)
 from ._remote_peer import RemotePeer
 from ._roles import ROLES, Role, allows, check_role, require
 from ._state_lock import StateDirBusy, StateDirLock, lock_state_dir
@@ -134,6 +143,7 @@ __all__ = [
     "Child",
     "Cluster",
     "ClusterListenError",
+    "ClusterStatus",
     "CreateInvite",
     "CreateToken",
     "CreateVad",
@@ -151,16 +161,20 @@ __all__ = [
     "Event",
     "EventBus",
     "EventFilter",
+    "Forward",
     "GetBusStats",
+    "GetClusterStatus",
     "GetDevice",
     "GetDrivers",
     "GetEndpoint",
     "GetIdentity",
     "GetPeerInfo",
+    "GetProbeTicket",
     "GetSetting",
     "GetSnapshot",
     "GetStoreStatus",
     "GetVad",
+    "IndirectPeer",
     "InviteCreated",
     "Join",
     "ListDevices",
@@ -180,12 +194,14 @@ __all__ = [
     "PeerRuntime",
     "Peers",
     "PendingInvite",
+    "ProbeTicket",
     "Publish",
     "PutSetting",
     "Recent",
     "RefusedPeer",
     "Registry",
     "Relay",
+    "RelayCounts",
     "RemotePeer",
     "RemovePeer",
     "Rename",

@@ -5,6 +5,8 @@ It owns, in its own nursery:
     cluster <uid>
     ├── ZAP handler   admits only trusted keys to the listener (CURVE handshake)
     ├── listener      the ROUTER peers dial; its sessions are served by ClusterServer
+    ├── probe echo    (a rendezvous) answers UDP probes: where a peer's datagrams come from
+    ├── discovery     (on a LAN) announces this instance over mDNS, lists the others
     └── peers         supervisor of the peer actors, one per trusted key with an address
 
 and the trust book (trusted keys and roles, open invites, refused keys), loaded from the
@@ -16,6 +18,19 @@ and every session of that key end with a Bye.
 
 The key pair lives in the state directory (made at first start, mode 0600); the public
 key and the listener's address are told to the node actor, so GET /peers/self shows them.
+
+Links that cannot be dialled run relayed (rocd.net.signalling._switchboard): the cluster
+owns the switchboard, whose carriers are the listener's direct sessions and the peer
+actors' direct connections, and tells peer actors where a relayed link can run
+(`_relay_path`: back over a connection the peer dialled here, or through a rendezvous
+peer whose mirrored peer list has it online). With `[cluster] rendezvous = true` the
+switchboard forwards between its carriers, and a UDP echo tells peers where their
+datagrams come from; every instance probes the rendezvous it links to, so its own
+`observed_udp` is known to it and, through the rendezvous's peer list, to the others.
+
+`GET /peers` lists, besides this instance's trusted and refused peers, the instances
+announced on the LAN (`discovered`) and those known only through a trusted peer's
+mirrored peer list (`via`); `Peers` reaches the latter through that peer (`Forward`).
 """
 
 from __future__ import annotations
@@ -36,14 +51,18 @@ from rocd import __version__
 from rocd.config import ClusterConfig
 from rocd.errors import Conflict, InvalidRequest, NotFound, RocdError
 from rocd.net.signalling import (
+    CAPABILITIES,
     LINGER_MS,
+    Announcement,
     Hello,
     Invite,
     KeyPair,
     Listener,
     LocalInfo,
     MalformedMessage,
+    MdnsDiscovery,
     Session,
+    Switchboard,
     check_public_key,
     decode_invite,
     encode_invite,
@@ -56,6 +75,8 @@ from rocd.net.signalling import (
 
 from ._actor import Actor, ActorRef
 from ._audio_types import ListDevices, ListVads
+from ._cluster_lan import ClusterLan
+from ._cluster_routes import ClusterRoutes
 from ._cluster_server import ClusterServer
 from ._cluster_types import (
     INVITE_TTL_MAX,
@@ -77,6 +98,7 @@ from ._node import GetPeerInfo, PeerInfo, SetApiUrl, SetClusterIdentity
 from ._peer import Leave, PeerActor, PeerRuntime, Retry, SetTrust
 from ._peer_handle import Peers
 from ._registry import Registry
+from ._relay_types import ClusterStatus, GetClusterStatus, RelayCounts
 from ._remote_peer import RemotePeer
 from ._roles import check_role
 from ._supervisor import Publish, Supervisor
@@ -113,7 +135,19 @@ class _Met(msgspec.Struct, frozen=True):
     key: str
 
 
-class Cluster(Actor):
+class _Changed(msgspec.Struct, frozen=True):
+    """Something in how a peer is listed changed here (its observed UDP address)."""
+
+    uid: str
+
+
+#: Seconds between two UDP probes of the rendezvous this instance links to.
+PROBE_EVERY = 60.0
+#: Instances discovered on the LAN that are remembered (the oldest is forgotten first).
+MAX_DISCOVERED = 64
+
+
+class Cluster(ClusterRoutes, ClusterLan, Actor):
     kind = "cluster"
     mailbox_capacity = 256
 
@@ -150,6 +184,12 @@ class Cluster(Actor):
         self._listener: Listener | None = None
         self._server: ClusterServer | None = None
         self.peer_actors = Supervisor("peers", registry=registry, publish=publish)
+        self.switchboard = Switchboard(uid, rendezvous=config.rendezvous)
+        self.probe_endpoint: tuple[str, int] | None = None  # a rendezvous's UDP echo
+        self._probing: set[str] = set()  # uids of the rendezvous being probed
+        #: Instances announced on the LAN, by uid, with the Unix time last heard of.
+        self.discovered: dict[str, tuple[Announcement, float]] = {}
+        self.discovery: MdnsDiscovery | None = None
         self._name = ""
         self._api = ""
         self._started = 0.0
@@ -193,6 +233,11 @@ class Cluster(Actor):
             adopt=self._adopted,
             met=self._met,
         )
+        self.switchboard = Switchboard(self.uid, rendezvous=cfg.rendezvous)
+        self._server.switchboard = self.switchboard
+        self._server.peers = self._peers
+        self._server.observed_changed = lambda uid: self._tell_self(_Changed(uid))
+        self._peers.indirect = self._indirect
         await self.nursery.start(serve_zap, self._ctx, self._server.decide)
         self._listener = Listener(
             self._ctx,
@@ -201,8 +246,10 @@ class Cluster(Actor):
             local=self.local,
             handler=self._server,
             dead_after=cfg.dead_after_s,
+            on_misrouted=self._server.misrouted,
         )
         self._server.listener = self._listener
+        self.switchboard.listener = self._listener
         try:
             endpoint = await self.nursery.start(self._listener.run)
         except zmq.ZMQError as exc:
@@ -211,6 +258,10 @@ class Cluster(Actor):
                 exc.errno, f"cannot listen on {cfg.listen} for the cluster: {why}"
             ) from None
         self.address = advertised(cfg, endpoint)
+        if cfg.rendezvous:
+            await self._serve_probes(endpoint)
+        if cfg.discovery:
+            self._discover(endpoint)
         self._node.tell_nowait(
             SetClusterIdentity(self.keys.public, fingerprint(self.keys.public), self.address)
         )
@@ -227,6 +278,7 @@ class Cluster(Actor):
                 log.error("cannot join with the token given: %s", exc)
 
     async def on_stop(self) -> None:
+        self._peers.indirect = None
         for child in self.peer_actors.children():
             if isinstance(child, PeerActor) and child.remote.uid:
                 self._peers.remove(child.remote.uid)
@@ -241,6 +293,9 @@ class Cluster(Actor):
         """What this instance says about itself in its hellos and welcomes."""
         if self._name_of is not None:
             self._name = self._name_of()
+        capabilities: tuple[str, ...] = (*CAPABILITIES, "relay")
+        if self.config.rendezvous:
+            capabilities = (*capabilities, "rendezvous")
         return LocalInfo(
             uid=self.uid,
             name=self._name,
@@ -248,6 +303,8 @@ class Cluster(Actor):
             address=self.address,
             api=self._api,
             started=self._started,
+            capabilities=capabilities,
+            key=self.keys.public,
         )
 
     # -- messages ------------------------------------------------------------------------
@@ -258,6 +315,8 @@ class Cluster(Actor):
                 return await self._snapshot()
             case ListPeers():
                 return self._list()
+            case GetClusterStatus():
+                return self._status()
             case AddPeer():
                 return await self._add(msg)
             case RemovePeer(peer=peer):
@@ -292,8 +351,11 @@ class Cluster(Actor):
                 return None
             case _Met(key=key):
                 actor = self._actor_of(key)
-                if actor is not None and not actor.remote.online:
+                if actor is not None and actor.remote.route[0] != "direct":
                     actor.ref.tell_nowait(Retry())
+                return None
+            case _Changed(uid=uid):
+                self._announce_change(uid)
                 return None
         return await super().handle(msg)
 
@@ -326,6 +388,9 @@ class Cluster(Actor):
             peers=self._peers,
             learned=lambda t: self._tell_self(_Learned(t)),
             join_refused=lambda t, why: self._tell_self(_JoinRefused(t, why)),
+            switchboard=self.switchboard,
+            relay_path=self._relay_path,
+            linked=self._linked,
             heartbeat_interval=self.config.heartbeat_s,
             dead_after=self.config.dead_after_s,
         )
@@ -352,13 +417,9 @@ class Cluster(Actor):
         raise NotFound(f"no peer {peer!r}", details=[{"in": "path", "field": "uid"}])
 
     def _list(self) -> list[PeerInfo]:
-        out: list[PeerInfo] = []
-        for trusted in self.book.peers.values():
-            actor = self._actor_of(trusted.key)
-            if actor is not None:
-                out.append(actor.remote.info())
-            else:
-                out.append(RemotePeer(trusted).info())
+        """Trusted peers, refused keys, instances discovered on the LAN, then those
+        known only through a trusted peer."""
+        out = self._trusted_infos()
         for refused in self.book.refused.values():
             if refused.key in self.book.peers:
                 continue
@@ -378,9 +439,46 @@ class Cluster(Actor):
                     reason=f"{refused.reason} (refused {refused.count} times)",
                 )
             )
+        out.extend(self._discovered_infos())
+        out.extend(self._indirect_infos({p.uid for p in out if p.uid} | {self.uid}))
+        return out
+
+    def _status(self) -> ClusterStatus:
+        stats = self.switchboard.stats
+        probe = self.probe_endpoint
+        return ClusterStatus(
+            uid=self.uid,
+            address=self.address,
+            key=self.keys.public,
+            rendezvous=self.config.rendezvous,
+            probe=f"{probe[0]}:{probe[1]}" if probe else None,
+            discovery=self.discovery is not None,
+            neighbours=sorted(self.switchboard.neighbours()),
+            relay=RelayCounts(stats.forwarded, stats.delivered, dict(stats.dropped)),
+        )
+
+    def _trusted_infos(self) -> list[PeerInfo]:
+        out: list[PeerInfo] = []
+        for trusted in self.book.peers.values():
+            actor = self._actor_of(trusted.key)
+            remote = actor.remote if actor is not None else RemotePeer(trusted)
+            out.append(self._seen(remote.info()))
         return out
 
     async def _add(self, msg: AddPeer) -> PeerInfo:
+        if msg.uid and not msg.key:
+            found = self.discovered.get(msg.uid)
+            if found is None:
+                raise NotFound(
+                    f"no instance {msg.uid!r} discovered on the LAN; pair with its address and key",
+                    details=[{"in": "body", "field": "uid"}],
+                )
+            msg = AddPeer(msg.address or found[0].address, found[0].key, msg.role)
+        elif not msg.address:
+            for announced, _ in self.discovered.values():
+                if announced.key == msg.key.strip():
+                    msg = AddPeer(announced.address, msg.key, msg.role)
+                    break
         try:
             key = check_public_key(msg.key.strip())
         except ValueError as exc:
@@ -428,6 +526,8 @@ class Cluster(Actor):
             self._server.revoke(trusted.key, "trust revoked")
         await self._forget(trusted)
         log.info("trust of %s (%s) revoked", trusted.name or "?", fingerprint(trusted.key))
+        if trusted.uid:
+            self._publish("peer.removed", trusted.uid, {"uid": trusted.uid})
 
     async def _forget(self, trusted: TrustedPeer) -> None:
         self.book.peers.pop(trusted.key, None)
@@ -515,11 +615,12 @@ class Cluster(Actor):
         stats = await self._bus.ask(GetBusStats())
         me = await self._node.ask(GetPeerInfo())
         audio = self._registry.find("audio", self.uid)
+        peers = self._trusted_infos()
         if audio is None:
-            return Snapshot(stats.published, me, [], [], [])
+            return Snapshot(stats.published, me, [], [], [], peers)
         listing = await audio.ask(ListDevices())
         vads = await audio.ask(ListVads())
-        return Snapshot(stats.published, me, listing.drivers, listing.devices, vads)
+        return Snapshot(stats.published, me, listing.drivers, listing.devices, vads, peers)
 
     async def _goodbye(self) -> None:
         async with trio.open_nursery() as nursery:

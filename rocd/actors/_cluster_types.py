@@ -29,9 +29,13 @@ class ListPeers(Request[list[PeerInfo]], frozen=True):
 
 
 class AddPeer(Request[PeerInfo], frozen=True):
-    address: str  # tcp://host:port or host:port
-    key: str  # Z85
+    """Trust a key and dial it; with only `uid` (or no address), the key and address of
+    an instance discovered on the LAN."""
+
+    address: str = ""  # tcp://host:port or host:port
+    key: str = ""  # Z85
     role: str = "operator"
+    uid: str = ""
 
 
 class RemovePeer(Request[None], frozen=True):

@@ -15,6 +15,11 @@ EVENT_KINDS: dict[str, str] = {
     "peer.updated": "an instance's display name changed (data: name)",
     "peer.joined": "a trusted peer is online (data: uid, name, address, fingerprint, role)",
     "peer.left": "a peer went offline or said goodbye (data: uid, name, reason)",
+    "peer.changed": "a peer's route or details changed while it stayed online, e.g. a "
+    "relayed link moved to a direct one (data: uid, peer)",
+    "peer.removed": "trust in a peer was revoked (data: uid)",
+    "peer.discovered": "an instance announced itself on the LAN; not trusted until paired "
+    "(data: uid, name, address, fingerprint, key)",
     "peer.refused": "a key this instance does not trust was refused; at most once a minute per "
     "key (data: fingerprint, key, address, reason, count)",
     "device.added": "a device appeared (data: device)",

@@ -8,6 +8,11 @@ answered (marked stale) while it is offline.
 Events carry whole objects (`device.updated` holds the device as it is now), so applying
 them in order always ends on the latest state; those older than the snapshot (by the
 remote bus's sequence number) are skipped so a reload never steps back in time.
+
+The mirror also holds the remote's own list of its trusted peers, as it sees them
+(`peer.joined`, `peer.left` and `peer.changed` carry the whole entry, `peer.removed`
+drops one): this is how an instance lists the instances it knows only through a peer,
+and how it finds a rendezvous that can reach an instance it cannot.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from ._node import PeerInfo
 
 log = logging.getLogger("rocd.cluster")
 
+#: The states of a trusted peer (the mirror keeps no refused or discovered entries).
+LINKED_STATES = ("online", "offline")
+
 
 class Snapshot(msgspec.Struct, frozen=True):
     """An instance's state in one message."""
@@ -34,6 +42,7 @@ class Snapshot(msgspec.Struct, frozen=True):
     drivers: list[DriverStatus]
     devices: list[Device]
     vads: list[Vad]
+    peers: list[PeerInfo] = []  # its trusted peers, as it lists them
 
 
 class GetSnapshot(Request[Snapshot], frozen=True):
@@ -48,6 +57,7 @@ class Mirror:
         self.drivers: list[DriverStatus] = []
         self.devices: dict[str, Device] = {}
         self.vads: dict[str, Vad] = {}
+        self.peers: dict[str, PeerInfo] = {}  # the remote's trusted peers, by uid
         self.seq = 0  # the remote bus's number of the newest event reflected here
         self.loads = 0  # snapshots loaded so far
         self.applied = 0  # events applied so far
@@ -62,6 +72,9 @@ class Mirror:
         self.drivers = list(snapshot.drivers)
         self.devices = {d.id: d for d in snapshot.devices}
         self.vads = {v.uid: v for v in snapshot.vads}
+        self.peers = {}
+        for peer in snapshot.peers:
+            self.put_peer(peer)
         self.seq = snapshot.seq
         self.loads += 1
 
@@ -95,10 +108,22 @@ class Mirror:
                 self.drivers = sorted([*others, status], key=lambda d: d.driver)
             case "peer.updated" if self.peer is not None and "name" in data:
                 self.peer = msgspec.structs.replace(self.peer, name=str(data["name"]))
+            case "peer.updated" if self.peer is not None and "observed_udp" in data:
+                udp = str(data["observed_udp"])
+                self.peer = msgspec.structs.replace(self.peer, observed_udp=udp)
+            case "peer.joined" | "peer.left" | "peer.changed" if "peer" in data:
+                self.put_peer(msgspec.convert(data["peer"], PeerInfo))
+            case "peer.removed":
+                self.peers.pop(str(data.get("uid", subject)), None)
             case _:
                 return False
         self.applied += 1
         return True
+
+    def put_peer(self, peer: PeerInfo) -> None:
+        """Keep one of the remote's trusted peers (not itself, not hearsay of its own)."""
+        if peer.uid and not peer.is_self and not peer.via and peer.state in LINKED_STATES:
+            self.peers[peer.uid] = peer
 
     def put_device(self, device: Device) -> None:
         self.devices[device.id] = device

@@ -30,7 +30,9 @@ class PeerInfo(msgspec.Struct, frozen=True):
     uid: str  # "" for a trusted peer not reached yet
     name: str
     is_self: bool = msgspec.field(name="self")
-    state: str  # "online" | "offline" | "refused" (a key this instance turned away)
+    #: "online" | "offline" | "refused" (a key this instance turned away) | "discovered"
+    #: (announced on the LAN, not trusted)
+    state: str
     version: str
     api: str  # base URL of the instance's HTTP API ("" if unknown)
     started: float  # Unix time the instance started, seconds
@@ -41,6 +43,17 @@ class PeerInfo(msgspec.Struct, frozen=True):
     rtt_ms: float | None = None  # heartbeat round trip, milliseconds
     last_seen: float | None = None  # Unix time it was last heard from
     reason: str = ""  # why it is offline or refused
+    #: How this instance reaches it: "direct", "reverse" (back over the connection it
+    #: dialled to us), "relay" (through the rendezvous `relay`); None when not linked.
+    route: str | None = None
+    relay: str = ""  # uid of the rendezvous that carries the link (route "relay")
+    observed: str = ""  # the IP address its connection came from, as seen here
+    #: "host:port" its UDP datagrams were seen from by a rendezvous (behind a NAT: the
+    #: public side of its mapping), for media that tries a direct path first.
+    observed_udp: str = ""
+    #: Set on an instance known only through a trusted peer (its uid): listed with the
+    #: state that peer sees; not trusted here. `/peers/{uid}/...` goes through `via`.
+    via: str = ""
 
 
 class GetPeerInfo(Request[PeerInfo], frozen=True):
@@ -55,6 +68,12 @@ class SetApiUrl(msgspec.Struct, frozen=True):
     """Told once the HTTP server has bound its address."""
 
     url: str
+
+
+class SetObservedUdp(msgspec.Struct, frozen=True):
+    """Told when a rendezvous answered a probe: where this instance's datagrams come from."""
+
+    address: str  # host:port
 
 
 class SetClusterIdentity(msgspec.Struct, frozen=True):
@@ -117,6 +136,7 @@ class Node(Actor):
         self.name = default_name
         self.started = time.time()
         self.cluster = SetClusterIdentity("", "", "")
+        self.observed_udp = ""
 
     async def on_start(self) -> None:
         stored = await self._store.ask(GetSetting("node", "name"))
@@ -150,6 +170,7 @@ class Node(Actor):
             key=self.cluster.key,
             fingerprint=self.cluster.fingerprint,
             address=self.cluster.address,
+            observed_udp=self.observed_udp,
         )
 
     async def handle(self, msg: Any) -> Any:
@@ -161,6 +182,11 @@ class Node(Actor):
                 return None
             case SetClusterIdentity():
                 self.cluster = msg
+                return None
+            case SetObservedUdp(address=address):
+                if address != self.observed_udp:
+                    self.observed_udp = address
+                    self._publish("peer.updated", self.uid, {"observed_udp": address})
                 return None
             case Rename(name=name):
                 name = check_name(name)

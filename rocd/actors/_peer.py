@@ -9,6 +9,13 @@ full (`GetSnapshot`) into its mirror, then applies and relays every event it rec
 the mirror stays current, and this instance's event bus carries the remote's events.
 Events lost on the way (a gap in their numbers) cause a full reload.
 
+When the peer cannot be dialled (behind a NAT, on a network this instance has no route
+to) and a path for a relayed link exists (`PeerRuntime.relay_path`: back over the
+connection the peer dialled to us, or through a rendezvous that lists the peer online),
+the same link runs relayed: asks, replies and events cross inside the carrying link.
+While relayed, a direct dial is tried again every `DIRECT_RETRY` seconds; when one gets
+through the link moves to it (quietly: a `peer.changed` event, no left/joined).
+
 The actor's face in the `Peers` directory is its `RemotePeer` (rocd.actors._remote_peer),
 through which the API and the stream coordinator ask that instance like the local one.
 """
@@ -29,13 +36,17 @@ from rocd.net.signalling import (
     ActorAddress,
     AskRefused,
     AskTimedOut,
+    Carrier,
     Closed,
     Connection,
+    ConnectionCarrier,
     HandshakeFailed,
     KeyPair,
     LinkDown,
     LocalInfo,
     MalformedMessage,
+    Misrouted,
+    Switchboard,
     Welcome,
     decode_value,
     encode_value,
@@ -59,6 +70,13 @@ BACKOFF_MIN = 0.5
 BACKOFF_MAX = 5.0
 #: Seconds a snapshot may take.
 SNAPSHOT_TIMEOUT = 10.0
+#: Seconds a direct dial may take when a relayed link is there to fall back on.
+DIRECT_TIMEOUT_WITH_RELAY = 2.0
+#: Seconds between direct dials while the link runs relayed.
+DIRECT_RETRY = 5.0
+
+#: Where a relayed link to a peer can run: a carrier, and the peer's uid.
+RelayPath = tuple[Carrier, str]
 
 
 @dataclass
@@ -73,6 +91,11 @@ class PeerRuntime:
     peers: Peers
     learned: Callable[[TrustedPeer], None]  # a handshake taught us the peer's uid/name
     join_refused: Callable[[TrustedPeer, str], None]  # an invite we used was turned down
+    switchboard: Switchboard | None = None  # carriers and relayed links (None: no relaying)
+    #: A relayed link's path to a peer we cannot dial, if there is one now.
+    relay_path: Callable[[RemotePeer], RelayPath | None] = lambda remote: None
+    #: Told when a link opens or moves (the cluster then probes a rendezvous, updates lists).
+    linked: Callable[[RemotePeer], None] = lambda remote: None
     heartbeat_interval: float = 1.0
     dead_after: float = 3.0
     handshake_timeout: float = 5.0
@@ -108,6 +131,16 @@ class PeerActor(Actor):
         self._greeting_scope: trio.CancelScope | None = None
         self._retry_now = False
         self._leaving = False
+        self._moving = False  # the link is moving from relayed to direct
+        self._carrier: ConnectionCarrier | None = None
+
+    @property
+    def carrier(self) -> ConnectionCarrier | None:
+        """The direct link, as a carrier of relayed ones (None while not directly linked)."""
+        carrier = self._carrier
+        if carrier is None or carrier.connection is not self.remote.connection:
+            return None
+        return carrier
 
     async def on_start(self) -> None:
         self._leaving = False
@@ -144,10 +177,16 @@ class PeerActor(Actor):
 
     async def _keep_linked(self) -> None:
         backoff = BACKOFF_MIN
+        conn: Connection | None = None
         while not self._leaving:
             self._retry_now = False
-            if await self._attempt():
+            if conn is None:
+                conn = await self._dial()
+            if conn is not None:
                 backoff = BACKOFF_MIN
+                conn = await self._keep(conn)
+                if conn is not None:
+                    continue  # moved to a direct link: follow it at once
             if self._leaving:
                 return
             if self._retry_now:
@@ -158,10 +197,26 @@ class PeerActor(Actor):
             self._retry_scope = None
             backoff = min(backoff * 2, BACKOFF_MAX)
 
-    async def _attempt(self) -> bool:
-        """One link, from dialling to its end; True if it got through the handshake."""
+    async def _dial(self) -> Connection | None:
+        """A welcomed link: direct if it gets through, else relayed if a path exists."""
+        rt = self._runtime
+        path = rt.relay_path(self.remote)
+        timeout = DIRECT_TIMEOUT_WITH_RELAY if path is not None else rt.handshake_timeout
+        conn = await self._start(self._direct(timeout))
+        if conn is not None or self._leaving or self._retry_now:
+            return conn
+        path = rt.relay_path(self.remote)
+        if path is None:
+            return None
+        reason = self.remote.reason
+        conn = await self._start(self._relayed(*path))
+        if conn is None and not self.remote.refusal:
+            self.remote.reason = f"{reason}; and through {path[0].uid}: {self.remote.reason}"
+        return conn
+
+    def _direct(self, handshake_timeout: float) -> Connection:
         rt, trusted = self._runtime, self.remote.trusted
-        conn = Connection(
+        return Connection(
             rt.ctx,
             rt.keys,
             address=trusted.address,
@@ -170,33 +225,123 @@ class PeerActor(Actor):
             join=trusted.join,
             heartbeat_interval=rt.heartbeat_interval,
             dead_after=rt.dead_after,
-            handshake_timeout=rt.handshake_timeout,
+            handshake_timeout=handshake_timeout,
+            on_misrouted=self._misrouted,
         )
-        async with trio.open_nursery() as nursery:
-            try:
-                with trio.CancelScope() as greeting:
-                    self._greeting_scope = greeting
-                    welcome: Welcome = await nursery.start(conn.run)
-            except HandshakeFailed as exc:
-                self._failed(exc.closed)
-                return False
-            except LinkDown as exc:
-                self.remote.reason = str(exc)
-                return False
-            finally:
-                self._greeting_scope = None
-            if greeting.cancelled_caught:
-                return False
-            if welcome.uid == rt.local().uid:
-                self.remote.reason = "it has this instance's uid (a copied state directory?)"
-                await conn.aclose(self.remote.reason, "refused")
-                return False
-            self._online(conn, welcome)
-            try:
+
+    def _relayed(self, carrier: Carrier, uid: str) -> Connection:
+        rt, trusted = self._runtime, self.remote.trusted
+        return Connection(
+            rt.ctx,
+            rt.keys,
+            address=f"via {carrier.uid}",
+            server_key=trusted.key,
+            local=rt.local(),
+            join=trusted.join,
+            heartbeat_interval=rt.heartbeat_interval,
+            dead_after=rt.dead_after,
+            handshake_timeout=rt.handshake_timeout,
+            carrier=carrier,
+            peer_uid=uid,
+        )
+
+    async def _start(self, conn: Connection) -> Connection | None:
+        """Run `conn` in the actor's nursery until welcomed; None if it did not get
+        through (the reason is on the remote)."""
+        rt = self._runtime
+        if conn.carrier is not None and rt.switchboard is not None:
+            rt.switchboard.dial(conn.link.peer_uid, conn)
+        try:
+            with trio.CancelScope() as greeting:
+                self._greeting_scope = greeting
+                welcome: Welcome = await self.nursery.start(conn.run)
+        except HandshakeFailed as exc:
+            self._failed(exc.closed)
+            self._hang_up(conn)
+            return None
+        except LinkDown as exc:
+            self.remote.reason = str(exc)
+            self._hang_up(conn)
+            return None
+        finally:
+            self._greeting_scope = None
+        if greeting.cancelled_caught:
+            self._hang_up(conn)
+            return None
+        if welcome.uid == rt.local().uid:
+            self.remote.reason = "it has this instance's uid (a copied state directory?)"
+            await conn.aclose(self.remote.reason, "refused")
+            self._hang_up(conn)
+            return None
+        return conn
+
+    def _hang_up(self, conn: Connection) -> None:
+        switchboard = self._runtime.switchboard
+        if conn.carrier is not None and switchboard is not None:
+            switchboard.hang_up(conn.link.peer_uid, conn)
+
+    async def _keep(self, conn: Connection) -> Connection | None:
+        """Follow a welcomed link until it ends; returns the direct link that replaced
+        it, if a relayed one was upgraded."""
+        assert conn.welcome is not None
+        moved, self._moving = self._moving, False
+        self._online(conn, conn.welcome, quiet=moved)
+        carrier = self._carry(conn)
+        upgraded: list[Connection] = []
+        try:
+            async with trio.open_nursery() as nursery:
+                if conn.carrier is not None:
+                    nursery.start_soon(self._upgrade, conn, upgraded)
                 await self._follow(conn)
-            finally:
-                self._offline(conn)
-        return True
+                nursery.cancel_scope.cancel(reason="link closed")
+        finally:
+            if carrier is not None and self._runtime.switchboard is not None:
+                self._runtime.switchboard.remove_carrier(carrier, "its link closed")
+            self._hang_up(conn)
+            self._moving = bool(upgraded) and not self._leaving
+            self._offline(conn, quiet=self._moving)
+        if upgraded and not self._moving:
+            await upgraded[0].aclose("leaving")
+        return upgraded[0] if self._moving else None
+
+    def _carry(self, conn: Connection) -> ConnectionCarrier | None:
+        """A direct link carries relayed ones too."""
+        switchboard, welcome = self._runtime.switchboard, conn.welcome
+        if conn.carrier is not None or switchboard is None or welcome is None:
+            return None
+        carrier = ConnectionCarrier(
+            conn,
+            welcome.uid,
+            self.remote.trusted.key,
+            rendezvous="rendezvous" in welcome.capabilities,
+        )
+        self._carrier = carrier
+        switchboard.add_carrier(carrier)
+        return carrier
+
+    def _misrouted(self, event: Misrouted) -> None:
+        switchboard, carrier = self._runtime.switchboard, self._carrier
+        conn = self.remote.connection
+        if switchboard is None or carrier is None or conn is not carrier.connection:
+            return
+        switchboard.receive(carrier, event.frame, event.data)
+
+    async def _upgrade(self, relayed: Connection, upgraded: list[Connection]) -> None:
+        """While `relayed` runs, dial directly now and then; when it gets through, keep
+        the direct link and end the relayed one."""
+        while relayed.open:
+            with trio.move_on_after(DIRECT_RETRY) as scope:
+                self._retry_scope = scope
+                await trio.sleep_forever()
+            self._retry_scope = None
+            reason = self.remote.reason
+            direct = await self._start(self._direct(DIRECT_TIMEOUT_WITH_RELAY))
+            self.remote.reason = reason
+            if direct is not None:
+                upgraded.append(direct)
+                log.info("peer %s: a direct link works now", self.remote.uid)
+                await relayed.aclose("a direct link works now")
+                return
 
     def _failed(self, closed: Closed) -> None:
         remote = self.remote
@@ -212,7 +357,7 @@ class PeerActor(Actor):
         else:
             remote.reason = f"no answer from {remote.trusted.address} ({closed.reason})"
 
-    def _online(self, conn: Connection, welcome: Welcome) -> None:
+    def _online(self, conn: Connection, welcome: Welcome, *, quiet: bool = False) -> None:
         rt, remote = self._runtime, self.remote
         if remote.uid and remote.uid != welcome.uid:
             rt.peers.remove(remote.uid)
@@ -226,9 +371,11 @@ class PeerActor(Actor):
             )
             rt.learned(remote.trusted)
         remote.settled.set()
+        rt.linked(remote)
         log.info("peer %s (%s) online at %s", welcome.name, welcome.uid, conn.address)
+        info = remote.info()
         rt.publish(
-            "peer.joined",
+            "peer.changed" if quiet else "peer.joined",
             welcome.uid,
             {
                 "uid": welcome.uid,
@@ -236,10 +383,12 @@ class PeerActor(Actor):
                 "address": trusted.address,
                 "fingerprint": remote.fingerprint,
                 "role": trusted.role,
+                "route": info.route,
+                "peer": msgspec.to_builtins(info),
             },
         )
 
-    def _offline(self, conn: Connection) -> None:
+    def _offline(self, conn: Connection, *, quiet: bool = False) -> None:
         remote = self.remote
         closed = conn.closed_by
         remote.connection = None
@@ -247,11 +396,18 @@ class PeerActor(Actor):
         remote.reason = closed.reason if closed is not None else "link closed"
         if closed is not None and closed.by_remote:
             remote.reason = f"the peer said bye: {closed.reason}"
+        if quiet:
+            return
         log.info("peer %s (%s) offline: %s", remote.name, remote.uid, remote.reason)
         self._runtime.publish(
             "peer.left",
             remote.uid,
-            {"uid": remote.uid, "name": remote.name, "reason": remote.reason},
+            {
+                "uid": remote.uid,
+                "name": remote.name,
+                "reason": remote.reason,
+                "peer": msgspec.to_builtins(remote.info()),
+            },
         )
 
     async def _follow(self, conn: Connection) -> None:

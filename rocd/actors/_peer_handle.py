@@ -10,6 +10,7 @@ mirror of the remote's state. Either way the caller sees the same replies and th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from rocd.errors import NotFound
@@ -71,12 +72,16 @@ class Peers:
     def __init__(self, local: LocalPeer) -> None:
         self.local = local
         self._remote: dict[str, PeerHandle] = {}
+        #: Finds an instance known only through a peer (set by the cluster).
+        self.indirect: Callable[[str], PeerHandle | None] | None = None
 
     def get(self, uid: str) -> PeerHandle:
         """The handle a path or a stream end names (`self` = this instance), or NotFound."""
         if uid in (SELF, self.local.uid):
             return self.local
         handle = self._remote.get(uid)
+        if handle is None and self.indirect is not None:
+            handle = self.indirect(uid)
         if handle is None:
             raise NotFound(f"no peer with uid {uid!r}", details=[{"in": "path", "field": "peer"}])
         return handle

@@ -164,6 +164,7 @@ class RemotePeer:
         conn = self.connection if self.online else None
         heard = self.heard()
         rtt = conn.link.rtt if conn is not None else None
+        route, relay = self.route
         return PeerInfo(
             uid=self.uid,
             name=self.name,
@@ -179,7 +180,22 @@ class RemotePeer:
             rtt_ms=round(rtt * 1000, 3) if rtt is not None else None,
             last_seen=round(now_unix - (now - heard), 3) if heard is not None else None,
             reason="" if conn is not None else self.reason,
+            route=route,
+            relay=relay,
+            observed_udp=peer.observed_udp if peer else "",
         )
+
+    @property
+    def route(self) -> tuple[str | None, str]:
+        """(route, relay uid): how the link runs now; (None, "") when offline."""
+        conn = self.connection if self.online else None
+        if conn is None:
+            return None, ""
+        if conn.carrier is None:
+            return "direct", ""
+        if conn.carrier.uid == self.uid:
+            return "reverse", ""
+        return "relay", conn.carrier.uid
 
     def heard(self) -> float | None:
         """Trio time the peer was last heard from (None: never)."""

@@ -34,6 +34,7 @@ from ._audio_types import (
 )
 from ._mirror import GetSnapshot
 from ._node import GetPeerInfo, Rename
+from ._relay_types import Forward, GetProbeTicket
 from ._roles import ROLES, Role
 
 
@@ -101,5 +102,7 @@ for _cls, _role in (
     (CreateVad, "operator"),
     (UpdateVad, "operator"),
     (DeleteVad, "operator"),
+    (GetProbeTicket, "viewer"),
+    (Forward, "viewer"),  # and the role of the request it carries (checked on arrival)
 ):
     WIRE.register(_cls, typing.cast(Role, _role))

@@ -11,6 +11,9 @@ Rules:
   instance's name; admin may also manage trust (pairing, invites, roles) and tokens.
 - A missing or unknown token is 401, a role too low 403; both bodies name the role the
   request needs. GET /health stays open, for probes.
+- A WebSocket (`WS /events`) may give its token as the query parameter `token` instead:
+  browsers cannot set headers on a WebSocket. Plain HTTP requests must use the header
+  (a token in a URL ends up in histories and logs).
 - A refused request's body is read (and dropped) before the answer: hypercorn leaves the
   next request on a keep-alive connection unanswered when the app answers before the
   body has arrived.
@@ -123,9 +126,12 @@ async def authorize(checker: TokenChecker, req: Request | Websocket) -> None:
     if need is None:
         return
     token = bearer(req.headers.get("Authorization"))
+    if token is None and isinstance(req, Websocket):
+        token = req.args.get("token") or None
     if token is None:
         raise Unauthorized(
-            f"this API needs a bearer token (Authorization: Bearer ...) with role {need} or above",
+            f"this API needs a bearer token (Authorization: Bearer ...) with role {need} or above"
+            + (" (or ?token=... on a WebSocket)" if isinstance(req, Websocket) else ""),
             details=[{"required": need}],
         )
     entry = await checker.check(token)

@@ -20,9 +20,11 @@ from rocd.actors import (
     ActorRef,
     AddPeer,
     ApiToken,
+    ClusterStatus,
     CreateInvite,
     CreateToken,
     DeleteToken,
+    GetClusterStatus,
     InviteCreated,
     Join,
     ListTokens,
@@ -31,7 +33,7 @@ from rocd.actors import (
     RemovePeer,
     SetPeerRole,
 )
-from rocd.errors import AskTimeout, Conflict, Forbidden, NotFound, Unavailable
+from rocd.errors import AskTimeout, Conflict, Forbidden, InvalidRequest, NotFound, Unavailable
 
 from ._auth import forget_tokens
 from ._context import ApiContext
@@ -44,23 +46,27 @@ JOIN_WAIT = 10.0
 
 
 #: A cluster listener's address as clients write it: tcp://host:port or host:port (port
-#: 1-65535; an IPv6 host in brackets).
+#: 1-65535; an IPv6 host in brackets); empty when the peer is named by `uid` instead.
 _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
 ClusterAddress = Annotated[
     str,
     msgspec.Meta(
-        pattern=rf"^\s*(tcp://)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):{_PORT}\s*$",
+        pattern=rf"^(\s*(tcp://)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):{_PORT}\s*)?$",
         max_length=300,
     ),
 ]
-#: A CURVE public key in Z85: 40 characters of its alphabet.
-PublicKey = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-zA-Z.:+=^!/*?&<>()\[\]{}@%$#-]{40}$")]
+#: A CURVE public key in Z85: 40 characters of its alphabet (empty: named by `uid`).
+PublicKey = Annotated[str, msgspec.Meta(pattern=r"^([0-9a-zA-Z.:+=^!/*?&<>()\[\]{}@%$#-]{40})?$")]
 
 
 class PeerCreate(msgspec.Struct, forbid_unknown_fields=True):
-    address: ClusterAddress  # the other instance's cluster listener: tcp://host:port
-    key: PublicKey  # its public key (Z85): the "key" of its GET /peers/self
+    #: The other instance's cluster listener (tcp://host:port); with `key`.
+    address: ClusterAddress = ""
+    key: PublicKey = ""  # its public key (Z85): the "key" of its GET /peers/self
     role: RoleName = "operator"  # what it may do here
+    #: Instead of address and key: the uid of an instance discovered on the LAN (listed
+    #: by GET /peers?state=discovered), whose announced address and key are used.
+    uid: str = ""
 
 
 class RoleUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -112,16 +118,41 @@ def not_self(ctx: ApiContext, uid: str) -> None:
     body=PeerCreate,
     response=PeerInfo,
     status=201,
-    errors=(401, 403, 409, 422, 503),
+    errors=(401, 403, 404, 409, 422, 503),
     link_field="fingerprint",
     description=(
         "The peer is listed at once, offline until its own side trusts this instance's "
         "key too (its own POST /peers, or its configuration); peer.joined follows. Until "
-        "it is reached its uid is unknown: /peers/{uid} takes its key fingerprint."
+        "it is reached its uid is unknown: /peers/{uid} takes its key fingerprint. "
+        'An instance discovered on the LAN is paired with {"uid": ...} alone (compare '
+        "its fingerprint with its own GET /peers/self first: an announcement proves "
+        "nothing, the CURVE handshake then proves the key)."
     ),
 )
 async def add_peer(ctx: ApiContext, body: PeerCreate) -> PeerInfo:
-    return await cluster(ctx).ask(AddPeer(body.address, body.key, body.role))
+    if not body.uid and not (body.address and body.key):
+        raise InvalidRequest(
+            "invalid body: give address and key, or the uid of a discovered instance",
+            details=[{"in": "body", "field": "key"}],
+        )
+    return await cluster(ctx).ask(AddPeer(body.address, body.key, body.role, body.uid))
+
+
+@API.route(
+    "GET",
+    "/cluster",
+    summary="This instance in the cluster: its listener, rendezvous, relayed traffic",
+    tag="cluster",
+    response=ClusterStatus,
+    errors=(401, 503),
+    description=(
+        "`relay` counts the frames of relayed links: forwarded for others (a "
+        "rendezvous), delivered to this instance's own, and dropped by reason "
+        "(forged_src: a frame whose src is not the instance it came from)."
+    ),
+)
+async def cluster_status(ctx: ApiContext) -> ClusterStatus:
+    return await cluster(ctx).ask(GetClusterStatus())
 
 
 @API.route(

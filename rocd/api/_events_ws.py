@@ -38,6 +38,9 @@ class EventQuery(msgspec.Struct, forbid_unknown_fields=True):
     peer: str | None = None
     #: Events that may queue for this client before it counts as too slow.
     buffer: Annotated[int, msgspec.Meta(ge=1, le=MAX_SUBSCRIBER_BUFFER)] = 256
+    #: An API token, for clients that cannot set an Authorization header (browsers);
+    #: checked like a bearer token, when the API requires one.
+    token: str | None = None
 
 
 def _invalid_query(field: str, message: str) -> InvalidRequest:

@@ -68,8 +68,14 @@ async def cluster_peers(ctx: ApiContext) -> list[PeerInfo]:
     errors=(422, 503, 504),
     description=(
         "Every instance this one knows: itself (self: true), the peers it trusts "
-        "(online or offline, with address, role, key fingerprint, round trip and when "
-        "last seen) and the keys it refused lately (state refused)."
+        "(online or offline, with address, role, key fingerprint, round trip, when "
+        "last seen and the route of the link: direct, reverse or relay), the keys it "
+        "refused lately (state refused), the instances announced on the LAN that it "
+        "does not trust (state discovered: pair them with POST /peers {uid}), and the "
+        "instances its peers list that it does not trust itself (`via`: the peer that "
+        "lists them, with the state that peer sees; `/peers/{uid}/...` reaches them "
+        "through it, with the role this instance has there and the role that peer has "
+        "on them)."
     ),
 )
 async def list_peers(ctx: ApiContext, query: PeersQuery) -> list[PeerInfo]:

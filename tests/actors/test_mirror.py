@@ -97,3 +97,40 @@ def test_malformed_and_foreign_events_change_nothing() -> None:
     assert not mirror.apply("stream.started", "s1", {}, 13)
     assert mirror.devices["tone:sine"] == device()
     assert mirror.seq == 13
+
+
+def test_the_mirror_keeps_the_remotes_own_peer_list() -> None:
+    """What B lists of its trusted peers (only those), kept by its peer.* events."""
+
+    def entry(uid: str, state: str = "online", **changes: object) -> PeerInfo:
+        info = PeerInfo(uid, uid.upper(), False, state, "0.1.0", "", 0.0, key=uid * 10)
+        return msgspec.structs.replace(info, **changes)
+
+    listed = [
+        entry("c1"),
+        entry("d1", "offline"),
+        entry("", "refused"),  # a refused key: B's business
+        entry("e1", "discovered"),  # announced on B's LAN: not trusted by B
+        entry("f1", via="c1"),  # hearsay of B's own
+        PEER,  # B itself
+    ]
+    mirror = Mirror()
+    mirror.load(Snapshot(10, PEER, [], [], [], listed))
+    assert sorted(mirror.peers) == ["c1", "d1"]
+    as_data = msgspec.to_builtins(entry("d1", "online", route="relay", relay="r1"))
+    assert mirror.apply("peer.joined", "d1", {"uid": "d1", "peer": as_data}, 11)
+    assert (mirror.peers["d1"].state, mirror.peers["d1"].route) == ("online", "relay")
+    left = msgspec.to_builtins(entry("c1", "offline", reason="gone"))
+    assert mirror.apply("peer.left", "c1", {"uid": "c1", "peer": left}, 12)
+    assert mirror.peers["c1"].state == "offline"
+    changed = msgspec.to_builtins(entry("c1", "offline", observed_udp="1.2.3.4:5"))
+    assert mirror.apply("peer.changed", "c1", {"uid": "c1", "peer": changed}, 13)
+    assert mirror.peers["c1"].observed_udp == "1.2.3.4:5"
+    assert mirror.apply("peer.removed", "c1", {"uid": "c1"}, 14)
+    assert sorted(mirror.peers) == ["d1"]
+    # An event without the entry (an older rocd's) changes nothing; a bad one is skipped.
+    assert not mirror.apply("peer.joined", "x1", {"uid": "x1"}, 15)
+    assert not mirror.apply("peer.joined", "x1", {"uid": "x1", "peer": {"uid": 5}}, 16)
+    assert mirror.apply("peer.updated", "b1", {"observed_udp": "9.9.9.9:1"}, 17)
+    assert mirror.peer is not None
+    assert mirror.peer.observed_udp == "9.9.9.9:1"

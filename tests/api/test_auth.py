@@ -201,3 +201,32 @@ async def read_response(stream: trio.SocketStream) -> bytes:
     while len(rest) < length:
         rest += await stream.receive_some(4096)
     return head + b"\r\n\r\n" + rest
+
+
+async def test_a_browser_gives_the_event_websocket_its_token_in_the_query(
+    exposed: RunningDaemon, tmp_path: Path
+) -> None:
+    """Browsers cannot set headers on a WebSocket: ?token= does the same as the header."""
+    port = exposed.http.base_url.port
+    _, token, _ = await rocd_token(tmp_path, "create", "--role", "viewer")
+    token = token.strip()
+    with trio.fail_after(10):
+        url = f"ws://127.0.0.1:{port}/events?kind=peer.updated&token={token}"
+        async with open_websocket_url(url) as ws:
+            exposed.daemon.publish("peer.updated", "", {"name": "hello"})
+            assert "peer.updated" in await ws.get_message()
+        for bad in ("rocd_00000000_nope", ""):
+            async with await trio.open_tcp_stream("127.0.0.1", int(port or 0)) as stream:
+                await stream.send_all(
+                    f"GET /events?token={bad} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+                )
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    answer += await stream.receive_some(4096)
+            assert answer.startswith(b"HTTP/1.1 401"), answer
+    # Plain HTTP requests do not take a token from the URL.
+    r = await exposed.http.get("/peers", params={"token": token})
+    refused(r, 401, "viewer")

@@ -60,6 +60,9 @@ class Instance:
     root: Path
     config: str = ""  # extra TOML
     cluster_port: int = field(default_factory=free_port)
+    netns: str = ""  # run inside this network namespace (root only)
+    host: str = "127.0.0.1"  # where the cluster listener binds
+    api_host: str = "127.0.0.1"  # where the API binds (off loopback: give [api] auth)
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     me: dict[str, Any] = field(default_factory=dict)
@@ -87,13 +90,15 @@ class Instance:
         config = self.root / f"{self.name}.toml"
         config.write_text(self.config)
         args = ["--config", str(config), "--state-dir", str(self.state_dir)]
-        args += ["--api", "127.0.0.1:0", "--cluster", f"127.0.0.1:{self.cluster_port}"]
+        args += ["--api", f"{self.api_host}:0", "--cluster", f"{self.host}:{self.cluster_port}"]
         if os.environ.get("ROCD_TEST_VERBOSE"):
             args.append("--verbose")  # debug logs in <root>/<name>.log
         self._log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
+        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
+        serve = [sys.executable, "-m", "rocd.cli", "serve", *args, "--name", self.name, *extra]
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rocd.cli", "serve", *args, "--name", self.name, *extra],
+                [*inside, *serve],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 env=os.environ.copy(),

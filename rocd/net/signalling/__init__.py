@@ -6,9 +6,19 @@ heartbeats and liveness, pending asks with deadlines), pure code over bytes with
 passed in. Thin shells around it: a ZeroMQ socket owned by one Trio task (`ZmqSocket`),
 the dialling side of a link (`Connection`, a DEALER), the listening side (`Listener`, a
 ROUTER with one link per dialler) and the ZAP handler that admits only trusted CURVE keys.
+Relayed links ride inside those (`Switchboard`: back over a connection the other side
+dialled, or through a rendezvous instance).
 """
 
-from ._connection import AskRefused, AskTimedOut, Connection, HandshakeFailed, LinkDown
+from ._announce import SERVICE_TYPE, Announcement, announcement_properties, parse_announcement
+from ._connection import (
+    AskRefused,
+    AskTimedOut,
+    Carrier,
+    Connection,
+    HandshakeFailed,
+    LinkDown,
+)
 from ._errors import (
     LinkStateError,
     MalformedMessage,
@@ -37,12 +47,15 @@ from ._link_events import (
     Welcomed,
 )
 from ._listener import Admit, Listener, ListenerHandler, Refuse, Session
+from ._mdns import MdnsDiscovery
 from ._messages import (
     CAPABILITIES,
     MAJOR,
     MAX_FRAME_BYTES,
     MESSAGE_TAGS,
     MINOR,
+    SIDE_DIALLER,
+    SIDE_LISTENER,
     ActorAddress,
     Ask,
     Bye,
@@ -61,6 +74,20 @@ from ._messages import (
     encode,
     encode_value,
 )
+from ._probe import (
+    PROBE_BYTES,
+    Answer,
+    Probe,
+    ProbeServer,
+    RateLimit,
+    encode_answer,
+    encode_probe,
+    learn_udp_address,
+    parse_answer,
+    parse_probe,
+    serve_probes,
+)
+from ._switchboard import ConnectionCarrier, RelayStats, SessionCarrier, Switchboard
 from ._zap import ZapAnswer, ZapRequest, parse_zap, serve_zap, zap_reply
 from ._zmq import LINGER_MS, Incoming, ZmqSocket, dealer_socket, router_socket
 
@@ -73,8 +100,14 @@ __all__ = [
     "MAX_PENDING_ASKS",
     "MESSAGE_TAGS",
     "MINOR",
+    "PROBE_BYTES",
+    "SERVICE_TYPE",
+    "SIDE_DIALLER",
+    "SIDE_LISTENER",
     "ActorAddress",
     "Admit",
+    "Announcement",
+    "Answer",
     "Answered",
     "Ask",
     "AskAborted",
@@ -84,8 +117,10 @@ __all__ = [
     "AskRefused",
     "AskTimedOut",
     "Bye",
+    "Carrier",
     "Closed",
     "Connection",
+    "ConnectionCarrier",
     "Error",
     "Event",
     "EventReceived",
@@ -108,38 +143,53 @@ __all__ = [
     "ListenerHandler",
     "LocalInfo",
     "MalformedMessage",
+    "MdnsDiscovery",
     "Message",
     "Misrouted",
+    "Probe",
+    "ProbeServer",
+    "RateLimit",
     "Refuse",
+    "RelayStats",
     "RemoteProtocolError",
     "Reply",
     "SendQueueFull",
     "Session",
+    "SessionCarrier",
     "Side",
     "SignallingError",
     "SocketClosed",
     "Subscribe",
     "SubscribeReceived",
+    "Switchboard",
     "UnsupportedVersion",
     "Welcome",
     "Welcomed",
     "ZapAnswer",
     "ZapRequest",
     "ZmqSocket",
+    "announcement_properties",
     "check_public_key",
     "dealer_socket",
     "decode",
     "decode_invite",
     "decode_value",
     "encode",
+    "encode_answer",
     "encode_invite",
+    "encode_probe",
     "encode_value",
     "fingerprint",
     "hash_secret",
+    "learn_udp_address",
     "load_or_create_keypair",
     "new_secret",
+    "parse_announcement",
+    "parse_answer",
+    "parse_probe",
     "parse_zap",
     "router_socket",
+    "serve_probes",
     "serve_zap",
     "zap_reply",
 ]

@@ -12,12 +12,18 @@ socket, so nothing written for the old link can arrive on the new one).
 
 Events the other side pushes arrive on `events` (a bounded channel: when the reader falls
 behind they are dropped and counted in `events_lost`; each event's `n` shows the gap too).
+
+A relayed connection (`carrier` given) has no socket of its own: its frames ride inside
+another link (`Carrier.send_nowait`), and whoever owns that link hands it the frames for
+it (`feed`). Otherwise it is the same link, with the same handshake, heartbeats and asks.
+A direct connection can itself carry relayed links (`send_raw`, `on_misrouted`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import msgspec
 import outcome
@@ -29,7 +35,6 @@ from ._errors import (
     LinkStateError,
     MalformedMessage,
     RemoteProtocolError,
-    SendQueueFull,
     SignallingError,
     SocketClosed,
 )
@@ -59,6 +64,21 @@ _HANDSHAKE_FAILED = (
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
+
+
+class Carrier(Protocol):
+    """A link that carries the frames of relayed links: to a neighbour whose uid and key
+    (proven in its CURVE handshake) it knows."""
+
+    @property
+    def uid(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    def send_nowait(self, data: bytes) -> None:
+        """Queue one frame; SignallingError when it cannot go (the link is gone or full)."""
+        ...
 
 
 class HandshakeFailed(SignallingError):
@@ -115,8 +135,13 @@ class Connection:
         dead_after: float = 3.0,
         handshake_timeout: float = 5.0,
         event_buffer: int = 1024,
+        carrier: Carrier | None = None,
+        peer_uid: str = "",
+        on_misrouted: Callable[[Misrouted], None] | None = None,
     ) -> None:
         self.address = address
+        self.carrier = carrier
+        self._on_misrouted = on_misrouted
         self._ctx = ctx
         self._keys = keys
         self._server_key = server_key
@@ -128,6 +153,8 @@ class Connection:
             heartbeat_interval=heartbeat_interval,
             dead_after=dead_after,
             handshake_timeout=handshake_timeout,
+            relayed=carrier is not None,
+            peer_uid=peer_uid,
         )
         self._socket: ZmqSocket | None = None
         self._monitor: ZmqSocket | None = None
@@ -150,6 +177,8 @@ class Connection:
 
         On cancellation the socket is closed at once, without a Bye (use `aclose`).
         """
+        if self.carrier is not None:
+            return await self._run_relayed(task_status)
         sock = dealer_socket(self._ctx, self._keys, self._server_key)
         try:
             sock.connect(self.address)
@@ -178,13 +207,58 @@ class Connection:
                     await self._drain_socket()  # our own Bye: let it leave
                 nursery.cancel_scope.cancel(reason="link closed")
         finally:
-            self._events_send.close()
-            for waiter in self._waiters.values():
-                waiter.set(outcome.Error(LinkDown("the link closed")))
+            self._ended()
+        return self._outcome(started)
+
+    async def _run_relayed(self, task_status: trio.TaskStatus[Welcome]) -> Closed:
+        started = False
+        try:
+            async with trio.open_nursery() as nursery:
+                self.link.hello(trio.current_time(), join=self._join)
+                self._flush()
+                nursery.start_soon(self._ticker)
+                await self._settled.wait()
+                if self.welcome is not None and self.closed_by is None:
+                    if self.welcome.key and self.welcome.key != self._server_key:
+                        self.link.bye("the welcome came with another key", "refused")
+                        self._flush()
+                        self._process(self.link.events())
+                    else:
+                        task_status.started(self.welcome)
+                        started = True
+                await self._closed.wait()
+                nursery.cancel_scope.cancel(reason="link closed")
+        finally:
+            self._ended()
+        return self._outcome(started)
+
+    def _ended(self) -> None:
+        """No more events; whoever still waits for an answer hears the link is down."""
+        self._events_send.close()
+        for waiter in self._waiters.values():
+            waiter.set(outcome.Error(LinkDown("the link closed")))
+
+    def _outcome(self, started: bool) -> Closed:
         assert self.closed_by is not None
         if not started:
             raise HandshakeFailed(self.closed_by)
         return self.closed_by
+
+    def feed(self, data: bytes) -> None:
+        """A frame of this relayed link, from its carrier."""
+        self._received(data)
+
+    def carrier_lost(self, why: str) -> None:
+        """The link carrying this relayed one is gone: so is this one."""
+        self.link.abort(why, "dead")
+        self._process(self.link.events())
+
+    def send_raw(self, data: bytes) -> None:
+        """Queue a frame of another link (relayed) on this connection's socket; raises
+        SocketClosed / SendQueueFull (SignallingError) when it cannot."""
+        if self._socket is None or not self.open:
+            raise LinkDown("the link is not open")
+        self._socket.send_nowait([data])
 
     async def ask(
         self, actor: ActorAddress, request: str, body: msgspec.Raw, within: float
@@ -239,14 +313,17 @@ class Connection:
             except SocketClosed:
                 return
             for data in incoming.frames:
-                try:
-                    self.link.receive(data, trio.current_time())
-                except MalformedMessage as exc:
-                    log.warning("%s sent an unreadable frame: %s", self.address, exc)
-                except RemoteProtocolError as exc:
-                    log.warning("%s broke the protocol: %s", self.address, exc)
-                self._flush()
-                self._process(self.link.events())
+                self._received(data)
+
+    def _received(self, data: bytes) -> None:
+        try:
+            self.link.receive(data, trio.current_time())
+        except MalformedMessage as exc:
+            log.warning("%s sent an unreadable frame: %s", self.address, exc)
+        except RemoteProtocolError as exc:
+            log.warning("%s broke the protocol: %s", self.address, exc)
+        self._flush()
+        self._process(self.link.events())
 
     async def _watch_handshakes(self) -> None:
         assert self._monitor is not None
@@ -285,13 +362,16 @@ class Connection:
                 await self._socket.wait_flushed()
 
     def _flush(self) -> None:
-        socket = self._socket
+        socket, carrier = self._socket, self.carrier
         for data in self.link.outbox():
-            if socket is None:
-                break
             try:
-                socket.send_nowait([data])
-            except (SendQueueFull, SocketClosed) as exc:
+                if carrier is not None:
+                    carrier.send_nowait(data)
+                elif socket is not None:
+                    socket.send_nowait([data])
+                else:
+                    break
+            except SignallingError as exc:
                 self.link.bye(f"cannot send: {exc}", "dead")
                 self.link.outbox()
                 break
@@ -322,7 +402,10 @@ class Connection:
                 case LinkError(error=error):
                     log.warning("%s: %s", self.address, error.message)
                 case Misrouted(frame=frame):
-                    log.debug("%s: frame for %r dropped (no relaying)", self.address, frame.dst)
+                    if self._on_misrouted is not None:
+                        self._on_misrouted(event)
+                    else:
+                        log.debug("%s: frame for %r dropped (no relaying)", self.address, frame.dst)
                 case Closed():
                     self.closed_by = event
                     self._closed.set()

@@ -30,6 +30,11 @@ Rules:
 - Envelope: frames carry our uid as `src` and the other side's as `dst`. A frame whose
   `dst` is another instance, or whose `src` is not the other side, is not ours to read:
   it is handed up as `Misrouted` (a relaying instance forwards such frames).
+- Relayed links (`relayed=True`, carried inside another link; see `_switchboard`) know
+  the other side's uid from the start (`peer_uid`: the dialler's Hello is addressed to
+  it), mark their frames with their side, and read only frames marked with the other
+  side; a direct link hands every marked frame up as `Misrouted`. On a relayed link the
+  uid in a Hello or Welcome must be the frame's `src`.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ from ._link_events import (
 from ._messages import (
     CAPABILITIES,
     MINOR,
+    SIDE_DIALLER,
+    SIDE_LISTENER,
     ActorAddress,
     Ask,
     Bye,
@@ -103,6 +110,7 @@ class LocalInfo:
     started: float = 0.0
     minor: int = MINOR
     capabilities: tuple[str, ...] = CAPABILITIES
+    key: str = ""  # this instance's public key (Z85)
 
 
 @dataclass
@@ -121,6 +129,8 @@ class Link:
     heartbeat_interval: float = 1.0  # seconds
     dead_after: float = 3.0  # seconds of silence
     handshake_timeout: float = 5.0  # seconds for the dialler to get its Welcome
+    relayed: bool = False  # carried inside another link (frames marked with their side)
+    peer_uid: str = ""  # the other side's uid, known in advance (relayed links)
     state: LinkState = LinkState.NEW
     remote: Hello | Welcome | None = None  # what the other side said about itself
     minor: int = 0  # agreed once OPEN
@@ -154,7 +164,7 @@ class Link:
 
     @property
     def remote_uid(self) -> str:
-        return self.remote.uid if self.remote is not None else ""
+        return self.remote.uid if self.remote is not None else self.peer_uid
 
     @property
     def pending(self) -> int:
@@ -188,6 +198,7 @@ class Link:
             api=me.api,
             started=me.started,
             join=join,
+            key=me.key,
         )
         self._send(msg, minor=0)
         self.state = LinkState.GREETING
@@ -210,6 +221,7 @@ class Link:
             address=me.address,
             api=me.api,
             started=me.started,
+            key=me.key,
         )
         self._send(msg, minor=0)
         self.state = LinkState.OPEN
@@ -317,14 +329,20 @@ class Link:
             self.malformed += 1
             self._send(Error(0, "malformed", str(exc)))
             raise
-        if frame.dst not in ("", self.local.uid) or (
-            self.remote is not None and frame.src not in ("", self.remote.uid)
+        remote = self.remote_uid
+        if (
+            frame.side != self._their_side()
+            or frame.dst not in ("", self.local.uid)
+            or (remote and frame.src not in ("", remote))
         ):
             self.last_heard = now
-            self._events.append(Misrouted(frame))
+            self._events.append(Misrouted(frame, data))
             return
         if self.state is LinkState.OPEN and frame.v[1] > self.minor:
             self._violation(f"a frame of minor {frame.v[1]} on a link that agreed {self.minor}")
+        if self.relayed and isinstance(frame.msg, Hello | Welcome) and frame.msg.uid != frame.src:
+            what = type(frame.msg).__name__
+            self._violation(f"a relayed {what} of {frame.msg.uid!r} sent by {frame.src!r}")
         self.last_heard = now
         self._dispatch(frame.msg, now)
 
@@ -384,13 +402,23 @@ class Link:
         """A greeting dialler waits for its handshake timeout, not for `dead_after`."""
         return self.state is LinkState.OPEN or self.side is Side.LISTENER
 
+    def _their_side(self) -> str:
+        """The side marker of the frames this link reads ("" on a direct link)."""
+        if not self.relayed:
+            return ""
+        return SIDE_LISTENER if self.side is Side.DIALLER else SIDE_DIALLER
+
     def _send(self, msg: Message, *, minor: int | None = None) -> None:
+        side = ""
+        if self.relayed:
+            side = SIDE_DIALLER if self.side is Side.DIALLER else SIDE_LISTENER
         self._outbox.append(
             encode(
                 msg,
                 src=self.local.uid,
                 dst=self.remote_uid,
                 minor=self.minor if minor is None else minor,
+                side=side,
             )
         )
 

@@ -67,7 +67,11 @@ class LinkError:
 
 @dataclass(frozen=True)
 class Misrouted:
+    """A frame that is not this link's: for another instance, or for a relayed link
+    (its `side` is set). `data` holds its bytes, to forward unchanged."""
+
     frame: Frame
+    data: bytes
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,13 @@ role or refuse it, take asks and subscriptions (answering later through `reply` 
 `error` / `event`), hear when a session ends. A session ends on a Bye, on silence
 (`dead_after` seconds without a frame, e.g. the dialler was killed), on a protocol error,
 or when a frame for it cannot be delivered (the connection is gone).
+
+A relayed session (`feed_relayed`) is a dialler whose frames ride inside another link
+(its `carrier`: a session of this listener or a connection this instance dialled) rather
+than on the ROUTER; its key is the one the carrier vouched for (see `_switchboard`). It
+is served like any other. Frames that are not a session's own (for another instance,
+or for a relayed link) go to `on_misrouted`; `send_raw` puts such a frame on a direct
+session's connection.
 """
 
 from __future__ import annotations
@@ -21,7 +28,14 @@ import msgspec
 import trio
 import zmq
 
-from ._errors import MalformedMessage, RemoteProtocolError, SendQueueFull, SocketClosed
+from ._connection import Carrier
+from ._errors import (
+    MalformedMessage,
+    RemoteProtocolError,
+    SendQueueFull,
+    SignallingError,
+    SocketClosed,
+)
 from ._keys import KeyPair
 from ._link import Link, LinkState, LocalInfo, Side
 from ._link_events import (
@@ -50,6 +64,12 @@ class Session:
     state: Any = None  # the application's own per-session data
     subscription: Subscribe | None = None
     events_sent: int = field(default=0)
+    carrier: Carrier | None = None  # a relayed session's carrying link (None: direct)
+
+    @property
+    def via(self) -> str:
+        """The uid of the instance whose link carries this session ("" when direct)."""
+        return self.carrier.uid if self.carrier is not None else ""
 
     @property
     def uid(self) -> str:
@@ -90,6 +110,7 @@ class Listener:
         handler: ListenerHandler,
         dead_after: float = 3.0,
         max_sessions: int = 256,
+        on_misrouted: Callable[[Session, Misrouted], None] | None = None,
     ) -> None:
         self._ctx = ctx
         self._keys = keys
@@ -99,6 +120,7 @@ class Listener:
         self._handler = handler
         self._dead_after = dead_after
         self._max_sessions = max_sessions
+        self._on_misrouted = on_misrouted
         self.sessions: dict[bytes, Session] = {}
         self._socket: ZmqSocket | None = None
         self._tick_scope: trio.CancelScope | None = None
@@ -176,6 +198,49 @@ class Listener:
             session.link.bye(reason, code)
             self._flush(session)
 
+    def send_raw(self, session: Session, data: bytes) -> None:
+        """Queue a frame of another link (relayed) on a direct session's connection;
+        SignallingError when it cannot go."""
+        if not self._live(session) or session.carrier is not None or self._socket is None:
+            raise SocketClosed("the session is closed")
+        self._socket.send_nowait([session.routing_id, data])
+
+    def feed_relayed(self, carrier: Carrier, src: str, key: str, data: bytes) -> None:
+        """A frame of a relayed link, written by the dialler `src` whose key is `key`
+        (as the carrier vouched), carried by `carrier`. A session is opened only by a
+        Hello, for which the caller gives the key ("" for any other frame)."""
+        routing_id = b"~" + carrier.uid.encode() + b">" + src.encode()
+        session = self.sessions.get(routing_id)
+        if session is None:
+            if not key or self._closing or len(self.sessions) >= self._max_sessions:
+                self.refused_frames += 1
+                return
+            now = trio.current_time()
+            local = self.local() if callable(self.local) else self.local
+            link = Link(
+                Side.LISTENER,
+                local,
+                now,
+                dead_after=self._dead_after,
+                relayed=True,
+                peer_uid=src,
+            )
+            address = f"via {carrier.uid}"
+            session = Session(routing_id, key, address, link, carrier=carrier)
+            self.sessions[routing_id] = session
+            log.debug("relayed session of %s via %s opened", src, carrier.uid)
+        elif session.carrier is None or session.carrier.uid != carrier.uid:
+            self.refused_frames += 1
+            return
+        self._receive(session, data)
+
+    def carrier_lost(self, carrier: Carrier, why: str) -> None:
+        """End every relayed session `carrier` held (the link under them is gone)."""
+        for session in list(self.sessions.values()):
+            if session.carrier is carrier:
+                session.link.abort(why, "dead")
+                self._flush(session)
+
     def _live(self, session: Session) -> bool:
         return (
             self.sessions.get(session.routing_id) is session
@@ -203,13 +268,16 @@ class Listener:
                 session = self._new_session(routing_id, incoming.properties)
                 if session is None:
                     continue
-            try:
-                session.link.receive(data, trio.current_time())
-            except MalformedMessage as exc:
-                log.warning("%s sent an unreadable frame: %s", session.address, exc)
-            except RemoteProtocolError as exc:
-                log.warning("%s broke the protocol: %s", session.address, exc)
-            self._flush(session)
+            self._receive(session, data)
+
+    def _receive(self, session: Session, data: bytes) -> None:
+        try:
+            session.link.receive(data, trio.current_time())
+        except MalformedMessage as exc:
+            log.warning("%s sent an unreadable frame: %s", session.address, exc)
+        except RemoteProtocolError as exc:
+            log.warning("%s broke the protocol: %s", session.address, exc)
+        self._flush(session)
 
     def _new_session(self, routing_id: bytes, props: dict[str, str]) -> Session | None:
         assert self._socket is not None
@@ -240,26 +308,37 @@ class Listener:
             for session in list(self.sessions.values()):
                 if session.link.next_deadline() <= now:
                     session.link.tick(now)
-                    if session.link.state is LinkState.CLOSED and self._socket is not None:
+                    if session.link.state is LinkState.CLOSED:
                         # Gone silent: tell it anyway, in case only its heartbeats are lost
                         # (it then dials again at once instead of finding out later).
-                        bye = encode(Bye("no heartbeat for too long", "dead"))
-                        with contextlib.suppress(SendQueueFull, SocketClosed):
-                            self._socket.send_nowait([session.routing_id, bye])
+                        self._send_bye_anyway(session, "no heartbeat for too long")
                     self._flush(session)
+
+    def _send_bye_anyway(self, session: Session, reason: str) -> None:
+        link = session.link
+        side = "l" if link.relayed else ""
+        bye = encode(Bye(reason, "dead"), src=link.local.uid, dst=link.remote_uid, side=side)
+        with contextlib.suppress(SignallingError):
+            if session.carrier is not None:
+                session.carrier.send_nowait(bye)
+            elif self._socket is not None:
+                self._socket.send_nowait([session.routing_id, bye])
 
     def _flush(self, session: Session) -> None:
         """Send what the session's link wrote, then act on what happened on it (which may
         write more: a hello's answer), until the link has nothing left to say."""
-        socket = self._socket
+        socket, carrier = self._socket, session.carrier
         link = session.link
         while True:
             for data in link.outbox():
-                if socket is None:
-                    break
                 try:
-                    socket.send_nowait([session.routing_id, data])
-                except (SendQueueFull, SocketClosed) as exc:
+                    if carrier is not None:
+                        carrier.send_nowait(data)
+                    elif socket is not None:
+                        socket.send_nowait([session.routing_id, data])
+                    else:
+                        break
+                except SignallingError as exc:
                     link.bye(f"cannot send: {exc}", "dead")
                     link.outbox()
                     break
@@ -289,7 +368,10 @@ class Listener:
             case LinkError(error=error):
                 log.warning("%s: %s", session.address, error.message)
             case Misrouted(frame=frame):
-                log.debug("%s: frame for %r dropped (no relaying)", session.address, frame.dst)
+                if self._on_misrouted is not None and session.link.state is LinkState.OPEN:
+                    self._on_misrouted(session, event)
+                else:
+                    log.debug("%s: frame for %r dropped", session.address, frame.dst)
             case Closed():
                 self._closed(session, event)
 
@@ -304,7 +386,11 @@ class Listener:
 
     def _undeliverable(self, frames: list[bytes], why: str) -> None:
         session = self.sessions.get(frames[0]) if frames else None
-        if session is not None and session.link.state is not LinkState.CLOSED:
+        if (
+            session is not None
+            and session.carrier is None
+            and session.link.state is not LinkState.CLOSED
+        ):
             session.link.bye(why, "dead")
             session.link.outbox()  # nowhere to send the Bye
             self._flush(session)

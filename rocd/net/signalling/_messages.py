@@ -1,6 +1,7 @@
 """The peer signalling messages and their encoding: a closed set of msgspec structs.
 
-A frame is one MessagePack array, `[version, src, dst, message]`:
+A frame is one MessagePack array, `[version, src, dst, message]`, or
+`[version, src, dst, message, side]` for a frame of a relayed link:
 
 - `version` is `[major, minor]`. A frame of another major, or of a newer minor than this
   rocd knows, is refused with `UnsupportedVersion` before its message is looked at (a
@@ -11,6 +12,11 @@ A frame is one MessagePack array, `[version, src, dst, message]`:
   for ("" = the other end of this connection). A direct link fills them in and checks
   `dst`; an instance relaying between two others forwards frames whose `dst` is not its
   own, unchanged, so the envelope already allows relayed connections.
+- `side` marks a frame of a relayed link (one carried over another link: through a
+  rendezvous instance, or back over the connection the other side dialled): "d" when
+  the dialling end of that link wrote it, "l" when the listening end did. Both ends of
+  a carrying connection may run relayed links each way at once; the side says which
+  one a frame belongs to. Frames of a direct link have no `side` (four elements).
 - `message` is a map tagged by its `t` field (`"hello"`, `"ask"`...). An unknown tag is
   refused with `MalformedMessage` naming it; unknown fields of a known message are
   ignored (a newer minor may add optional ones).
@@ -54,6 +60,7 @@ class Hello(_Message, frozen=True, tag="hello"):
     api: str = ""  # the sender's HTTP API base URL ("" if unknown)
     started: float = 0.0  # Unix time the sender started, seconds
     join: str = ""  # a one-time invite secret, when the sender joins through an invite
+    key: str = ""  # the sender's public key (Z85); a rendezvous checks it on relayed hellos
 
 
 class Welcome(_Message, frozen=True, tag="welcome"):
@@ -68,6 +75,7 @@ class Welcome(_Message, frozen=True, tag="welcome"):
     address: str = ""
     api: str = ""
     started: float = 0.0
+    key: str = ""  # the sender's public key (Z85); a rendezvous checks it on relayed welcomes
 
 
 class Heartbeat(_Message, frozen=True, tag="hb"):
@@ -151,6 +159,11 @@ MESSAGE_TAGS: Final = tuple(
 )
 
 
+#: The `side` of a relayed frame: written by the dialling or by the listening end.
+SIDE_DIALLER: Final = "d"
+SIDE_LISTENER: Final = "l"
+
+
 class Frame(msgspec.Struct, frozen=True, array_like=True):
     """One decoded frame: its version, its envelope and its message."""
 
@@ -158,6 +171,7 @@ class Frame(msgspec.Struct, frozen=True, array_like=True):
     src: str
     dst: str
     msg: Message
+    side: str = ""  # "" on a direct link, SIDE_DIALLER / SIDE_LISTENER on a relayed one
 
 
 class _Envelope(msgspec.Struct, frozen=True, array_like=True):
@@ -165,6 +179,7 @@ class _Envelope(msgspec.Struct, frozen=True, array_like=True):
     src: str
     dst: str
     msg: msgspec.Raw
+    side: str = ""
 
 
 class _Tagged(msgspec.Struct, frozen=True):
@@ -181,9 +196,14 @@ _tagged = msgspec.msgpack.Decoder(_Tagged)
 _message = msgspec.msgpack.Decoder(Message)
 
 
-def encode(msg: Message, *, src: str = "", dst: str = "", minor: int = MINOR) -> bytes:
-    """The frame carrying `msg`, as version MAJOR.`minor` (handshakes: pass minor=0)."""
-    return _encoder.encode(Frame((MAJOR, minor), src, dst, msg))
+def encode(
+    msg: Message, *, src: str = "", dst: str = "", minor: int = MINOR, side: str = ""
+) -> bytes:
+    """The frame carrying `msg`, as version MAJOR.`minor` (handshakes: pass minor=0);
+    `side` only for a relayed link's frames (a direct link's have four elements)."""
+    if side:
+        return _encoder.encode(((MAJOR, minor), src, dst, msg, side))
+    return _encoder.encode(((MAJOR, minor), src, dst, msg))
 
 
 def decode(data: bytes) -> Frame:
@@ -204,7 +224,9 @@ def decode(data: bytes) -> Frame:
         msg = _message.decode(envelope.msg)
     except _DECODE_ERRORS as exc:
         raise MalformedMessage(_unknown_or(envelope.msg, exc)) from None
-    return Frame(envelope.v, envelope.src, envelope.dst, msg)
+    if envelope.side not in ("", SIDE_DIALLER, SIDE_LISTENER):
+        raise MalformedMessage(f"unknown frame side {envelope.side[:8]!r}")
+    return Frame(envelope.v, envelope.src, envelope.dst, msg, envelope.side)
 
 
 def encode_value(value: Any) -> msgspec.Raw:
