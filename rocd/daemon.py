@@ -5,7 +5,10 @@ Tree (every actor under the root supervisor, one-for-one):
     root supervisor
     ├── store     the state file (SQLite), off the Trio thread
     ├── events    the event bus (WebSocket subscribers hang off it)
-    └── node      this instance: identity, display name
+    ├── node      this instance: identity, display name
+    ├── audio     drivers, devices, VADs
+    ├── streams   the stream ends this instance holds, the devices they use
+    └── stream_coordinator   sets streams up across the cluster, answers for them
     + the HTTP server (hypercorn, Trio worker) in the same nursery
 
 Shutdown (`request_stop`, e.g. on SIGINT/SIGTERM): the HTTP server stops accepting, the
@@ -35,6 +38,7 @@ from rocd.actors import (
     AudioService,
     DriverSpec,
     EventBus,
+    Faults,
     GetIdentity,
     LocalPeer,
     Node,
@@ -42,6 +46,8 @@ from rocd.actors import (
     Registry,
     SetApiUrl,
     Store,
+    StreamCoordinator,
+    StreamHost,
     Supervisor,
 )
 from rocd.api import ApiContext, create_app
@@ -123,6 +129,18 @@ class Daemon:
                     uid, drivers, store=store.ref, publish=self.publish, registry=self.registry
                 )
                 await root.start_child(audio)
+                peers = Peers(LocalPeer(uid, self.registry))
+                host = StreamHost(
+                    uid,
+                    store=store.ref,
+                    publish=self.publish,
+                    registry=self.registry,
+                    peers=peers,
+                    faults=Faults.from_env(),
+                )
+                await root.start_child(host)
+                coordinator = StreamCoordinator(uid, peers=peers, publish=self.publish)
+                await root.start_child(coordinator)
                 ctx = ApiContext(
                     self.registry,
                     node.ref,
@@ -130,7 +148,9 @@ class Daemon:
                     root,
                     trio.current_time(),
                     audio=audio.ref,
-                    peers=Peers(LocalPeer(uid, self.registry)),
+                    peers=peers,
+                    streams=coordinator.ref,
+                    stream_host=host.ref,
                 )
                 http_done = trio.Event()
                 binds = await nursery.start(self._serve_http, ctx, http_done)

@@ -1,7 +1,7 @@
 """Actors: state, lifetimes, supervision and orchestration.
 
 The runtime (mailbox, ask/tell, supervisor, registry) and the domain actors built on it
-(node, store, event bus, audio service, devices, VADs; streams and peers later).
+(node, store, event bus, audio service, devices, VADs, streams; peers later).
 """
 
 from ._actor import DEFAULT_ASK_TIMEOUT, Actor, ActorRef, Request
@@ -45,6 +45,35 @@ from ._peer_handle import SELF, LocalPeer, PeerHandle, Peers
 from ._registry import Registry
 from ._statedb import SCHEMA_VERSION, StateDB, StateError
 from ._store import DeleteSetting, GetIdentity, GetSetting, ListSettings, PutSetting, Store
+from ._stream_coordinator import StreamCoordinator
+from ._stream_faults import Faults
+from ._stream_host import StreamHost
+from ._stream_state import InvalidTransition, Lifecycle, StreamState, combine
+from ._stream_types import (
+    END_REQUESTS,
+    AbortEnd,
+    CommitEnd,
+    CreateStream,
+    DeleteStream,
+    EndInfo,
+    EndMetrics,
+    EndSpec,
+    ExternalEndpoints,
+    GetEndMetrics,
+    GetStream,
+    GetStreamMetrics,
+    ListEnds,
+    ListStreams,
+    PrepareReceiver,
+    PrepareSender,
+    Stream,
+    StreamCreate,
+    StreamMetrics,
+    StreamPatch,
+    StreamSettings,
+    UpdateEnd,
+    UpdateStream,
+)
 from ._supervisor import (
     Child,
     Publish,
@@ -58,15 +87,20 @@ from ._vad import VadActor
 
 __all__ = [
     "DEFAULT_ASK_TIMEOUT",
+    "END_REQUESTS",
     "SCHEMA_VERSION",
     "SELF",
+    "AbortEnd",
     "Actor",
     "ActorRef",
     "AudioService",
     "BusStats",
     "Child",
+    "CommitEnd",
+    "CreateStream",
     "CreateVad",
     "DeleteSetting",
+    "DeleteStream",
     "DeleteVad",
     "Device",
     "DeviceActor",
@@ -75,18 +109,30 @@ __all__ = [
     "DeviceList",
     "DeviceUpdate",
     "DriverSpec",
+    "EndInfo",
+    "EndMetrics",
+    "EndSpec",
     "Event",
     "EventBus",
     "EventFilter",
+    "ExternalEndpoints",
+    "Faults",
     "GetBusStats",
     "GetDevice",
     "GetDrivers",
+    "GetEndMetrics",
     "GetEndpoint",
     "GetIdentity",
     "GetPeerInfo",
     "GetSetting",
+    "GetStream",
+    "GetStreamMetrics",
     "GetVad",
+    "InvalidTransition",
+    "Lifecycle",
+    "ListEnds",
     "ListSettings",
+    "ListStreams",
     "LocalPeer",
     "Mailbox",
     "MailboxStats",
@@ -94,6 +140,8 @@ __all__ = [
     "PeerHandle",
     "PeerInfo",
     "Peers",
+    "PrepareReceiver",
+    "PrepareSender",
     "Publish",
     "PutSetting",
     "Recent",
@@ -106,11 +154,21 @@ __all__ = [
     "StateDB",
     "StateError",
     "Store",
+    "Stream",
+    "StreamCoordinator",
+    "StreamCreate",
+    "StreamHost",
+    "StreamMetrics",
+    "StreamPatch",
+    "StreamSettings",
+    "StreamState",
     "Subscribe",
     "Subscription",
     "Supervisor",
     "SupervisorGaveUp",
     "UpdateDevice",
+    "UpdateEnd",
+    "UpdateStream",
     "UpdateVad",
     "Vad",
     "VadActor",
@@ -119,6 +177,7 @@ __all__ = [
     "VadUpdate",
     "audio_errors",
     "check_name",
+    "combine",
     "is_cancellation",
     "root_cause",
     "vad_system_name",

@@ -19,7 +19,16 @@ from werkzeug.exceptions import HTTPException
 
 from rocd.errors import RocdError
 
-from . import _devices, _events_ws, _openapi, _peers, _system, _vads  # noqa: F401  (routes)
+from . import (  # noqa: F401  (routes)
+    _devices,
+    _events_ws,
+    _metrics,
+    _openapi,
+    _peers,
+    _streams,
+    _system,
+    _vads,
+)
 from ._context import ApiContext
 from ._routes import API, Api, ErrorBody, json_response
 
