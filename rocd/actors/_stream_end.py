@@ -41,6 +41,7 @@ from rocd.net.roc import (
     RecvLink,
     Sender,
     SendLink,
+    SessionMetrics,
     SessionState,
     receiver_endpoints,
     samples_for_duration,
@@ -81,6 +82,8 @@ log = logging.getLogger("rocd.streams")
 #: Seconds between two checks of an end's state (and retries of a broken one).
 CHECK_S = 0.5
 _MS = 1_000_000
+#: Session counters an end adds up over every session it had.
+_TOTALS = ("received", "lost", "recovered", "late", "concealed_samples", "underruns")
 
 
 class EndRecord(msgspec.Struct, kw_only=True):
@@ -152,6 +155,7 @@ class EndActor(Actor):
         self._bitrate = 0.0
         self._ever_active = False
         self._flowing = False  # the source gave frames since the last check
+        self._ended: dict[str, int] = {}  # counters of the sessions that ended
 
     @property
     def role(self) -> Role:
@@ -294,7 +298,14 @@ class EndActor(Actor):
             self._fan_slot = self._in.fan.add(self._send, gain)
 
     def _session_event(self, kind: str, data: dict[str, Any]) -> None:
-        """A session started: give it the stream's fixed latency bounds."""
+        """A session started: give it the stream's fixed latency bounds. A session ended:
+        keep its counters (the end's totals include the sessions that came and went)."""
+        if kind == "session.ended":
+            final = data.get("metrics")
+            if isinstance(final, SessionMetrics):
+                for name in _TOTALS:
+                    self._ended[name] = self._ended.get(name, 0) + getattr(final, name)
+            return
         bounds = fixed_bounds_ns(self.stream.settings)
         if kind != "session.started" or bounds is None or self._recv is None:
             return
@@ -466,7 +477,8 @@ class EndActor(Actor):
             samples = samples_for_duration(round(settings.packet_ms * _MS), enc.rate)
             footer = 0 if settings.fec.scheme == "none" else 6
             packet = 12 + samples * enc.frame_bytes + footer
-            return sum(m.received for m in self._recv.receiver.metrics()) * packet
+            received = sum(m.received for m in self._recv.receiver.metrics())
+            return (received + self._ended.get("received", 0)) * packet
         return 0
 
     # -- metrics ------------------------------------------------------------------------
@@ -477,19 +489,24 @@ class EndActor(Actor):
             sessions = self._recv.receiver.metrics()
             playing = [s for s in sessions if s.state is SessionState.PLAYING] or sessions
             first = playing[0] if playing else None
-            underruns = sum(s.underruns for s in sessions)
+            ended = self._ended
+
+            def total(name: str) -> int:
+                return ended.get(name, 0) + sum(int(getattr(s, name)) for s in sessions)
+
+            underruns = total("underruns")
             if self._out is not None and self._out.mix is not None:
                 stats = getattr(self._out.mix.sink, "stats", None)
                 if stats is not None:
                     underruns += stats().underruns
             receiver = ReceiverEndMetrics(
                 sessions=len(sessions),
-                packetsReceived=sum(s.received for s in sessions),
-                packetsLost=sum(s.lost for s in sessions),
-                packetsDiscarded=sum(s.late for s in sessions),
-                recovered_packets=sum(s.recovered for s in sessions),
-                late_packets=sum(s.late for s in sessions),
-                concealedSamples=sum(s.concealed_samples for s in sessions),
+                packetsReceived=total("received"),
+                packetsLost=total("lost"),
+                packetsDiscarded=total("late"),
+                recovered_packets=total("recovered"),
+                late_packets=total("late"),
+                concealedSamples=total("concealed_samples"),
                 jitter=first.jitter_ms / 1000 if first else 0.0,
                 latency_ms=first.latency_ms if first else 0.0,
                 target_latency_ms=first.target_ms

@@ -21,11 +21,12 @@ stay attached and resume. A bus closes when its last user releases it. A source 
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import trio
 
-from rocd.audio import AudioError
+from rocd.audio import AudioError, PlaybackStream, PulseDriver
 from rocd.net.roc import FanoutLink, MixLink, Ticker
 
 from ._audio_types import DeviceEndpoint, audio_errors
@@ -34,6 +35,10 @@ log = logging.getLogger("rocd.streams")
 
 #: Seconds between attempts to open a device again after it broke.
 RETRY_S = 1.0
+#: Milliseconds of a sound server's playback buffer for streams. The mix loop writes a
+#: chunk when half of it is free: a wake-up later than that plays silence and shifts
+#: everything after it (20 ms, the driver's own, underran under load in the tests).
+PLAYBACK_MS = 60
 
 
 @dataclass(eq=False)
@@ -92,9 +97,7 @@ class AudioPlane:
         with bus.scope:
             while True:
                 try:
-                    async with endpoint.driver.open_playback(
-                        endpoint.device_id, endpoint.spec
-                    ) as sink:
+                    async with self._open_playback(endpoint) as sink:
                         if bus.mix is None:
                             bus.mix = MixLink(sink, ticker=self.ticker)
                         else:
@@ -110,6 +113,17 @@ class AudioPlane:
                     bus.broken = str(exc) or type(exc).__name__
                     log.warning("output %s broke: %s", bus.device, bus.broken)
                 await trio.sleep(RETRY_S)
+
+    def _open_playback(
+        self, endpoint: DeviceEndpoint
+    ) -> AbstractAsyncContextManager[PlaybackStream]:
+        """A sound server's playback with `PLAYBACK_MS` of buffer (the device's configured
+        latency if it has one): the mix loop must never be late by more than that."""
+        driver = endpoint.driver
+        if isinstance(driver, PulseDriver):
+            latency = endpoint.latency_ms or PLAYBACK_MS
+            return driver.open_playback(endpoint.device_id, endpoint.spec, latency_ms=latency)
+        return driver.open_playback(endpoint.device_id, endpoint.spec)
 
     # -- sources ------------------------------------------------------------------------
 

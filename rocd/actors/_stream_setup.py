@@ -71,8 +71,11 @@ class Setup:
     def committed(self, role: str) -> None:
         if role not in self.made:
             raise InvalidSetupStep(f"stream {self.stream}: {role} committed before prepared")
-        last = role == "sender" or self.expects.get("sender") is None
-        self._to(_P.COMMITTED if last else _P.RECEIVER_COMMITTED)
+        if role == "receiver":
+            self._to(_P.RECEIVER_COMMITTED)
+            if self.expects.get("sender") is not None:
+                return
+        self._to(_P.COMMITTED)
 
     def rolling_back(self) -> dict[str, str]:
         """Start the rollback: the ends to abort (role -> peer uid): those made, and those

@@ -7,7 +7,8 @@ whatever the number of streams, instead of a reader per stream.
 
 Pacing is the source's, as in `SendLink.run`: a clocked source (a sound device) paces the
 loop through its `read`, in its own task; an unclocked one (a file, a tone) is held to
-real time by a `Pacer` and stepped by the shared `Ticker` at the PRODUCE stage. An
+real time by a `Pacer` and stepped by the shared `Ticker` at the PRODUCE stage, and is
+not read while no link is attached (a file starts when its first stream does). An
 unclocked source is read ahead in blocks of `read_ahead_ns` (a file read is a thread hop:
 one per block, not one per 10 ms chunk). Links are attached and detached between chunks.
 
@@ -147,17 +148,24 @@ class FanoutLink:
     async def _run_ticked(self) -> None:
         ticker = self.ticker
         chunk = self.chunk
-        now = now_ns()
-        start = ticker.pacer_start_ns(now)
-        pacer = Pacer(
-            self.source.spec.rate,
-            start,
-            chunk_samples=chunk,
-            wall_start_ns=self._wall_ns() + start - now,
-            max_lag_ns=10**9,
-        )
+        pacer: Pacer | None = None
 
         async def step(now: int) -> bool:
+            nonlocal pacer
+            if not self._slots:
+                # Nothing attached: an unclocked source waits (a file's start is not lost
+                # before its first stream is committed), and restarts on time after.
+                pacer = None
+                return False
+            if pacer is None:
+                start = ticker.pacer_start_ns(now)
+                pacer = Pacer(
+                    self.source.spec.rate,
+                    start,
+                    chunk_samples=chunk,
+                    wall_start_ns=self._wall_ns() + start - now,
+                    max_lag_ns=10**9,
+                )
             finished = False
             for _ in range(pacer.due(now)):
                 frames = await self._read(chunk)

@@ -42,7 +42,8 @@ log = logging.getLogger("rocd.net.roc.recv")
 
 DEFAULT_CHUNK_NS = 10_000_000  # Roc's I/O frame: 10 ms
 
-#: on_event(kind, data): "session.started" / "session.ended" with the SSRC and the reason.
+#: on_event(kind, data): "session.started" / "session.ended" with the SSRC and the reason
+#: (and, when it ended, the session's last `metrics`).
 SessionEvents = Callable[[str, dict[str, Any]], None]
 
 
@@ -257,7 +258,10 @@ class RecvLink:
             if self.reporter is not None:
                 self.reporter.forget(end.ssrc)
             log.info("session %08x ended: %s", end.ssrc, end.reason)
-            self._emit("session.ended", {"ssrc": end.ssrc, "reason": str(end.reason)})
+            self._emit(
+                "session.ended",
+                {"ssrc": end.ssrc, "reason": str(end.reason), "metrics": end.metrics},
+            )
         if ended or receiver.session_count != len(self._known):
             current = {m.ssrc for m in receiver.metrics()}
             for ssrc in current - self._known:
