@@ -88,6 +88,8 @@ class Daemon:
         self._bus: EventBus | None = None
         #: The private sound server, when the daemon runs one.
         self.pulse_server: PrivatePulseServer | None = None
+        #: The directory of the cluster's instances (the cluster adds remote peers to it).
+        self.peers: Peers | None = None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (idempotent; safe from any task)."""
@@ -129,7 +131,7 @@ class Daemon:
                     uid, drivers, store=store.ref, publish=self.publish, registry=self.registry
                 )
                 await root.start_child(audio)
-                peers = Peers(LocalPeer(uid, self.registry))
+                peers = self.peers = Peers(LocalPeer(uid, self.registry))
                 host = StreamHost(
                     uid,
                     store=store.ref,

@@ -254,7 +254,8 @@ class StreamCoordinator(Actor):
 
     async def _rollback(self, spec: StreamSpec, setup: Setup) -> None:
         made = setup.rolling_back()
-        for role, peer in made.items():
+
+        async def abort(role: str, peer: str) -> None:
             try:
                 await self._ask(
                     peer,
@@ -264,6 +265,10 @@ class StreamCoordinator(Actor):
             except RocdError as exc:
                 # Unreachable: the prepared end expires, a committed one is reconciled.
                 log.warning("stream %s: %s on %s not aborted: %s", spec.uid, role, peer, exc)
+
+        async with trio.open_nursery() as nursery:
+            for role, peer in made.items():
+                nursery.start_soon(abort, role, peer)
         setup.rolled_back()
 
 

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +264,7 @@ def roc_tool(name: str) -> str | None:
 
 
 @pytest.fixture
-def roc_tools() -> Iterator[tuple[str, str]]:
+def roc_tools() -> tuple[str, str]:
     send, recv = roc_tool("roc-send"), roc_tool("roc-recv")
     if send is None or recv is None:
         reason = (
@@ -274,4 +273,4 @@ def roc_tools() -> Iterator[tuple[str, str]]:
         )
         print(f"\nSKIPPED: {reason}", file=sys.stderr)
         pytest.skip(reason)
-    yield send, recv
+    return send, recv

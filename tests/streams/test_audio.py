@@ -136,7 +136,8 @@ def test_five_percent_loss_through_the_relay_is_repaired(
         into_b = b.create(external([0, 0, 0]), device(sink.device), **EXACT)
         target = ports_of(into_b["ends"][0])
         listen = free_ports(3)
-        routes = [f"--route=127.0.0.1:{lp}=127.0.0.1:{tp}" for lp, tp in zip(listen, target)]
+        pairs = zip(listen, target, strict=True)
+        routes = [f"--route=127.0.0.1:{lp}=127.0.0.1:{tp}" for lp, tp in pairs]
         relay = subprocess.Popen(
             [sys.executable, "-m", "rocd.cli", "relay", *routes, "--loss", "5%", "--seed", "3"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -202,7 +203,7 @@ def band_power(x: Frames, freq: float, width: float = 15.0) -> tuple[float, floa
 def test_three_senders_mix_into_one_sink(
     daemons: tuple[Rocd, Rocd], pulse_server: PulseServer, tmp_path: Path
 ) -> None:
-    a, b = daemons
+    a, _ = daemons
     sink = NullSink(pulse_server, "mixed")
     try:
         a.wait_device(sink.device)
