@@ -71,6 +71,7 @@ from ._stream_types import (
     StreamMetrics,
     StreamPatch,
     StreamSettings,
+    StreamSpec,
     UpdateEnd,
     UpdateStream,
 )
@@ -161,6 +162,7 @@ __all__ = [
     "StreamMetrics",
     "StreamPatch",
     "StreamSettings",
+    "StreamSpec",
     "StreamState",
     "Subscribe",
     "Subscription",

@@ -240,11 +240,18 @@ class StreamCoordinator(Actor):
             setup.committed("sender")
 
     def _media_host(self, receiver: str, sender: str | None) -> str:
-        """The address a sender on `sender` reaches the receiver's instance at."""
+        """The address a sender on `sender` reaches the receiver's instance at.
+
+        A remote handle knows it (the cluster's `media_host`: the peer's address for
+        media as seen from here); when the receiver is this instance and the sender a
+        remote one, that remote's handle says how it reaches us (`our_media_host`)."""
         if sender is None or receiver == sender:
             return "127.0.0.1"
         handle: PeerHandle = self._peers.get(receiver)
-        host = getattr(handle, "media_host", None)
+        attribute = "media_host"
+        if handle.local:
+            handle, attribute = self._peers.get(sender), "our_media_host"
+        host = getattr(handle, attribute, None)
         if not isinstance(host, str) or not host:
             raise Unavailable(
                 f"no media address known for peer {receiver}: a stream between two "

@@ -35,6 +35,7 @@ from ._store import DeleteSetting, ListSettings
 from ._stream_end import Commit, EndActor, EndRecord, GetEndInfo, GetMetrics, Patch
 from ._stream_faults import Faults
 from ._stream_plane import AudioPlane
+from ._stream_settings import check_external, resolve
 from ._stream_types import (
     AbortEnd,
     CommitEnd,
@@ -46,10 +47,11 @@ from ._stream_types import (
     ReceiverPrepared,
     Role,
     SenderPrepared,
+    StreamSpec,
     UpdateEnd,
     end_uid,
 )
-from ._supervisor import Publish, Restart, Supervisor
+from ._supervisor import Publish, Restart, Supervisor, root_cause
 
 log = logging.getLogger("rocd.streams")
 
@@ -185,7 +187,9 @@ class StreamHost(Actor):
                 return ReceiverPrepared(prepared.endpoints)
             case PrepareSender():
                 await self.faults.at("prepare_sender.before")
-                record = EndRecord(stream=msg.stream, role="sender", endpoints=msg.targets)
+                record = EndRecord(
+                    stream=_resolved(msg.stream), role="sender", endpoints=msg.targets
+                )
                 actor = await self._start(record, msg.ttl_s)
                 await self.faults.at("prepare_sender.after")
                 send = actor._send
@@ -210,14 +214,23 @@ class StreamHost(Actor):
                 return None
         return await super().handle(msg)
 
-    async def _prepare(self, stream: Any, role: Role, bind_host: str, ttl_s: float) -> EndRecord:
-        record = EndRecord(stream=stream, role=role, bind_host=bind_host)
+    async def _prepare(
+        self, stream: StreamSpec, role: Role, bind_host: str, ttl_s: float
+    ) -> EndRecord:
+        record = EndRecord(stream=_resolved(stream), role=role, bind_host=bind_host)
         await self._start(record, ttl_s)
         return record
 
     async def _start(self, record: EndRecord, ttl_s: float) -> EndActor:
+        """Start (prepare) an end; its refusal is raised as the RocdError it is."""
         actor = self._actor(record, ttl_s)
-        await self.ends.start_child(actor, Restart.ON_FAILURE)
+        try:
+            await self.ends.start_child(actor, Restart.ON_FAILURE)
+        except BaseExceptionGroup as group:
+            cause = root_cause(group)
+            if isinstance(cause, RocdError):
+                raise cause from None
+            raise
         return actor
 
     async def _list(self, stream: str | None) -> list[EndInfo]:
@@ -269,6 +282,17 @@ class StreamHost(Actor):
                 by_stream.setdefault(m.stream, []).append(msgspec.to_builtins(m))
             for stream, ends in by_stream.items():
                 self._publish("stream.metrics", stream, {"stream": stream, "ends": ends})
+
+
+def _resolved(spec: StreamSpec) -> StreamSpec:
+    """`spec` with its settings filled in and checked: a request from another instance is
+    checked as one from the API is (422 naming the field)."""
+    external = []
+    if spec.source.is_external:
+        external.append(check_external(spec.source, "source", sender=False).fec_scheme)
+    if spec.destination.is_external:
+        external.append(check_external(spec.destination, "destination", sender=True).fec_scheme)
+    return msgspec.structs.replace(spec, settings=resolve(spec.settings, external))
 
 
 def _other_half(record: EndRecord, local: str) -> Role | None:
