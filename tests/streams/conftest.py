@@ -192,6 +192,11 @@ EXACT: dict[str, Any] = {
 }
 
 
+#: The same through loss: a latency of two FEC blocks (18 x 5 ms), so that the repair
+#: packets of a block are in time for its first packet, whatever the scheduling jitter.
+LOSSY: dict[str, Any] = {**EXACT, "latency": {"target_ms": 200, "tuning": "intact"}}
+
+
 class NullSink:
     """A float32 null sink at RATE in the session's PulseAudio (a speaker, for tests)."""
 

@@ -23,6 +23,7 @@ from tests.pulse_server import PulseServer
 
 from .conftest import (
     EXACT,
+    LOSSY,
     RATE,
     Frames,
     NullSink,
@@ -133,7 +134,7 @@ def test_five_percent_loss_through_the_relay_is_repaired(
     try:
         b.wait_device(sink.device)
         recorder = Recorder(pulse_server, sink.name, tmp_path / "rec.raw")
-        into_b = b.create(external([0, 0, 0]), device(sink.device), **EXACT)
+        into_b = b.create(external([0, 0, 0]), device(sink.device), **LOSSY)
         target = ports_of(into_b["ends"][0])
         listen = free_ports(3)
         pairs = zip(listen, target, strict=True)
@@ -143,7 +144,7 @@ def test_five_percent_loss_through_the_relay_is_repaired(
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         time.sleep(0.5)  # the relay binds at once; give its process time to start
-        from_a = a.create(device("file:source:noise.wav"), external(listen), **EXACT)
+        from_a = a.create(device("file:source:noise.wav"), external(listen), **LOSSY)
         a.wait_state(from_a["uid"], "stopped", timeout=20)
         time.sleep(0.6)
         metrics = b.http.get(f"/streams/{into_b['uid']}/metrics").json()
