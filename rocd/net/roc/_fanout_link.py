@@ -9,8 +9,9 @@ Pacing is the source's, as in `SendLink.run`: a clocked source (a sound device) 
 loop through its `read`, in its own task; an unclocked one (a file, a tone) is held to
 real time by a `Pacer` and stepped by the shared `Ticker` at the PRODUCE stage, and is
 not read while no link is attached (a file starts when its first stream does). An
-unclocked source is read ahead in blocks of `read_ahead_ns` (a file read is a thread hop:
-one per block, not one per 10 ms chunk). Links are attached and detached between chunks.
+unclocked source is read ahead in blocks of `read_ahead_ns` by a task of its own (a file
+read is a thread hop: one per block, not one per 10 ms chunk, and never inside a tick,
+where it would hold up every other link). Links are attached and detached between chunks.
 
 A read shorter than asked ends the source: every attached link is flushed and finished
 (`SendLink.finish`) and `ended` is set.
@@ -19,6 +20,7 @@ A read shorter than asked ends the source: every attached link is flushed and fi
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
@@ -66,7 +68,10 @@ class FanoutLink:
         self._block = max(self.chunk, rate * read_ahead_ns // 1_000_000_000)
         self._wall_ns = wall_ns
         self._slots: list[FanoutSlot] = []
-        self._pending: Frames | None = None  # read ahead, not sent yet
+        self._ahead: deque[Frames] = deque()  # read ahead, not sent yet
+        self._buffered = 0  # frames in `_ahead`
+        self._wanted = trio.Event()  # set when the read-ahead runs low
+        self.starved = 0  # ticks at which the source had not delivered in time
         self._source_ended = False
         self.chunks = 0  # chunks read from the source
         self.ended = trio.Event()
@@ -131,19 +136,46 @@ class FanoutLink:
                 self._source_ended = True
                 return
 
-    async def _read(self, frames: int) -> Frames:
-        """The next `frames` frames of an unclocked source, read ahead in blocks."""
-        pending = self._pending
-        if (pending is None or len(pending) < frames) and not self._source_ended:
+    async def _prefetch(self) -> None:
+        """Keep `read_ahead` to two blocks of an unclocked source read ahead, off the
+        ticker (a file read is a thread hop: it must not hold up every other link)."""
+        while not self._source_ended:
+            if self._buffered >= 2 * self._block:
+                self._wanted = trio.Event()
+                await self._wanted.wait()
+                continue
             block = await self.source.read(self._block)
+            if len(block):
+                self._ahead.append(block)
+                self._buffered += len(block)
             if len(block) < self._block:
                 self._source_ended = True
-            pending = (
-                block if pending is None or not len(pending) else np.concatenate((pending, block))
-            )
-        assert pending is not None
-        out, self._pending = pending[:frames], pending[frames:]
-        return out
+
+    def _take(self, frames: int) -> Frames | None:
+        """The next `frames` frames read ahead; fewer only at the end of the source; None
+        while the source is behind (the pacer then catches up when it is back)."""
+        if self._buffered < frames and not self._source_ended:
+            return None
+        out: list[Frames] = []
+        left = frames
+        while left and self._ahead:
+            head = self._ahead[0]
+            if len(head) <= left:
+                out.append(self._ahead.popleft())
+                left -= len(head)
+            else:
+                out.append(head[:left])
+                self._ahead[0] = head[left:]
+                left = 0
+        taken = frames - left
+        self._buffered -= taken
+        if self._buffered < 2 * self._block:
+            self._wanted.set()
+        if len(out) == 1:
+            return out[0]
+        if not out:
+            return np.zeros((0, self.source.spec.channels), np.float32)
+        return np.concatenate(out)
 
     async def _run_ticked(self) -> None:
         ticker = self.ticker
@@ -168,7 +200,10 @@ class FanoutLink:
                 )
             finished = False
             for _ in range(pacer.due(now)):
-                frames = await self._read(chunk)
+                frames = self._take(chunk)
+                if frames is None:
+                    self.starved += 1
+                    break
                 self.chunks += 1
                 if len(frames):
                     self._feed(frames, pacer.capture_ns(pacer.sent_samples))
@@ -181,4 +216,7 @@ class FanoutLink:
                 slot.link.service(now, readable=udp is None or ticker.readable(udp.fd))
             return finished
 
-        await ticker.attach(step, stage=PRODUCE).wait()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._prefetch)
+            await ticker.attach(step, stage=PRODUCE).wait()
+            nursery.cancel_scope.cancel()
