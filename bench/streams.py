@@ -145,9 +145,10 @@ def run_roc(wav: Path, n: int, seconds: float) -> float | None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for _ in range(n):
-            p = free_ports(3)
-            uris = ["-s", f"rtp+rs8m://127.0.0.1:{p[0]}", "-r", f"rs8m://127.0.0.1:{p[1]}",
-                    "-c", f"rtcp://127.0.0.1:{p[2]}"]  # fmt: skip
+            ports = free_ports(3)
+            host = "127.0.0.1"
+            uris = ["-s", f"rtp+rs8m://{host}:{ports[0]}", "-r", f"rs8m://{host}:{ports[1]}",
+                    "-c", f"rtcp://{host}:{ports[2]}"]  # fmt: skip
             procs.append(subprocess.Popen(
                 [recv, "-o", "file:/dev/null", "--output-format", "wav", *uris],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
