@@ -90,6 +90,8 @@ class Daemon:
         self.pulse_server: PrivatePulseServer | None = None
         #: The directory of the cluster's instances (the cluster adds remote peers to it).
         self.peers: Peers | None = None
+        #: The stream ends this instance holds (and the devices they use).
+        self.stream_host: StreamHost | None = None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (idempotent; safe from any task)."""
@@ -132,7 +134,7 @@ class Daemon:
                 )
                 await root.start_child(audio)
                 peers = self.peers = Peers(LocalPeer(uid, self.registry))
-                host = StreamHost(
+                host = self.stream_host = StreamHost(
                     uid,
                     store=store.ref,
                     publish=self.publish,

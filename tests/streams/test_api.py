@@ -362,3 +362,33 @@ async def test_openapi_documents_the_stream_routes(rocd: RunningDaemon) -> None:
         in (doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"])
     )
     assert "StreamCreate" in doc["components"]["schemas"]
+
+
+async def test_one_source_feeds_several_streams_through_one_reader(rocd: RunningDaemon) -> None:
+    sinks = []
+    for name in ("left", "right"):
+        r = await rocd.http.post(
+            "/peers/self/vads", json={"name": name, "kind": "speaker", "driver": "tone"}
+        )
+        assert r.status_code == 201, r.text
+        sinks.append(r.json()["device"])
+    uids = [
+        (await create(rocd, source=TONE, destination={"peer": "self", "device": s}))["uid"]
+        for s in sinks
+    ]
+    for uid in uids:
+        await wait_state(rocd, uid, "active")
+    host = rocd.daemon.stream_host
+    assert host is not None
+    assert host.plane is not None
+    assert list(host.plane.inputs) == ["tone:sine"]  # opened once
+    (bus,) = host.plane.inputs.values()
+    assert bus.users == 2
+    assert bus.fan is not None
+    assert len(bus.fan.slots) == 2
+    assert sorted(host.plane.outputs) == sorted(sinks)
+    await rocd.http.delete(f"/streams/{uids[0]}")
+    assert bus.users == 1
+    await rocd.http.delete(f"/streams/{uids[1]}")
+    assert host.plane.inputs == {}
+    assert host.plane.outputs == {}
