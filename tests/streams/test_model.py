@@ -67,9 +67,9 @@ def test_setup_walks_its_phases_in_order() -> None:
     setup.prepared("receiver")
     setup.prepared("sender")
     setup.committed("receiver")
-    assert setup.phase is SetupPhase.RECEIVER_COMMITTED
+    assert setup.phase == SetupPhase.RECEIVER_COMMITTED
     setup.committed("sender")
-    assert setup.phase is SetupPhase.COMMITTED
+    assert setup.phase == SetupPhase.COMMITTED
     with pytest.raises(InvalidSetupStep):
         setup.rolling_back()  # nothing committed is undone
 
