@@ -66,10 +66,11 @@ def test_setup_walks_its_phases_in_order() -> None:
         setup.committed("receiver")  # before prepared
     setup.prepared("receiver")
     setup.prepared("sender")
-    setup.committed("receiver")
-    assert setup.phase == SetupPhase.RECEIVER_COMMITTED
-    setup.committed("sender")
-    assert setup.phase == SetupPhase.COMMITTED
+    phases = []
+    for role in ("receiver", "sender"):
+        setup.committed(role)
+        phases.append(setup.phase)
+    assert phases == [SetupPhase.RECEIVER_COMMITTED, SetupPhase.COMMITTED]
     with pytest.raises(InvalidSetupStep):
         setup.rolling_back()  # nothing committed is undone
 
