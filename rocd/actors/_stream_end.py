@@ -494,11 +494,11 @@ class EndActor(Actor):
             def total(name: str) -> int:
                 return ended.get(name, 0) + sum(int(getattr(s, name)) for s in sessions)
 
-            underruns = total("underruns")
+            device_underruns = 0
             if self._out is not None and self._out.mix is not None:
                 stats = getattr(self._out.mix.sink, "stats", None)
                 if stats is not None:
-                    underruns += stats().underruns
+                    device_underruns = stats().underruns
             receiver = ReceiverEndMetrics(
                 sessions=len(sessions),
                 packetsReceived=total("received"),
@@ -513,7 +513,8 @@ class EndActor(Actor):
                 if first
                 else self.stream.settings.latency.target_ms or 0.0,
                 drift_ppm=first.drift_ppm if first else 0.0,
-                underruns=underruns,
+                underruns=total("underruns") + device_underruns,
+                device_underruns=device_underruns,
                 bitrate_bps=round(self._bitrate, 1),
                 counters={
                     k: v

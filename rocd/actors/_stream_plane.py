@@ -35,10 +35,11 @@ log = logging.getLogger("rocd.streams")
 
 #: Seconds between attempts to open a device again after it broke.
 RETRY_S = 1.0
-#: Milliseconds of a sound server's playback buffer for streams. The mix loop writes a
-#: chunk when half of it is free: a wake-up later than that plays silence and shifts
-#: everything after it (20 ms, the driver's own, underran under load in the tests).
-PLAYBACK_MS = 60
+#: Milliseconds of a sound server's playback buffers for streams (rocd's ring, and pacat's
+#: own in the server). A daemon that gets no CPU for longer than they hold lets the server
+#: play silence and shifts everything after it: with the driver's 20 ms, and with 60 ms at
+#: a load average of 4-6 on 2 cores, the tests saw such gaps; with 80 ms, none in 10 runs.
+PLAYBACK_MS = 80
 
 
 @dataclass(eq=False)

@@ -190,6 +190,7 @@ class ReceiverEndMetrics(msgspec.Struct, frozen=True, kw_only=True):
     target_latency_ms: float
     drift_ppm: float
     underruns: int  # the sessions' and the device's
+    device_underruns: int  # the device's alone (its writer was late: silence was played)
     bitrate_bps: float  # received, over the last interval
     counters: dict[str, int]  # the receiver's drop counters, all of them
     session_metrics: list[dict[str, Any]]  # every live session, every field

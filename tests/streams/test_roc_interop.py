@@ -95,6 +95,7 @@ def test_roc_send_into_a_stream_that_plays_on_a_device(
         sink.unload()
     (end,) = metrics["ends"]
     assert end["receiver"]["packetsReceived"] > 400, metrics
+    assert end["receiver"]["device_underruns"] == 0, metrics
     assert_exact_stream(whole_packets(NOISE), got, expected_delay_s=(0.0, 30.0))
 
 

@@ -190,6 +190,8 @@ class FanoutLink:
                 pacer = None
                 return False
             if pacer is None:
+                if self._buffered < chunk and not self._source_ended:
+                    return False  # not read yet: start on time once it is, not in a burst
                 start = ticker.pacer_start_ns(now)
                 pacer = Pacer(
                     self.source.spec.rate,
