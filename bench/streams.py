@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,7 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from tests.streams.conftest import Rocd, device, external, ports_of, roc_tool, write_wav
+from tests.streams.conftest import (
+    Rocd,
+    device,
+    external,
+    free_ports,
+    ports_of,
+    roc_tool,
+    write_wav,
+)
 
 TICK = os.sysconf("SC_CLK_TCK")
 RATE = 44100
@@ -125,16 +132,6 @@ def run_pair(root: Path, wav: Path, n: int, seconds: float) -> float:
     finally:
         a.kill()
         b.kill()
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def run_roc(wav: Path, n: int, seconds: float) -> float | None:

@@ -8,7 +8,6 @@ FEC-repaired loss), by spectrum where streams are mixed.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from .conftest import (
     Rocd,
     device,
     external,
+    free_ports,
     l16_noise,
     ports_of,
     whole_packets,
@@ -65,16 +65,6 @@ def daemons(
     finally:
         for rocd in made:
             rocd.kill()
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def play_out(rocd: Rocd, uid: str, recorder: Recorder) -> Frames:

@@ -8,7 +8,6 @@ with the reason printed.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from .conftest import (
     Rocd,
     device,
     external,
+    free_ports,
     l16_noise,
     ports_of,
     whole_packets,
@@ -45,16 +45,6 @@ def rocd(pulse_server: PulseServer, tmp_path_factory: pytest.TempPathFactory) ->
         yield daemon
     finally:
         daemon.kill()
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def uris(ports: list[int], fec: str) -> list[str]:
