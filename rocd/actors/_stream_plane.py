@@ -35,11 +35,14 @@ log = logging.getLogger("rocd.streams")
 
 #: Seconds between attempts to open a device again after it broke.
 RETRY_S = 1.0
-#: Milliseconds of a sound server's playback buffers for streams (rocd's ring, and pacat's
-#: own in the server). A daemon that gets no CPU for longer than they hold lets the server
-#: play silence and shifts everything after it: with the driver's 20 ms, and with 60 ms at
-#: a load average of 4-6 on 2 cores, the tests saw such gaps; with 80 ms, none in 10 runs.
+#: Milliseconds of pacat's buffer in the sound server for streams: it keeps playing while
+#: the daemon gets no CPU. A longer stall plays silence and shifts everything after it:
+#: with the driver's 20 ms, and with 60 ms at a load average of 4-6 on 2 cores, the tests
+#: saw such gaps; with 80 ms, none in 10 runs.
 PLAYBACK_MS = 80
+#: Milliseconds of the ring in front of pacat: it only absorbs a mix loop late against
+#: the pump in the same process (a long tick), and adds its length to the latency.
+RING_MS = 30
 
 
 @dataclass(eq=False)
@@ -118,12 +121,14 @@ class AudioPlane:
     def _open_playback(
         self, endpoint: DeviceEndpoint
     ) -> AbstractAsyncContextManager[PlaybackStream]:
-        """A sound server's playback with `PLAYBACK_MS` of buffer (the device's configured
-        latency if it has one): the mix loop must never be late by more than that."""
+        """A sound server's playback with `PLAYBACK_MS` of buffer in the server (the
+        device's configured latency if it has one) behind a `RING_MS` ring."""
         driver = endpoint.driver
         if isinstance(driver, PulseDriver):
             latency = endpoint.latency_ms or PLAYBACK_MS
-            return driver.open_playback(endpoint.device_id, endpoint.spec, latency_ms=latency)
+            return driver.open_playback(
+                endpoint.device_id, endpoint.spec, latency_ms=latency, ring_ms=RING_MS
+            )
         return driver.open_playback(endpoint.device_id, endpoint.spec)
 
     # -- sources ------------------------------------------------------------------------
