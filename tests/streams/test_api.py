@@ -278,9 +278,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[RunningDaemon, RunningDaem
         yield a, b
 
 
-async def test_a_stream_across_two_instances(
-    pair: tuple[RunningDaemon, RunningDaemon], monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_stream_across_two_instances(pair: tuple[RunningDaemon, RunningDaemon]) -> None:
     a, b = pair
     b_uid = b.info.uid
     stream = await create(
@@ -333,10 +331,15 @@ async def test_the_failing_side_answers_and_nothing_is_left(
         assert rocd.daemon.registry.of_kind("stream_end") == []
 
 
-async def test_an_end_whose_other_half_is_gone_is_removed(
-    pair: tuple[RunningDaemon, RunningDaemon], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def fast_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosts check the other halves every 0.2 s (set before the daemons start)."""
     monkeypatch.setattr("rocd.actors._stream_host.RECONCILE_S", 0.2)
+
+
+async def test_an_end_whose_other_half_is_gone_is_removed(
+    fast_reconcile: None, pair: tuple[RunningDaemon, RunningDaemon]
+) -> None:
     a, b = pair
     stream = await create(
         a,
