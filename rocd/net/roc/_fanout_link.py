@@ -34,7 +34,7 @@ from ._ticker import PRODUCE, Ticker, now_ns
 __all__ = ["FanoutLink", "FanoutSlot"]
 
 DEFAULT_CHUNK_NS = 10_000_000
-DEFAULT_READ_AHEAD_NS = 100_000_000
+DEFAULT_READ_AHEAD_NS = 250_000_000
 
 Frames = npt.NDArray[np.float32]
 
