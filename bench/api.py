@@ -41,6 +41,8 @@ def start_daemon(state_dir: str) -> tuple[subprocess.Popen[str], str]:
             state_dir,
             "--api",
             "127.0.0.1:0",
+            "--cluster",
+            "127.0.0.1:0",
         ],
         stderr=subprocess.PIPE,
         text=True,

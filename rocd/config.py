@@ -19,6 +19,10 @@ Example file:
     pulse = "auto"          # auto | system | off
     files_dir = "/srv/audio"
     portaudio = false
+
+    [cluster]
+    listen = "0.0.0.0:4611"
+    peers = [{address = "10.0.0.2:4611", key = "<its public key>", role = "operator"}]
 """
 
 from __future__ import annotations
@@ -30,12 +34,19 @@ from typing import Annotated, Literal
 import msgspec
 import platformdirs
 
+from rocd.net.signalling import MalformedMessage, check_public_key, decode_invite
+
 #: The port the HTTP API listens on by default (on 127.0.0.1).
 DEFAULT_API_PORT = 4610
+#: The port the cluster listener (ZeroMQ, CURVE) listens on by default (on every address).
+DEFAULT_CLUSTER_PORT = 4611
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 PulseMode = Literal["auto", "system", "off"]
+RoleName = Literal["viewer", "operator", "admin"]
+AuthMode = Literal["auto", "token", "none"]
+Seconds = Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)]
 
 
 class ConfigError(Exception):
@@ -45,6 +56,34 @@ class ConfigError(Exception):
 class ApiConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     host: str = "127.0.0.1"
     port: Port = DEFAULT_API_PORT
+    #: "auto": a bearer token is required unless the API listens on a loopback address;
+    #: "token": always required; "none": never (anyone who reaches the port is admin).
+    auth: AuthMode = "auto"
+
+
+class StaticPeer(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A peer this instance trusts and dials from its configuration."""
+
+    address: str  # its cluster listener: "host:port" or "tcp://host:port"
+    key: str  # its public key (Z85, the "key" of its GET /peers/self)
+    role: RoleName = "operator"  # what it may do here
+
+
+class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: false: no cluster listener, no peers (this instance stays alone).
+    enabled: bool = True
+    #: Where the cluster listener (ZeroMQ ROUTER, CURVE) listens: "host:port".
+    listen: str = f"0.0.0.0:{DEFAULT_CLUSTER_PORT}"
+    #: "host[:port]" peers should dial; None: the listen address, or this machine's
+    #: primary address when listening on every address.
+    advertise: str | None = None
+    #: Peers trusted and dialled from the configuration.
+    peers: list[StaticPeer] = []
+    #: A one-time join token from another instance's POST /cluster/invites.
+    join: str | None = None
+    #: Seconds between heartbeats, and of silence after which a peer is offline.
+    heartbeat_s: Seconds = 1.0
+    dead_after_s: Seconds = 3.0
 
 
 class AudioConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -70,6 +109,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     log_level: LogLevel = "info"
     api: ApiConfig = ApiConfig()
     audio: AudioConfig = AudioConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     @property
     def state_path(self) -> Path:
@@ -105,9 +145,32 @@ def load_config(path: Path | None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
-        return msgspec.toml.decode(data, type=Config)
+        config = msgspec.toml.decode(data, type=Config)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ConfigError(f"{path}: {_explain(exc)}") from None
+    try:
+        return check_cluster(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def check_cluster(config: Config) -> Config:
+    """`config` if its [cluster] values make sense (keys, addresses, join token), else
+    ConfigError naming the field."""
+    cluster = config.cluster
+    parse_host_port(cluster.listen, what="cluster.listen")
+    for i, peer in enumerate(cluster.peers):
+        try:
+            check_public_key(peer.key)
+        except ValueError as exc:
+            raise ConfigError(f"cluster.peers[{i}].key: {exc}") from None
+        parse_host_port(peer.address.removeprefix("tcp://"), what=f"cluster.peers[{i}].address")
+    if cluster.join is not None:
+        try:
+            decode_invite(cluster.join)
+        except MalformedMessage as exc:
+            raise ConfigError(f"--join: {exc}") from None
+    return config
 
 
 def parse_host_port(text: str, *, what: str = "--api") -> tuple[str, int]:
@@ -129,16 +192,26 @@ def with_overrides(
     state_dir: str | None = None,
     name: str | None = None,
     log_level: LogLevel | None = None,
+    cluster: str | None = None,
+    join: str | None = None,
 ) -> Config:
     """`config` with the given command-line values replacing the file's."""
     changes: dict[str, object] = {}
     if api is not None:
         host, port = parse_host_port(api)
-        changes["api"] = ApiConfig(host=host, port=port)
+        changes["api"] = msgspec.structs.replace(config.api, host=host, port=port)
+    if cluster is not None or join is not None:
+        section = config.cluster
+        if cluster is not None:
+            host, port = parse_host_port(cluster, what="--cluster")
+            section = msgspec.structs.replace(section, listen=f"{host}:{port}")
+        if join is not None:
+            section = msgspec.structs.replace(section, join=join)
+        changes["cluster"] = section
     if state_dir is not None:
         changes["state_dir"] = state_dir
     if name is not None:
         changes["name"] = name
     if log_level is not None:
         changes["log_level"] = log_level
-    return msgspec.structs.replace(config, **changes)
+    return check_cluster(msgspec.structs.replace(config, **changes))

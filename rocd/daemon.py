@@ -8,17 +8,20 @@ Tree (every actor under the root supervisor, one-for-one):
     ├── node      this instance: identity, display name
     ├── audio     drivers, devices, VADs
     ├── streams   the stream ends this instance holds, the devices they use
-    └── stream_coordinator   sets streams up across the cluster, answers for them
+    ├── stream_coordinator   sets streams up across the cluster, answers for them
+    └── cluster   trust, the ZeroMQ listener, one peer actor per trusted remote
     + the HTTP server (hypercorn, Trio worker) in the same nursery
 
-Shutdown (`request_stop`, e.g. on SIGINT/SIGTERM): the HTTP server stops accepting, the
-event bus ends every subscription (WebSocket clients get 1001 "going away"), open requests
+Shutdown (`request_stop`, e.g. on SIGINT/SIGTERM): peers are told goodbye (so they mark
+this instance offline at once), the HTTP server stops accepting, the event bus ends every
+subscription (WebSocket clients get 1001 "going away"), open requests
 get a short grace, then every actor is cancelled and runs its `on_stop` with its own grace.
 The whole sequence is bounded by `STOP_GRACE` + the actors' grace, well under 2 s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import socket
@@ -36,6 +39,7 @@ import trio
 from rocd import __version__
 from rocd.actors import (
     AudioService,
+    Cluster,
     DriverSpec,
     EventBus,
     Faults,
@@ -44,13 +48,14 @@ from rocd.actors import (
     Node,
     Peers,
     Registry,
+    SayGoodbye,
     SetApiUrl,
     Store,
     StreamCoordinator,
     StreamHost,
     Supervisor,
 )
-from rocd.api import ApiContext, create_app
+from rocd.api import ApiContext, create_app, token_required
 from rocd.audio import (
     AudioDriver,
     FileDriver,
@@ -61,6 +66,7 @@ from rocd.audio import (
     probe_pulse,
 )
 from rocd.config import Config
+from rocd.errors import RocdError
 
 log = logging.getLogger("rocd.daemon")
 
@@ -133,7 +139,24 @@ class Daemon:
                     uid, drivers, store=store.ref, publish=self.publish, registry=self.registry
                 )
                 await root.start_child(audio)
-                peers = self.peers = Peers(LocalPeer(uid, self.registry))
+                peers = Peers(LocalPeer(uid, self.registry))
+                cluster: Cluster | None = None
+                if self.config.cluster.enabled:
+                    cluster = Cluster(
+                        uid,
+                        self.config.cluster,
+                        state_dir=self.config.state_path,
+                        store=store.ref,
+                        node=node.ref,
+                        bus=self._bus.ref,
+                        relay=self._bus.relay,
+                        registry=self.registry,
+                        peers=peers,
+                        publish=self.publish,
+                        name=lambda: node.name,
+                    )
+                    await root.start_child(cluster)
+                self.peers = peers
                 host = self.stream_host = StreamHost(
                     uid,
                     store=store.ref,
@@ -155,11 +178,15 @@ class Daemon:
                     peers=peers,
                     streams=coordinator.ref,
                     stream_host=host.ref,
+                    cluster=cluster.ref if cluster is not None else None,
+                    token_required=token_required(self.config.api),
                 )
                 http_done = trio.Event()
                 binds = await nursery.start(self._serve_http, ctx, http_done)
                 api_url = binds[0]
                 node.ref.tell_nowait(SetApiUrl(api_url))
+                if cluster is not None:
+                    cluster.ref.tell_nowait(SetApiUrl(api_url))
                 info = DaemonInfo(uid, node.name, api_url, state_file)
                 log.info(
                     "rocd %s: %s (%s) serving %s, state in %s",
@@ -169,6 +196,9 @@ class Daemon:
                 task_status.started(info)
                 await self._stop.wait()
                 log.info("stopping")
+                if cluster is not None:
+                    with contextlib.suppress(RocdError):
+                        await cluster.ref.ask(SayGoodbye(), within=STOP_GRACE)
                 self._http_stop.set()
                 await root.stop_child(EventBus.kind, self._bus.uid, reason="daemon shutting down")
                 with trio.move_on_after(STOP_GRACE):

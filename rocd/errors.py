@@ -90,3 +90,44 @@ class ActorCrashed(RocdError):
 
     status = 500
     code = "crashed"
+
+
+class Unauthorized(RocdError):
+    """The request carries no valid credential (an API token) where one is required."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(RocdError):
+    """The credential is valid but its role does not allow the request."""
+
+    status = 403
+    code = "forbidden"
+
+
+def error_from_code(
+    code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> RocdError:
+    """The RocdError an error code names (an error that crossed the wire from another
+    instance is re-raised here as the same type); an unknown code is a plain 500."""
+    cls = _BY_CODE.get(code, RocdError)
+    return cls(message, details=details)
+
+
+_BY_CODE: dict[str, type[RocdError]] = {
+    cls.code: cls
+    for cls in (
+        NotFound,
+        InvalidRequest,
+        Conflict,
+        Unsupported,
+        Busy,
+        Unavailable,
+        ActorGone,
+        AskTimeout,
+        ActorCrashed,
+        Unauthorized,
+        Forbidden,
+    )
+}

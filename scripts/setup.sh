@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip pulseaudio pulseaudio-utils libportaudio2
-              libasound2-plugins libsndfile1 libsamplerate0 iproute2 iptables)
+              libasound2-plugins libsndfile1 libsamplerate0 iproute2 iptables gcc libc6-dev)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -27,4 +27,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# The compiled LDPC decoder core (optional: numpy decodes without it).
+.venv/bin/python -c "from rocd.net.roc import _ldpc_native as n; print('setup: built', n.build())" \
+    || echo "setup: no C compiler: the numpy LDPC decoder will be used"
 echo "setup: ready (.venv/bin/rocd)"

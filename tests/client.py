@@ -15,10 +15,12 @@ import trio
 from trio_websocket import WebSocketConnection
 from trio_websocket import open_websocket_url as _open_websocket_url
 
-from rocd.config import ApiConfig, AudioConfig, Config
+from rocd.config import ApiConfig, AudioConfig, ClusterConfig, Config
 from rocd.daemon import Daemon, DaemonInfo
 
 NO_SOUND_SERVER = AudioConfig(pulse="off")
+#: The cluster listener on a free loopback port (never the default 0.0.0.0:4611 in tests).
+LOOPBACK_CLUSTER = ClusterConfig(listen="127.0.0.1:0")
 
 
 @dataclass
@@ -41,7 +43,11 @@ async def running_daemon(
     state_dir: Path, audio: AudioConfig = NO_SOUND_SERVER
 ) -> AsyncIterator[RunningDaemon]:
     """A daemon serving on a free port; leaving stops it and waits until it has stopped."""
-    daemon = Daemon(Config(state_dir=str(state_dir), api=ApiConfig(port=0), audio=audio))
+    daemon = Daemon(
+        Config(
+            state_dir=str(state_dir), api=ApiConfig(port=0), audio=audio, cluster=LOOPBACK_CLUSTER
+        )
+    )
     async with trio.open_nursery() as nursery:
         with trio.fail_after(15):
             info = await nursery.start(daemon.run)

@@ -1,7 +1,8 @@
 """Actors: state, lifetimes, supervision and orchestration.
 
 The runtime (mailbox, ask/tell, supervisor, registry) and the domain actors built on it
-(node, store, event bus, audio service, devices, VADs, streams; peers later).
+(node, store, event bus, audio service, devices, VADs, streams, the cluster and its
+peer actors).
 """
 
 from ._actor import DEFAULT_ASK_TIMEOUT, Actor, ActorRef, Request
@@ -18,6 +19,8 @@ from ._audio_types import (
     GetDrivers,
     GetEndpoint,
     GetVad,
+    ListDevices,
+    ListVads,
     Rescan,
     UpdateDevice,
     UpdateVad,
@@ -28,6 +31,19 @@ from ._audio_types import (
     audio_errors,
     vad_system_name,
 )
+from ._cluster import Cluster
+from ._cluster_types import (
+    AddPeer,
+    ClusterListenError,
+    CreateInvite,
+    InviteCreated,
+    Join,
+    ListPeers,
+    RemovePeer,
+    SayGoodbye,
+    SetPeerRole,
+    cluster_address,
+)
 from ._device import DeviceActor
 from ._events import (
     BusStats,
@@ -36,15 +52,37 @@ from ._events import (
     EventFilter,
     GetBusStats,
     Recent,
+    Relay,
     Subscribe,
     Subscription,
 )
+from ._gather import ask_each
 from ._mailbox import Mailbox, MailboxStats
-from ._node import GetPeerInfo, Node, PeerInfo, Rename, SetApiUrl, check_name
+from ._mirror import GetSnapshot, Mirror, Snapshot
+from ._node import (
+    GetPeerInfo,
+    Node,
+    PeerInfo,
+    Rename,
+    SetApiUrl,
+    SetClusterIdentity,
+    check_name,
+)
+from ._peer import PeerActor, PeerRuntime
 from ._peer_handle import SELF, LocalPeer, PeerHandle, Peers
 from ._registry import Registry
+from ._remote_peer import RemotePeer
+from ._roles import ROLES, Role, allows, check_role, require
 from ._statedb import SCHEMA_VERSION, StateDB, StateError
-from ._store import DeleteSetting, GetIdentity, GetSetting, ListSettings, PutSetting, Store
+from ._store import (
+    DeleteSetting,
+    GetIdentity,
+    GetSetting,
+    ListSettings,
+    PutSetting,
+    Store,
+    StoreQuery,
+)
 from ._stream_coordinator import StreamCoordinator
 from ._stream_faults import Faults
 from ._stream_host import StreamHost
@@ -84,24 +122,45 @@ from ._supervisor import (
     is_cancellation,
     root_cause,
 )
+from ._tokens import (
+    ApiToken,
+    CheckToken,
+    CreateToken,
+    DeleteToken,
+    ListTokens,
+    NewToken,
+    split_token,
+)
+from ._trust import PendingInvite, RefusedPeer, TrustBook, TrustedPeer
 from ._vad import VadActor
+from ._wire import WIRE, WireRegistry, WireRequest, reply_type
 
 __all__ = [
     "DEFAULT_ASK_TIMEOUT",
     "END_REQUESTS",
+    "ROLES",
     "SCHEMA_VERSION",
     "SELF",
+    "WIRE",
     "AbortEnd",
     "Actor",
     "ActorRef",
+    "AddPeer",
+    "ApiToken",
     "AudioService",
     "BusStats",
+    "CheckToken",
     "Child",
+    "Cluster",
+    "ClusterListenError",
     "CommitEnd",
+    "CreateInvite",
     "CreateStream",
+    "CreateToken",
     "CreateVad",
     "DeleteSetting",
     "DeleteStream",
+    "DeleteToken",
     "DeleteVad",
     "Device",
     "DeviceActor",
@@ -126,35 +185,57 @@ __all__ = [
     "GetIdentity",
     "GetPeerInfo",
     "GetSetting",
+    "GetSnapshot",
     "GetStream",
     "GetStreamMetrics",
     "GetVad",
     "InvalidTransition",
+    "InviteCreated",
+    "Join",
     "Lifecycle",
+    "ListDevices",
     "ListEnds",
+    "ListPeers",
     "ListSettings",
     "ListStreams",
+    "ListTokens",
+    "ListVads",
     "LocalPeer",
     "Mailbox",
     "MailboxStats",
+    "Mirror",
+    "NewToken",
     "Node",
+    "PeerActor",
     "PeerHandle",
     "PeerInfo",
+    "PeerRuntime",
     "Peers",
+    "PendingInvite",
     "PrepareReceiver",
     "PrepareSender",
     "Publish",
     "PutSetting",
     "Recent",
+    "RefusedPeer",
     "Registry",
+    "Relay",
+    "RemotePeer",
+    "RemovePeer",
     "Rename",
     "Request",
     "Rescan",
     "Restart",
+    "Role",
+    "SayGoodbye",
     "SetApiUrl",
+    "SetClusterIdentity",
+    "SetPeerRole",
+    "Snapshot",
     "StateDB",
     "StateError",
     "Store",
+    "StoreQuery",
     "Stream",
     "StreamCoordinator",
     "StreamCreate",
@@ -168,6 +249,8 @@ __all__ = [
     "Subscription",
     "Supervisor",
     "SupervisorGaveUp",
+    "TrustBook",
+    "TrustedPeer",
     "UpdateDevice",
     "UpdateEnd",
     "UpdateStream",
@@ -177,10 +260,19 @@ __all__ = [
     "VadConfig",
     "VadCreate",
     "VadUpdate",
+    "WireRegistry",
+    "WireRequest",
+    "allows",
+    "ask_each",
     "audio_errors",
     "check_name",
+    "check_role",
+    "cluster_address",
     "combine",
     "is_cancellation",
+    "reply_type",
+    "require",
     "root_cause",
+    "split_token",
     "vad_system_name",
 ]

@@ -54,12 +54,17 @@ from ._audio_types import (
     CreateVad,
     DeleteVad,
     DestroyVad,
+    DeviceList,
     DriverBack,
     DriverEvent,
     DriverGone,
     DriverSynced,
     EnsureVad,
+    GetDevice,
     GetDrivers,
+    GetVad,
+    ListDevices,
+    ListVads,
     Observed,
     Rescan,
     Vad,
@@ -70,6 +75,7 @@ from ._audio_types import (
     new_vad_uid,
 )
 from ._device import DeviceActor
+from ._gather import ask_each
 from ._node import check_name
 from ._registry import Registry
 from ._store import DeleteSetting, ListSettings, PutSetting
@@ -204,21 +210,31 @@ class AudioService(Actor):
             case GetDrivers():
                 return self.statuses()
             case Rescan():
-                # Reconciled here rather than through the events the listing publishes,
-                # so the devices are there when the reply is (those events come later
-                # and are older than this listing: they change nothing).
-                for name in sorted(self._polled & set(self.drivers)):
-                    driver = self.drivers[name]
-                    with audio_errors():
-                        devices = await driver.list_devices()
-                    await self._synced(name, devices, driver.event_count)
+                await self._rescan()
                 return None
+            case ListDevices():
+                await self._rescan()
+                views = await ask_each(self._registry.of_kind(DeviceActor.kind), GetDevice())
+                return DeviceList(self.statuses(), sorted(views, key=lambda d: d.id))
+            case ListVads():
+                vads = await ask_each(self._registry.of_kind(VadActor.kind), GetVad())
+                return sorted(vads, key=lambda v: (v.name, v.uid))
             case CreateVad(create=create):
                 return await self._create_vad(create)
             case DeleteVad(uid=uid):
                 await self._delete_vad(uid)
                 return None
         return await super().handle(msg)
+
+    async def _rescan(self) -> None:
+        # Reconciled here rather than through the events the listing publishes, so the
+        # devices are there when the reply is (those events come later and are older
+        # than this listing: they change nothing).
+        for name in sorted(self._polled & set(self.drivers)):
+            driver = self.drivers[name]
+            with audio_errors():
+                devices = await driver.list_devices()
+            await self._synced(name, devices, driver.event_count)
 
     def statuses(self) -> list[DriverStatus]:
         out = [d.status for d in self.drivers.values()]

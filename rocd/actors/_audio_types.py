@@ -131,6 +131,10 @@ class Device(msgspec.Struct, frozen=True, kw_only=True):
     native_channels: int
     monitor_of: str | None = None  # of a monitor source: the sink it mirrors
     config: DeviceConfig  # what is persisted
+    #: Only on a copy answered from another instance's mirror while that instance is
+    #: offline: the copy may be out of date, by `age_s` seconds (since last contact).
+    stale: bool | UnsetType = UNSET
+    age_s: float | UnsetType = UNSET
 
 
 class DeviceUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -150,6 +154,8 @@ class DeviceList(msgspec.Struct, frozen=True):
 
     drivers: list[DriverStatus]
     devices: list[Device]
+    stale: bool | UnsetType = UNSET  # as Device.stale
+    age_s: float | UnsetType = UNSET
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,11 @@ class DeviceEndpoint:
 
 class GetDevice(Request[Device], frozen=True):
     pass
+
+
+class ListDevices(Request[DeviceList], frozen=True):
+    """Told to the audio service: every device, after listing the drivers that do not
+    push their changes (so a file just copied into the files directory is there)."""
 
 
 class UpdateDevice(Request[Device], frozen=True):
@@ -209,6 +220,8 @@ class Vad(msgspec.Struct, frozen=True, kw_only=True):
     device: str | None  # the device id (also listed under /devices)
     state: VadState  # "pending": its driver is down; it is made when the driver is back
     reason: str = ""  # why it is pending or failed
+    stale: bool | UnsetType = UNSET  # as Device.stale
+    age_s: float | UnsetType = UNSET
 
 
 class VadCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -229,6 +242,10 @@ class VadUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class GetVad(Request[Vad], frozen=True):
     pass
+
+
+class ListVads(Request[list[Vad]], frozen=True):
+    """Told to the audio service: every VAD, by name."""
 
 
 class UpdateVad(Request[Vad], frozen=True):

@@ -84,6 +84,12 @@ class Publish(msgspec.Struct, frozen=True):
     data: dict[str, Any] = {}
 
 
+class Relay(msgspec.Struct, frozen=True):
+    """An event of another instance, fanned out as it is (its own peer, seq and time)."""
+
+    event: Event
+
+
 class Subscribe(Request[Subscription], frozen=True):
     filter: EventFilter = EventFilter()
     buffer: int = 256
@@ -136,6 +142,14 @@ class EventBus(Actor):
             self.dropped_events += 1
             log.debug("event %s dropped: %s", kind, exc)
 
+    def relay(self, event: Event) -> None:
+        """Queue another instance's event for fan-out; never blocks, never raises."""
+        try:
+            self.ref.tell_nowait(Relay(event))
+        except RocdError as exc:
+            self.dropped_events += 1
+            log.debug("relayed event %s dropped: %s", event.kind, exc)
+
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
@@ -149,7 +163,14 @@ class EventBus(Actor):
     async def handle(self, msg: Any) -> Any:
         match msg:
             case Publish():
-                self._fan_out(msg)
+                self._seq += 1
+                event = Event(
+                    self._seq, time.time(), msg.kind, self.peer_uid, msg.subject, msg.data
+                )
+                self._fan_out(event)
+                return None
+            case Relay(event=event):
+                self._fan_out(event)
                 return None
             case Subscribe():
                 send, receive = trio.open_memory_channel[Event](max(1, msg.buffer))
@@ -162,9 +183,7 @@ class EventBus(Actor):
                 return BusStats(self._seq, self.dropped_events, len(self._subscribers))
         return await super().handle(msg)
 
-    def _fan_out(self, msg: Publish) -> None:
-        self._seq += 1
-        event = Event(self._seq, time.time(), msg.kind, self.peer_uid, msg.subject, msg.data)
+    def _fan_out(self, event: Event) -> None:
         self._history.append(event)
         keep: list[_Subscriber] = []
         for sub in self._subscribers:

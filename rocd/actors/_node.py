@@ -23,13 +23,20 @@ from ._supervisor import Publish
 class PeerInfo(msgspec.Struct, frozen=True):
     """What the cluster knows of one instance."""
 
-    uid: str
+    uid: str  # "" for a trusted peer not reached yet
     name: str
     is_self: bool = msgspec.field(name="self")
-    state: str  # "online" | "unreachable"
+    state: str  # "online" | "offline" | "refused" (a key this instance turned away)
     version: str
     api: str  # base URL of the instance's HTTP API ("" if unknown)
     started: float  # Unix time the instance started, seconds
+    key: str = ""  # its public key (Z85): what pairing trusts
+    fingerprint: str = ""  # a short name for the key (16 hex digits of its SHA-256)
+    address: str = ""  # its cluster listener, tcp://host:port
+    role: str | None = None  # the role this instance gives that key (None for itself)
+    rtt_ms: float | None = None  # heartbeat round trip, milliseconds
+    last_seen: float | None = None  # Unix time it was last heard from
+    reason: str = ""  # why it is offline or refused
 
 
 class GetPeerInfo(Request[PeerInfo], frozen=True):
@@ -44,6 +51,14 @@ class SetApiUrl(msgspec.Struct, frozen=True):
     """Told once the HTTP server has bound its address."""
 
     url: str
+
+
+class SetClusterIdentity(msgspec.Struct, frozen=True):
+    """Told once the cluster listener is up: this instance's public key and address."""
+
+    key: str
+    fingerprint: str
+    address: str
 
 
 def check_name(name: str) -> str:
@@ -81,6 +96,7 @@ class Node(Actor):
         self.api_url = api_url
         self.name = default_name
         self.started = time.time()
+        self.cluster = SetClusterIdentity("", "", "")
 
     async def on_start(self) -> None:
         stored = await self._store.ask(GetSetting("node", "name"))
@@ -103,6 +119,9 @@ class Node(Actor):
             version=__version__,
             api=self.api_url,
             started=self.started,
+            key=self.cluster.key,
+            fingerprint=self.cluster.fingerprint,
+            address=self.cluster.address,
         )
 
     async def handle(self, msg: Any) -> Any:
@@ -111,6 +130,9 @@ class Node(Actor):
                 return self.info()
             case SetApiUrl(url=url):
                 self.api_url = url
+                return None
+            case SetClusterIdentity():
+                self.cluster = msg
                 return None
             case Rename(name=name):
                 name = check_name(name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,34 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL,
         updated REAL NOT NULL,
         PRIMARY KEY (namespace, key)
+    );
+    """,
+    # 1 -> 2: the cluster's trust (peer keys and their roles, pending invites) and the
+    # HTTP API's tokens (hashed).
+    """
+    CREATE TABLE trusted_peers (
+        key TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        address TEXT NOT NULL DEFAULT '',
+        uid TEXT NOT NULL DEFAULT '',
+        name TEXT NOT NULL DEFAULT '',
+        join_secret TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT 'api',
+        added REAL NOT NULL
+    );
+    CREATE TABLE invites (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        created REAL NOT NULL
     );
     """,
 )
@@ -86,6 +115,13 @@ class StateDB:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement (its own transaction); the number of rows it changed."""
+        return int(self._db.execute(sql, params).rowcount)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self._db.execute(sql, params).fetchall())
 
     def identity(self) -> str:
         """The instance uid, created (random, stable) on first use."""

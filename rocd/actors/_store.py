@@ -43,6 +43,15 @@ class ListSettings(Request[dict[str, Any]], frozen=True):
     namespace: str
 
 
+class StoreQuery(Request[T], frozen=True):
+    """A request that brings its own query (`apply`, run in the store's worker thread),
+    for tables other than the settings: each kind of state keeps its SQL beside its
+    types, and the store stays one owner of the file."""
+
+    def apply(self, db: StateDB) -> T:
+        raise NotImplementedError
+
+
 class Store(Actor):
     kind = "store"
 
@@ -76,4 +85,6 @@ class Store(Actor):
                 return await self._run(db.delete, ns, key)
             case ListSettings(namespace=ns):
                 return await self._run(db.items, ns)
+            case StoreQuery():
+                return await self._run(msg.apply, db)
         return await super().handle(msg)

@@ -327,3 +327,13 @@ class GetStreamMetrics(Request[StreamMetrics], frozen=True):
 def end_uid(stream: str, role: str) -> str:
     """The uid of an end's actor."""
     return f"{stream}:{role}"
+
+
+def _register_on_the_wire() -> None:
+    from ._wire import WIRE
+
+    for request in END_REQUESTS:
+        WIRE.register(request, "viewer" if request in (ListEnds, GetEndMetrics) else "operator")
+
+
+_register_on_the_wire()

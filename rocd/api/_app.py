@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from rocd.errors import RocdError
 
+from . import _cluster as _cluster_routes  # noqa: F401  (routes)
 from . import (  # noqa: F401  (routes)
     _devices,
     _events_ws,
@@ -29,6 +30,7 @@ from . import (  # noqa: F401  (routes)
     _system,
     _vads,
 )
+from ._auth import install_auth
 from ._context import ApiContext
 from ._routes import API, Api, ErrorBody, json_response
 
@@ -42,6 +44,7 @@ def create_app(ctx: ApiContext, api: Api = API) -> Quart:
     app = QuartTrio("rocd")
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20  # 1 MiB: API bodies are small JSON documents
     api.install(app, ctx)
+    install_auth(app, ctx)
 
     @app.errorhandler(RocdError)
     async def rocd_error(exc: RocdError) -> Any:

@@ -21,3 +21,6 @@ class ApiContext:
     #: (kind "streams"); None in bare tests.
     streams: ActorRef | None = None
     stream_host: ActorRef | None = None
+    cluster: ActorRef | None = None  # the cluster actor (None: clustering disabled)
+    #: Whether requests need a bearer token (the API listens off loopback).
+    token_required: bool = False

@@ -4,15 +4,13 @@ A device id names its driver, then the driver's own name for the device
 ("pulse:sink:alsa_output.pci-0000_00_1f.3.analog-stereo", "file:source:take 1.wav"), so
 it may hold any character: clients percent-encode it as one path segment (a "/" in an id
 is taken too, as the last part of the path).
+
+The same routes serve every instance of the cluster: for a remote peer, reads come from
+its mirror here (marked `stale` with `age_s` while it is offline) and changes are
+forwarded to it, coming back as its answer or a 503/504 naming it.
 """
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Sequence
-from typing import TypeVar
-
-import trio
 
 from rocd.actors import (
     ActorRef,
@@ -20,18 +18,14 @@ from rocd.actors import (
     DeviceList,
     DeviceUpdate,
     GetDevice,
-    GetDrivers,
-    Request,
-    Rescan,
+    ListDevices,
     UpdateDevice,
 )
-from rocd.errors import ActorGone, NotFound, Unavailable
+from rocd.errors import NotFound, Unavailable
 
 from ._context import ApiContext
-from ._peers import resolve_peer
+from ._peers import handle_of, resolve_peer
 from ._routes import API
-
-R = TypeVar("R")
 
 
 def audio_service(ctx: ApiContext, peer: str) -> ActorRef:
@@ -52,20 +46,6 @@ def actor_of(ctx: ApiContext, peer: str, kind: str, uid: str, what: str) -> Acto
     return ref
 
 
-async def ask_each(refs: Sequence[ActorRef], msg: Request[R]) -> list[R]:
-    """Ask every actor at once; those that stopped meanwhile are left out."""
-    results: dict[int, R] = {}
-
-    async def one(i: int, ref: ActorRef) -> None:
-        with contextlib.suppress(ActorGone, NotFound):
-            results[i] = await ref.ask(msg)
-
-    async with trio.open_nursery() as nursery:
-        for i, ref in enumerate(refs):
-            nursery.start_soon(one, i, ref)
-    return [results[i] for i in sorted(results)]
-
-
 @API.route(
     "GET",
     "/peers/{peer}/devices",
@@ -75,11 +55,10 @@ async def ask_each(refs: Sequence[ActorRef], msg: Request[R]) -> list[R]:
     errors=(404, 503),
 )
 async def list_devices(ctx: ApiContext, peer: str) -> DeviceList:
-    audio = audio_service(ctx, peer)
-    await audio.ask(Rescan())
-    drivers = await audio.ask(GetDrivers())
-    devices = await ask_each(ctx.registry.of_kind("device"), GetDevice())
-    return DeviceList(drivers, sorted(devices, key=lambda d: d.id))
+    handle = handle_of(ctx, peer)
+    if handle.local:
+        return await audio_service(ctx, peer).ask(ListDevices())
+    return await handle.ask("audio", handle.uid, ListDevices())
 
 
 @API.route(
@@ -91,7 +70,10 @@ async def list_devices(ctx: ApiContext, peer: str) -> DeviceList:
     errors=(404, 503),
 )
 async def get_device(ctx: ApiContext, peer: str, uid: str) -> Device:
-    return await actor_of(ctx, peer, "device", uid, "device").ask(GetDevice())
+    handle = handle_of(ctx, peer)
+    if handle.local:
+        return await actor_of(ctx, peer, "device", uid, "device").ask(GetDevice())
+    return await handle.ask("device", uid, GetDevice())
 
 
 @API.route(
@@ -101,7 +83,7 @@ async def get_device(ctx: ApiContext, peer: str, uid: str) -> Device:
     tag="devices",
     body=DeviceUpdate,
     response=Device,
-    errors=(404, 422, 503),
+    errors=(404, 422, 503, 504),
     description=(
         "Only the fields given change; null puts a setting back to the device's own. "
         "volume: 0..1.5 (1.0 nominal); rate, channels, latency_ms: the format rocd "
@@ -109,4 +91,7 @@ async def get_device(ctx: ApiContext, peer: str, uid: str) -> Device:
     ),
 )
 async def put_device(ctx: ApiContext, peer: str, uid: str, body: DeviceUpdate) -> Device:
-    return await actor_of(ctx, peer, "device", uid, "device").ask(UpdateDevice(body))
+    handle = handle_of(ctx, peer)
+    if handle.local:
+        return await actor_of(ctx, peer, "device", uid, "device").ask(UpdateDevice(body))
+    return await handle.ask("device", uid, UpdateDevice(body))

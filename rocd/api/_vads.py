@@ -2,14 +2,25 @@
 
 A VAD is also a device (its `device` field is the id under /devices). Creating one on a
 driver that is down is accepted: the VAD is "pending" and made when the driver is back.
+A remote peer's VADs are read from its mirror here and changed on it (as for devices).
 """
 
 from __future__ import annotations
 
-from rocd.actors import CreateVad, DeleteVad, GetVad, UpdateVad, Vad, VadCreate, VadUpdate
+from rocd.actors import (
+    CreateVad,
+    DeleteVad,
+    GetVad,
+    ListVads,
+    UpdateVad,
+    Vad,
+    VadCreate,
+    VadUpdate,
+)
 
 from ._context import ApiContext
-from ._devices import actor_of, ask_each, audio_service
+from ._devices import actor_of, audio_service
+from ._peers import handle_of
 from ._routes import API
 
 
@@ -22,9 +33,10 @@ from ._routes import API
     errors=(404, 503),
 )
 async def list_vads(ctx: ApiContext, peer: str) -> list[Vad]:
-    audio_service(ctx, peer)
-    vads = await ask_each(ctx.registry.of_kind("vad"), GetVad())
-    return sorted(vads, key=lambda v: (v.name, v.uid))
+    handle = handle_of(ctx, peer)
+    if handle.local:
+        return await audio_service(ctx, peer).ask(ListVads())
+    return await handle.ask("audio", handle.uid, ListVads())
 
 
 @API.route(
@@ -35,10 +47,13 @@ async def list_vads(ctx: ApiContext, peer: str) -> list[Vad]:
     body=VadCreate,
     response=Vad,
     status=201,
-    errors=(404, 422, 501, 503),
+    errors=(404, 422, 501, 503, 504),
 )
 async def create_vad(ctx: ApiContext, peer: str, body: VadCreate) -> Vad:
-    return await audio_service(ctx, peer).ask(CreateVad(body))
+    handle = handle_of(ctx, peer)
+    if handle.local:
+        return await audio_service(ctx, peer).ask(CreateVad(body))
+    return await handle.ask("audio", handle.uid, CreateVad(body))
 
 
 @API.route(
@@ -50,7 +65,10 @@ async def create_vad(ctx: ApiContext, peer: str, body: VadCreate) -> Vad:
     errors=(404, 503),
 )
 async def get_vad(ctx: ApiContext, peer: str, uid: str) -> Vad:
-    return await actor_of(ctx, peer, "vad", uid, "VAD").ask(GetVad())
+    handle = handle_of(ctx, peer)
+    if handle.local:
+        return await actor_of(ctx, peer, "vad", uid, "VAD").ask(GetVad())
+    return await handle.ask("vad", uid, GetVad())
 
 
 @API.route(
@@ -60,10 +78,13 @@ async def get_vad(ctx: ApiContext, peer: str, uid: str) -> Vad:
     tag="vads",
     body=VadUpdate,
     response=Vad,
-    errors=(404, 422, 503),
+    errors=(404, 422, 503, 504),
 )
 async def put_vad(ctx: ApiContext, peer: str, uid: str, body: VadUpdate) -> Vad:
-    return await actor_of(ctx, peer, "vad", uid, "VAD").ask(UpdateVad(body))
+    handle = handle_of(ctx, peer)
+    if handle.local:
+        return await actor_of(ctx, peer, "vad", uid, "VAD").ask(UpdateVad(body))
+    return await handle.ask("vad", uid, UpdateVad(body))
 
 
 @API.route(
@@ -72,8 +93,12 @@ async def put_vad(ctx: ApiContext, peer: str, uid: str, body: VadUpdate) -> Vad:
     summary="Delete a virtual device (removed from its driver)",
     tag="vads",
     status=204,
-    errors=(404, 503),
+    errors=(404, 503, 504),
 )
 async def delete_vad(ctx: ApiContext, peer: str, uid: str) -> None:
-    actor_of(ctx, peer, "vad", uid, "VAD")
-    await audio_service(ctx, peer).ask(DeleteVad(uid))
+    handle = handle_of(ctx, peer)
+    if handle.local:
+        actor_of(ctx, peer, "vad", uid, "VAD")
+        await audio_service(ctx, peer).ask(DeleteVad(uid))
+        return
+    await handle.ask("audio", handle.uid, DeleteVad(uid))

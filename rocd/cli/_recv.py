@@ -156,7 +156,11 @@ async def recv(args: argparse.Namespace) -> int:
         if args.metrics:
             nursery.start_soon(
                 print_metrics,
-                lambda: {"sessions": receiver.metrics(), "receiver": receiver.counters},
+                lambda: {
+                    "sessions": receiver.metrics(),
+                    "receiver": receiver.counters,
+                    "rtcp": reporter.stats,
+                },
             )
         await _wait_for_the_end(link, oneshot=args.oneshot)
         nursery.cancel_scope.cancel()

@@ -13,8 +13,15 @@ import sys
 
 import trio
 
-from rocd.actors import StateError, root_cause
-from rocd.config import DEFAULT_API_PORT, Config, ConfigError, load_config, with_overrides
+from rocd.actors import ClusterListenError, StateError, root_cause
+from rocd.config import (
+    DEFAULT_API_PORT,
+    DEFAULT_CLUSTER_PORT,
+    Config,
+    ConfigError,
+    load_config,
+    with_overrides,
+)
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._logging import setup_logging
@@ -34,6 +41,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--state-dir", metavar="DIR", help="state directory (default: the user's data dir)"
     )
     serve.add_argument("--name", help="display name of this instance (kept across restarts)")
+    serve.add_argument(
+        "--cluster",
+        metavar="HOST:PORT",
+        help=f"where the cluster listener listens (default 0.0.0.0:{DEFAULT_CLUSTER_PORT})",
+    )
+    serve.add_argument(
+        "--join",
+        metavar="TOKEN",
+        help="join another instance with a token from its POST /cluster/invites",
+    )
     serve.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     serve.set_defaults(run=run)
 
@@ -72,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             state_dir=args.state_dir,
             name=args.name,
             log_level="debug" if args.verbose else None,
+            cluster=args.cluster,
+            join=args.join,
         )
     except ConfigError as exc:
         print(f"rocd: {exc}", file=sys.stderr)
@@ -85,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_OK
         if isinstance(cause, StateError):
             print(f"rocd: state file unusable: {cause}", file=sys.stderr)
+        elif isinstance(cause, ClusterListenError):
+            print(f"rocd: {cause.strerror}", file=sys.stderr)
         elif isinstance(cause, OSError):
             where = f"{config.api.host}:{config.api.port}"
             print(f"rocd: cannot listen on {where}: {cause.strerror or cause}", file=sys.stderr)

@@ -12,12 +12,13 @@ import trio
 
 from rocd.config import ApiConfig, AudioConfig, Config
 from rocd.daemon import Daemon
-from tests.client import RunningDaemon
+from tests.client import LOOPBACK_CLUSTER, RunningDaemon
 
 __all__ = ["RunningDaemon", "start_daemon"]
 
 
 async def start_daemon(nursery: trio.Nursery, state_dir: Path, **config: object) -> Daemon:
+    config.setdefault("cluster", LOOPBACK_CLUSTER)
     daemon = Daemon(Config(state_dir=str(state_dir), api=ApiConfig(port=0), **config))  # type: ignore[arg-type]
     await nursery.start(daemon.run)
     return daemon
@@ -26,7 +27,12 @@ async def start_daemon(nursery: trio.Nursery, state_dir: Path, **config: object)
 @pytest.fixture
 async def rocd(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[RunningDaemon]:
     """A daemon with the file and tone drivers only (no sound server: fast, no children)."""
-    config = Config(state_dir=str(tmp_path), api=ApiConfig(port=0), audio=AudioConfig(pulse="off"))
+    config = Config(
+        state_dir=str(tmp_path),
+        api=ApiConfig(port=0),
+        audio=AudioConfig(pulse="off"),
+        cluster=LOOPBACK_CLUSTER,
+    )
     daemon = Daemon(config)
     with trio.fail_after(10):
         info = await nursery.start(daemon.run)

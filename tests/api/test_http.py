@@ -107,7 +107,7 @@ async def test_bad_bodies_are_422_naming_the_field(
 
 async def test_unknown_route_and_method_keep_the_error_shape(rocd: RunningDaemon) -> None:
     assert_error_shape(await rocd.http.get("/no/such/thing"), 404, "not_found")
-    assert_error_shape(await rocd.http.delete("/peers/self"), 405, "method_not_allowed")
+    assert_error_shape(await rocd.http.patch("/peers/self"), 405, "method_not_allowed")
 
 
 async def test_internal_failures_are_500_without_a_stack_trace(
@@ -156,7 +156,7 @@ async def test_openapi_document_is_valid_and_covers_every_route(rocd: RunningDae
     assert put["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PeerUpdate"
     }
-    assert set(put["responses"]) == {"200", "404", "422", "500"}
+    assert set(put["responses"]) == {"200", "404", "422", "500", "503", "504"}
     assert "self" in doc["components"]["schemas"]["PeerInfo"]["properties"]
     assert doc == msgspec.json.decode(msgspec.json.encode(openapi_document(ROCD_API)))
 

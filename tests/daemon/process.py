@@ -69,4 +69,9 @@ def _readline(stream: IO[str]) -> str:
 
 
 def state_args(state_dir: Path, *extra: str) -> list[str]:
-    return ["--state-dir", str(state_dir), "--api", "127.0.0.1:0", *extra]
+    """A private state dir, the API and the cluster listener on free loopback ports."""
+    return ["--state-dir", str(state_dir), "--api", "127.0.0.1:0", *LOOPBACK_CLUSTER, *extra]
+
+
+#: The cluster listener on a free loopback port (never the default 0.0.0.0:4611 in tests).
+LOOPBACK_CLUSTER = ("--cluster", "127.0.0.1:0")

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .process import DaemonProcess, state_args
+from .process import LOOPBACK_CLUSTER, DaemonProcess, state_args
 
 
 @pytest.fixture
@@ -76,6 +76,7 @@ def test_config_file_is_used(tmp_path: Path, spawn: list[DaemonProcess]) -> None
     cfg = tmp_path / "rocd.toml"
     cfg.write_text(
         f'name = "From file"\nstate_dir = "{tmp_path / "state"}"\n[api]\nport = {port}\n'
+        '[cluster]\nlisten = "127.0.0.1:0"\n'
     )
     proc = start(spawn, "--config", str(cfg))
     url = proc.wait_serving()
@@ -129,9 +130,33 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path, spawn: list[DaemonProcess
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = start(spawn, "--state-dir", str(tmp_path), "--api", f"127.0.0.1:{port}")
+        proc = start(
+            spawn, "--state-dir", str(tmp_path), "--api", f"127.0.0.1:{port}", *LOOPBACK_CLUSTER
+        )
         assert proc.wait_exit() == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in proc.text
+    assert "Traceback" not in proc.text
+
+
+def test_a_taken_cluster_port_is_a_clear_error(tmp_path: Path, spawn: list[DaemonProcess]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start(
+            spawn,
+            "--state-dir",
+            str(tmp_path),
+            "--api",
+            "127.0.0.1:0",
+            "--cluster",
+            f"127.0.0.1:{port}",
+        )
+        assert proc.wait_exit() == 1
+    lines = proc.text.strip().splitlines()
+    assert lines[-1] == (
+        f"rocd: cannot listen on 127.0.0.1:{port} for the cluster: Address already in use"
+    )
     assert "Traceback" not in proc.text
 
 

@@ -182,7 +182,7 @@ def test_nothing_before_an_sr_and_only_for_sessions() -> None:
     assert [r.address for r in reports] == [ADDR_A]
 
 
-def test_reports_follow_the_senders_latest_rtcp_address() -> None:
+def test_reports_go_to_the_address_learned_first() -> None:
     reporter = _reporter()
     stats = {SENDER: _stats(), 99: _stats(99)}
     reporter.handle(_sr(), ADDR_A, 0, WALL0)
@@ -199,13 +199,18 @@ def test_reports_follow_the_senders_latest_rtcp_address() -> None:
         DelayMetrics,
         QueueMetrics,
     ] * 2
-    # The sender moved (NAT rebinding, new socket): reports follow its newest RTCP.
+    # RTCP for the same sender from elsewhere (forged, or a sender that moved): counted
+    # and ignored; reports stay with the address learned first.
     reporter.handle(_sr(), ADDR_B, 100 * MS, WALL0)
     reports, _ = reporter.poll(200 * MS, WALL0, stats)
-    assert {r.address for r in reports} == {ADDR_A, ADDR_B}
-    assert len(reports) == 2
-    for r in reports:
-        assert len(r.data) == 176
+    assert [r.address for r in reports] == [ADDR_A]
+    assert reporter.stats.foreign == 1
+    # Once the learned address has been silent for 5 s, the next RTCP binds again.
+    reporter.handle(_sr(), ADDR_B, 5300 * MS, WALL0)
+    reports, ended = reporter.poll(5400 * MS, WALL0, stats)
+    assert ended == [RtcpSessionEnded(SENDER, "timeout"), RtcpSessionEnded(99, "timeout")]
+    assert [r.address for r in reports] == [ADDR_B]
+    assert len(reports[0].data) == 176
 
 
 def test_bye_ends_the_session() -> None:

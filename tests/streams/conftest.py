@@ -66,6 +66,7 @@ class Rocd:
             f'state_dir = "{self.root / "state"}"\n'
             f'[api]\nhost = "{host}"\nport = {port}\n'
             f'[audio]\n{audio}\nfiles_dir = "{self.files}"\n'
+            "[cluster]\nenabled = false\n"  # joined by external endpoints, or not at all
         )
         env = {**os.environ, **(self.pulse.client_env() if self.pulse else {}), **self.env}
         offset = self.log.stat().st_size if self.log.exists() else 0

@@ -19,7 +19,7 @@ from ._endpoint import (
 from ._errors import FecDecodeError, MalformedPacket, ProtocolError
 from ._fanout_link import FanoutLink, FanoutSlot
 from ._fec_codec import BlockCodec, default_codec
-from ._fec_reader import FecReader, FecReaderStats
+from ._fec_reader import FecBudget, FecReader, FecReaderStats
 from ._fec_writer import FecWriter, FecWriterOutput
 from ._fecframe import (
     SBN_MODULUS,
@@ -72,6 +72,7 @@ from ._receiver_session import ReceiverSession
 from ._receiver_types import (
     EndedSession,
     EndReason,
+    FecStats,
     ReceiverConfig,
     ReceiverCounters,
     SessionMetrics,
@@ -94,7 +95,13 @@ from ._rtcp import (
     SenderReport,
 )
 from ._rtcp_compound import RtcpPacket, parse_rtcp, serialize_rtcp
-from ._rtcp_receiver import OutgoingReport, ReceiverReporter, RtcpSessionEnded, SenderClock
+from ._rtcp_receiver import (
+    OutgoingReport,
+    ReceiverReporter,
+    RtcpReceiverStats,
+    RtcpSessionEnded,
+    SenderClock,
+)
 from ._rtcp_sender import ReceiverFeedback, SenderReporter, SsrcChanged
 from ._rtcp_session import (
     INACTIVITY_TIMEOUT_NS,
@@ -171,10 +178,12 @@ __all__ = [
     "ExtendedReport",
     "FanoutLink",
     "FanoutSlot",
+    "FecBudget",
     "FecDecodeError",
     "FecReader",
     "FecReaderStats",
     "FecScheme",
+    "FecStats",
     "FecWriter",
     "FecWriterOutput",
     "FirStage",
@@ -228,6 +237,7 @@ __all__ = [
     "Rrtr",
     "Rs8mCodec",
     "RtcpPacket",
+    "RtcpReceiverStats",
     "RtcpSessionEnded",
     "RtpExtension",
     "RtpFilter",

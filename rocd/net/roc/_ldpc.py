@@ -12,12 +12,13 @@ so it rebuilds every lost source symbol that the received symbols determine.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from . import _ldpc_native
 from ._errors import FecDecodeError
 
 __all__ = ["LDPC_N1", "LDPC_SEED", "LdpcStaircaseCodec"]
@@ -27,6 +28,12 @@ LDPC_N1 = 7
 
 LDPC_SEED = 1297501556
 """The PRNG seed Roc gives OpenFEC."""
+
+ML_MAX_UNKNOWNS = 64
+"""Lost source symbols that peeling leaves and the numpy decoder's Gaussian elimination
+still takes on (one numpy pass per pivot). Beyond this (only in large blocks that lost a
+large share) the rest stay lost: it keeps the largest block within a few ms. The
+compiled core has no such cap."""
 
 _LDPC_MAX_BLOCK = 0xFFFF  # N is a 16-bit field
 _PRNG_MODULUS = 0x7FFFFFFF  # 2^31 - 1
@@ -49,9 +56,9 @@ class _Matrix:
     """H for one (K, R): rows as ESI bit masks, plus the tables encoding and decoding use."""
 
     row_masks: tuple[int, ...]  # bit e set <=> ESI e is in the row (sources and staircase)
-    col_rows: tuple[tuple[int, ...], ...]  # for each ESI, the rows holding it
     gather: npt.NDArray[np.intp]  # source indices of all rows, concatenated row by row
     starts: npt.NDArray[np.intp]  # where each row begins in `gather`
+    sources: npt.NDArray[np.uint8]  # (R, K) 0/1: the source part of H, for decoding
 
 
 def _source_rows(k: int, r: int, n1: int, seed: int) -> list[set[int]]:
@@ -101,27 +108,17 @@ def _source_rows(k: int, r: int, n1: int, seed: int) -> list[set[int]]:
 def _matrix(k: int, r: int, n1: int, seed: int) -> _Matrix:
     rows = [sorted(s) for s in _source_rows(k, r, n1, seed)]
     masks = []
-    col_rows: list[list[int]] = [[] for _ in range(k + r)]
     for i, cols in enumerate(rows):
-        esis = [*cols, k + i] + ([k + i - 1] if i else [])
         mask = 0
-        for e in esis:
+        for e in [*cols, k + i] + ([k + i - 1] if i else []):
             mask |= 1 << e
-            col_rows[e].append(i)
         masks.append(mask)
     gather = np.fromiter((c for cols in rows for c in cols), dtype=np.intp)
-    starts = np.cumsum([0] + [len(cols) for cols in rows[:-1]], dtype=np.intp)
-    return _Matrix(tuple(masks), tuple(tuple(x) for x in col_rows), gather, starts)
-
-
-def _bits(mask: int) -> list[int]:
-    """Positions of the set bits of `mask`, lowest first."""
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
-    return out
+    lengths = [len(cols) for cols in rows]
+    starts = np.cumsum([0, *lengths[:-1]], dtype=np.intp)
+    sources = np.zeros((r, k), dtype=np.uint8)
+    sources[np.repeat(np.arange(r), lengths), gather] = 1
+    return _Matrix(tuple(masks), gather, starts, sources)
 
 
 def _words(symbols: Sequence[bytes], length: int) -> npt.NDArray[np.uint64]:
@@ -141,15 +138,24 @@ def _unwords(words: npt.NDArray[np.uint64], length: int) -> list[bytes]:
 
 
 class LdpcStaircaseCodec:
-    """The LDPC-Staircase erasure code with Roc's parameters (N1 and seed overridable)."""
+    """The LDPC-Staircase erasure code with Roc's parameters (N1 and seed overridable).
 
-    def __init__(self, n1: int = LDPC_N1, seed: int = LDPC_SEED) -> None:
+    Decoding runs in the compiled core when it is built (`_ldpc_native`), else in numpy;
+    `native` forces one (True needs the library).
+    """
+
+    def __init__(
+        self, n1: int = LDPC_N1, seed: int = LDPC_SEED, *, native: bool | None = None
+    ) -> None:
         if n1 < 1:
             raise ValueError(f"N1 must be positive, got {n1}")
         if not 0 < seed < _PRNG_MODULUS:
             raise ValueError(f"the PRNG seed must be in 1..2^31-2, got {seed}")
+        if native and not _ldpc_native.available():
+            raise ValueError("the compiled LDPC decoder is not built")
         self.n1 = n1
         self.seed = seed
+        self.native = _ldpc_native.available() if native is None else native
 
     def check_block(self, k: int, n_repair: int) -> None:
         if k < 1 or k + n_repair > _LDPC_MAX_BLOCK:
@@ -187,21 +193,11 @@ class LdpcStaircaseCodec:
         length = self._check(k, n, symbols)
         missing = [esi for esi in range(k) if esi not in symbols]
         # Without a single repair symbol every equation keeps an unknown repair symbol.
-        if not missing or len(symbols) + len(missing) == k:
+        repairs = sorted(esi - k for esi in symbols if esi >= k)
+        if not missing or not repairs:
             return {}
         m = _matrix(k, n - k, self.n1, self.seed)
-        steps, determined = _solve(m, n, symbols.keys(), missing)
-        if not steps:
-            return {}
-        known = list(symbols)
-        pos = {esi: i for i, esi in enumerate(known)}
-        words = np.zeros((len(known) + len(steps), -(-length // 8)), dtype=np.uint64)
-        words[: len(known)] = _words([symbols[e] for e in known], length)
-        for target, terms in steps:
-            pos[target] = len(pos)
-            words[pos[target]] = np.bitwise_xor.reduce(words[[pos[e] for e in terms]], axis=0)
-        rows = [pos[e] for e in determined]
-        return dict(zip(determined, _unwords(words[rows], length), strict=True))
+        return _decode(m, k, length, symbols, missing, repairs, native=self.native)
 
     def _check(self, k: int, n: int, symbols: Mapping[int, bytes]) -> int:
         """The symbol length; FecDecodeError for a geometry or input this code cannot take."""
@@ -216,91 +212,226 @@ class LdpcStaircaseCodec:
         return lengths.pop() if lengths else 0
 
 
-def _solve(
-    m: _Matrix, n: int, known: Iterable[int], missing: list[int]
-) -> tuple[list[tuple[int, list[int]]], list[int]]:
-    """Plan the recovery: (steps, determined source ESIs).
+def _decode(
+    m: _Matrix,
+    k: int,
+    length: int,
+    symbols: Mapping[int, bytes],
+    missing: list[int],
+    repairs: list[int],
+    *,
+    native: bool = False,
+) -> dict[int, bytes]:
+    """The lost source symbols that the received ones determine (maximum-likelihood).
 
-    Each step (target, terms) makes symbol `target` the XOR of symbols `terms`, all of which
-    are received or targets of earlier steps. Only the symbol masks are worked on here, so
-    an undecodable block costs no payload arithmetic.
+    The staircase is solved away first: summing the rows from just after one received
+    repair symbol up to the row of the next received one cancels every lost repair symbol
+    between them, so each received repair symbol gives one equation over source symbols
+    only (E equations, the U lost sources unknown). Those are peeled in vectorised rounds
+    (an equation with one unknown left gives it away); what peeling leaves, if at most
+    `ML_MAX_UNKNOWNS`, goes through Gaussian elimination on an independent subset of the
+    equations. `native`: the compiled core does peeling and elimination (no cap). Cost:
+    O(R x K) bytes for the equations plus O(E x U) per peeling round, and payload XORs
+    proportional to the equations actually used.
     """
-    unknown = (1 << n) - 1
-    for esi in known:
-        unknown &= ~(1 << esi)
-    row_unknown = [mask & unknown for mask in m.row_masks]
-    # Peeling: an equation with one unknown gives it away; repeat until none is left.
-    plan: list[tuple[int, int]] = []  # (target ESI, mask of the other ESIs of its row)
-    queue = [i for i, u in enumerate(row_unknown) if u and u & (u - 1) == 0]
-    while queue:
-        i = queue.pop()
-        u = row_unknown[i]
-        if u == 0:
-            continue  # its last unknown was peeled through another row meanwhile
-        esi = u.bit_length() - 1
-        plan.append((esi, m.row_masks[i] & ~u))
-        unknown &= ~u
-        for j in m.col_rows[esi]:
-            if row_unknown[j] & u:
-                row_unknown[j] &= ~u
-                left = row_unknown[j]
-                if left and left & (left - 1) == 0:
-                    queue.append(j)
-    lost_sources = 0
-    for esi in missing:
-        lost_sources |= 1 << esi
-    if lost_sources & unknown:
-        plan.extend(_eliminate(m, row_unknown, unknown, lost_sources))
-    # Keep only the steps that lead to a lost source symbol.
-    determined_mask = 0
-    for target, _ in plan:
-        determined_mask |= 1 << target
-    needed = lost_sources & determined_mask
-    wanted = needed
-    for target, terms in reversed(plan):
-        if wanted >> target & 1:
-            wanted |= terms & determined_mask
-    steps = [(t, _bits(terms)) for t, terms in plan if wanted >> t & 1]
-    return steps, _bits(needed)
+    rep = np.asarray(repairs, dtype=np.intp)
+    starts = np.empty_like(rep)
+    starts[0] = 0
+    starts[1:] = rep[:-1] + 1
+    eq_sources = np.bitwise_xor.reduceat(m.sources[: rep[-1] + 1], starts, axis=0)
+    if native:
+        return _ldpc_native.decode(eq_sources, k, length, symbols, repairs)
+    miss = np.asarray(missing, dtype=np.intp)
+    coef = eq_sources[:, miss]  # (E, U): the unknown part of each equation
+    live = np.flatnonzero(coef.any(axis=1))
+    if not live.size:
+        return {}
+    coef = coef[live]
+    u_count = len(missing)
+    # Symbolic peeling, one vectorised round at a time.
+    work = coef.copy()
+    solved_by = np.full(u_count, -1, dtype=np.intp)
+    rounds: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = []
+    while True:
+        single = np.flatnonzero(work.sum(axis=1, dtype=np.intp) == 1)
+        if not single.size:
+            break
+        us, first = np.unique(work[single].argmax(axis=1), return_index=True)
+        eqs = single[first]
+        solved_by[us] = eqs
+        rounds.append((us, eqs))
+        work[:, us] = 0
+    residual = np.flatnonzero(solved_by < 0)
+    basis: list[int] = []
+    if 0 < residual.size <= ML_MAX_UNKNOWNS:
+        basis = _independent_rows(work[:, residual])
+    if not rounds and not basis:
+        return {}
+    # Payloads: unknowns are filled in dependency order into `found`.
+    src_known = np.ones(k, dtype=bool)
+    src_known[miss] = False
+    found = np.zeros((u_count, -(-length // 8)), dtype=np.uint64)
+    system = _System(eq_sources, coef, live, rep, src_known, symbols, k, length)
+    for us, eqs in rounds:
+        found[us] = system.values(found, eqs, us)
+    determined = [int(u) for us, _ in rounds for u in us]
+    if basis:
+        rows = np.asarray(basis, dtype=np.intp)
+        values = system.values(found, rows, None, exclude=residual)
+        bits = _pack(work[np.asarray(basis, dtype=np.intp)][:, residual])
+        for col, value in _gauss_jordan(bits, values):
+            u = int(residual[col])
+            found[u] = value
+            determined.append(u)
+    determined.sort()
+    raw = _unwords(found[determined], length)
+    return {missing[u]: raw[i] for i, u in enumerate(determined)}
 
 
-def _eliminate(
-    m: _Matrix, row_unknown: list[int], unknown: int, wanted: int
-) -> list[tuple[int, int]]:
-    """GF(2) elimination over the equations peeling left unsolved.
+class _System:
+    """The reduced equations of one decode, and how to evaluate them on payloads."""
 
-    Returns (target, terms) for each `wanted` unknown that the equations pin down: the XOR
-    of the rows combined into "target = ..." cancels every other unknown, leaving received
-    (or peeled) symbols only.
+    def __init__(
+        self,
+        eq_sources: npt.NDArray[np.uint8],
+        coef: npt.NDArray[np.uint8],
+        live: npt.NDArray[np.intp],
+        rep: npt.NDArray[np.intp],
+        src_known: npt.NDArray[np.bool_],
+        symbols: Mapping[int, bytes],
+        k: int,
+        length: int,
+    ) -> None:
+        self.eq_sources = eq_sources
+        self.coef = coef
+        self.live = live
+        self.rep = rep
+        self.src_known = src_known
+        self.symbols = symbols
+        self.k = k
+        self.length = length
+
+    def values(
+        self,
+        found: npt.NDArray[np.uint64],
+        rows: npt.NDArray[np.intp],
+        targets: npt.NDArray[np.intp] | None,
+        *,
+        exclude: npt.NDArray[np.intp] | None = None,
+    ) -> npt.NDArray[np.uint64]:
+        """XOR of every term of the equations `rows` (rows of `coef`) except the unknown
+        `targets[i]` of row i (or the unknowns `exclude`): the value of that unknown, or
+        the right-hand side left for the unknowns excluded. Unknown terms are read from
+        `found`; only the received symbols the rows name are copied."""
+        n = rows.size
+        k = self.k
+        eq = self.live[rows]
+        known = self.eq_sources[eq] & self.src_known  # (n, K): received sources per row
+        counts = known.sum(axis=1, dtype=np.intp) + 1 + (eq > 0)
+        r_src, c_src = np.nonzero(known)
+        esis = np.empty(int(counts.sum()), dtype=np.intp)
+        offsets = np.zeros(n, dtype=np.intp)
+        np.cumsum(counts[:-1], out=offsets[1:])
+        # Row i's terms: its received sources (row-major from nonzero), then its repairs.
+        src_counts = counts - 1 - (eq > 0)
+        src_start = np.cumsum(src_counts) - src_counts  # first nonzero of each row
+        slot = offsets[r_src] + np.arange(r_src.size) - src_start[r_src]
+        esis[slot] = c_src
+        ends = offsets + counts
+        esis[ends - 1 - (eq > 0)] = k + self.rep[eq]
+        prev = np.flatnonzero(eq > 0)
+        esis[ends[prev] - 1] = k + self.rep[eq[prev] - 1]
+        symbols = self.symbols
+        words = _words([symbols[e] for e in esis.tolist()], self.length)
+        # Every row holds its own repair symbol, so no segment is empty.
+        out = _xor_segments(words, offsets)
+        unknown = self.coef[rows].copy()
+        if targets is not None:
+            unknown[np.arange(n), targets] = 0
+        if exclude is not None:
+            unknown[:, exclude] = 0
+        r_unk, c_unk = np.nonzero(unknown)
+        if r_unk.size:
+            has = np.unique(r_unk)
+            starts = np.searchsorted(r_unk, has)
+            out[has] ^= _xor_segments(found[c_unk], starts)
+        return out
+
+
+def _xor_segments(
+    words: npt.NDArray[np.uint64], offsets: npt.NDArray[np.intp]
+) -> npt.NDArray[np.uint64]:
+    """XOR of the rows of `words` in each segment [offsets[i], offsets[i+1]) (non-empty).
+
+    `reduceat` along rows is several times slower than `reduce` on long segments, so a
+    few long segments are reduced one by one.
     """
-    pivots: dict[int, tuple[int, int]] = {}  # pivot bit -> (unknown mask, combined rows)
-    for i, u in enumerate(row_unknown):
-        if u == 0:
+    n = offsets.size
+    if n > 32 and words.shape[0] < 16 * n:
+        return np.bitwise_xor.reduceat(words, offsets, axis=0)
+    out = np.empty((n, words.shape[1]), dtype=words.dtype)
+    bounds = [*offsets.tolist(), words.shape[0]]
+    for i in range(n):
+        np.bitwise_xor.reduce(words[bounds[i] : bounds[i + 1]], axis=0, out=out[i])
+    return out
+
+
+def _pack(sub: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+    """Rows of a 0/1 matrix as bit rows of 64-bit words (column c: word c // 64, bit c % 64)."""
+    rows, cols = sub.shape
+    padded = np.zeros((rows, -(-cols // 64) * 64), dtype=np.uint8)
+    padded[:, :cols] = sub
+    return np.packbits(padded, axis=1, bitorder="little").view(np.uint64)
+
+
+def _has(bits: npt.NDArray[np.uint64], col: int) -> npt.NDArray[np.bool_]:
+    """Which bit rows hold column `col`."""
+    has: npt.NDArray[np.bool_] = (bits[:, col >> 6] >> np.uint64(col & 63)) & np.uint64(1) != 0
+    return has
+
+
+def _independent_rows(sub: npt.NDArray[np.uint8]) -> list[int]:
+    """Indices of rows of the 0/1 matrix `sub` that span its rows (GF(2) echelon form on
+    bits only: no payload is touched)."""
+    bits = _pack(sub)
+    free: npt.NDArray[np.bool_] = np.asarray(bits.any(axis=1))
+    chosen = []
+    for c in range(sub.shape[1]):
+        cand = np.flatnonzero(_has(bits, c) & free)
+        if not cand.size:
             continue
-        combo = 1 << i
-        while u:
-            low = (u & -u).bit_length() - 1
-            if low not in pivots:
-                break
-            pu, pc = pivots[low]
-            u ^= pu
-            combo ^= pc
-        if u:
-            pivots[(u & -u).bit_length() - 1] = (u, combo)
-    # Back-substitution, highest pivot first, so each pivot row holds no other pivot.
-    order = sorted(pivots, reverse=True)
-    for p in order:
-        pu, pc = pivots[p]
-        for q in order:
-            if q < p:
-                qu, qc = pivots[q]
-                if qu >> p & 1:
-                    pivots[q] = (qu ^ pu, qc ^ pc)
+        p = int(cand[0])
+        chosen.append(p)
+        free[p] = False
+        if cand.size > 1:
+            bits[cand[1:]] ^= bits[p]
+    return chosen
+
+
+def _gauss_jordan(
+    bits: npt.NDArray[np.uint64], values: npt.NDArray[np.uint64]
+) -> list[tuple[int, npt.NDArray[np.uint64]]]:
+    """Solve independent GF(2) equations (bit row `bits[i]`: which unknowns; `values[i]`:
+    their XOR): (unknown, value) for every unknown they pin down."""
+    free = np.ones(len(bits), dtype=bool)
+    pivots: dict[int, int] = {}  # column -> row
+    for c in range(bits.shape[1] * 64):
+        has = _has(bits, c)
+        cand = np.flatnonzero(has & free)
+        if not cand.size:
+            continue
+        p = int(cand[0])
+        free[p] = False
+        pivots[c] = p
+        others = np.flatnonzero(has)
+        others = others[others != p]
+        if others.size:
+            bits[others] ^= bits[p]
+            values[others] ^= values[p]
     out = []
-    for p, (pu, pc) in pivots.items():
-        if pu == 1 << p and wanted >> p & 1:
-            terms = 0
-            for i in _bits(pc):
-                terms ^= m.row_masks[i] & ~unknown
-            out.append((p, terms))
+    for c, row in pivots.items():
+        single = np.zeros(bits.shape[1], dtype=np.uint64)
+        single[c >> 6] = np.uint64(1 << (c & 63))
+        if np.array_equal(bits[row], single):
+            out.append((c, values[row]))
     return out

@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from ._encoding import EncodingMap
 from ._fec_codec import default_codec
+from ._fec_reader import FecBudget
 from ._receiver_session import ReceiverSession
 from ._receiver_types import (
     Address,
@@ -61,6 +62,8 @@ class Receiver:
         self.counters = ReceiverCounters()
         fec = self.config.fec
         self._codec = default_codec(fec) if fec is not None else None
+        self.fec_budget = FecBudget()
+        """Decode work per output period, shared by every session (refilled by `read`)."""
         self._min_size = RTP_HEADER_SIZE + (fec.source_footer_size if fec is not None else 0)
         self._by_ssrc: dict[int, ReceiverSession] = {}
         self._by_address: dict[Address, ReceiverSession] = {}
@@ -114,7 +117,9 @@ class Receiver:
             counters.session_limit += 1
             return None
         try:
-            session = ReceiverSession(ssrc, address, encoding, self.config, codec=self._codec)
+            session = ReceiverSession(
+                ssrc, address, encoding, self.config, codec=self._codec, fec_budget=self.fec_budget
+            )
         except ValueError:  # channels that cannot be mapped to the output's
             counters.unknown_payload_type += 1
             return None
@@ -131,6 +136,7 @@ class Receiver:
         are removed here (see `pop_ended`)."""
         if n_frames < 0:
             raise ValueError(f"n_frames must be >= 0, got {n_frames}")
+        self.fec_budget.refill()
         out: npt.NDArray[np.float32] | None = None
         ended: list[ReceiverSession] = []
         for session in self._by_ssrc.values():

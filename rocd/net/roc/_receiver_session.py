@@ -35,7 +35,7 @@ from ._depacketizer import Depacketizer
 from ._encoding import Encoding
 from ._errors import MalformedPacket
 from ._fec_codec import BlockCodec
-from ._fec_reader import FecReader
+from ._fec_reader import FecBudget, FecReader
 from ._fecframe import FecScheme
 from ._jitter_buffer import JitterBuffer, WriteResult
 from ._latency_tuner import LatencyStatus, LatencyTuner
@@ -44,6 +44,7 @@ from ._niq_smoother import NiqSmoother
 from ._receiver_types import (
     Address,
     EndReason,
+    FecStats,
     ReceiverConfig,
     SessionMetrics,
     SessionState,
@@ -77,6 +78,7 @@ class ReceiverSession:
         config: ReceiverConfig,
         *,
         codec: BlockCodec | None = None,
+        fec_budget: FecBudget | None = None,
     ) -> None:
         self.ssrc = ssrc
         self.address = address
@@ -87,7 +89,11 @@ class ReceiverSession:
         self._frame_bytes = encoding.frame_bytes
         self._filter = RtpFilter(ssrc, encoding.payload_type, rate)
         self._meter = LinkMeter(rate)
-        self._fec = FecReader(config.fec, codec=codec) if config.fec is not None else None
+        self._fec = (
+            FecReader(config.fec, codec=codec, budget=fec_budget)
+            if config.fec is not None
+            else None
+        )
         self._footer = config.fec.source_footer_size if config.fec is not None else 0
         self._unpack_footer = (
             _RS8M_FOOTER if config.fec is FecScheme.RS8M else _LDPC_FOOTER
@@ -140,6 +146,9 @@ class ReceiverSession:
         self.overruns = 0
         self.underruns = 0
         self.retargets = 0
+        self.rtcp_foreign = 0
+        """RTCP about this session's SSRC from another address than its own (counted and
+        ignored by the receiver's reporter)."""
 
     # Packets in.
 
@@ -149,7 +158,9 @@ class ReceiverSession:
 
         This runs for every packet: the FEC payload ID is read once, here (0 <= ESI < K is
         checked before the packet counts as received: a bad copy must not make the good
-        one a duplicate), and the FEC reader is handed the parsed fields."""
+        one a duplicate), and the FEC reader is handed the parsed fields. Only a packet
+        that passed the RTP checks reaches the FEC reader (only such packets may move its
+        block window), and its audio is placed whatever FEC makes of it."""
         fec = self._fec
         if fec is not None:
             rtp_len = len(datagram) - self._footer
@@ -179,16 +190,11 @@ class ReceiverSession:
         ext_seq, ext_ts = ext
         if not self._meter.on_packet(ext_seq, ext_ts, now_ns):
             return
-        if fec is None:
-            self._place(ext_ts, payload, now_ns)
-            return
-        packets = fec.feed_source_id(datagram[:rtp_len], sbn, esi, k)
-        if not packets:
-            return  # refused by the FEC reader (block geometry, overtaken, too old)
         self._place(ext_ts, payload, now_ns)
-        if len(packets) > 1:
-            for rtp in packets[1:]:
-                self._place_rebuilt(rtp, now_ns)
+        if fec is None:
+            return
+        for rtp in fec.feed_source_id(datagram[:rtp_len], sbn, esi, k, ext_seq):
+            self._place_rebuilt(rtp, now_ns)
 
     def on_repair(self, datagram: bytes, now_ns: int) -> None:
         """A repair datagram from this sender's address."""
@@ -247,6 +253,11 @@ class ReceiverSession:
         still returned when there is one)."""
         if self.end_reason is not None:
             return None
+        if self._fec is not None:
+            # Decodes that waited for this period's FEC budget (before the frame is read,
+            # so what they rebuild can still be played).
+            for rtp in self._fec.poll():
+                self._place_rebuilt(rtp, now_ns)
         buffer = self._buffer
         if self.state is SessionState.BUFFERING:
             # Start when the queue holds the target, reading from the target plus this
@@ -382,6 +393,44 @@ class ReceiverSession:
             resampler_ratio=self._ratio if resampler is not None else 1.0,
             underruns=self.underruns,
             overruns=self.overruns,
+            rtcp_foreign=self.rtcp_foreign,
+            fec=self.fec_stats(),
+        )
+
+    @property
+    def fec_reader(self) -> FecReader | None:
+        """The session's FEC reader (None without FEC), for inspection."""
+        return self._fec
+
+    def fec_stats(self) -> FecStats | None:
+        """What the FEC reader refused, decoded and holds (None without FEC)."""
+        fec = self._fec
+        if fec is None:
+            return None
+        st = fec.stats
+        geometry = fec.geometry
+        return FecStats(
+            source_received=st.source_received,
+            repair_received=st.repair_received,
+            recovered=st.recovered,
+            unrepaired_blocks=st.unrepaired_blocks,
+            inconsistent=st.inconsistent,
+            misaligned=st.misaligned,
+            late=st.late,
+            outside_window=st.outside_window,
+            stragglers=st.stragglers,
+            duplicates=st.duplicates,
+            overtaken=st.overtaken,
+            resets=st.resets,
+            decodes=st.decodes,
+            decode_failures=st.decode_failures,
+            deferred=st.deferred,
+            too_costly=st.too_costly,
+            block_k=geometry[0] if geometry else 0,
+            block_n=geometry[1] if geometry else 0,
+            symbol_bytes=geometry[2] if geometry else 0,
+            window_blocks=fec.window_blocks,
+            held_blocks=fec.held_blocks,
         )
 
     @property

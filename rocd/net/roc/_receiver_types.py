@@ -15,6 +15,7 @@ __all__ = [
     "Address",
     "EndReason",
     "EndedSession",
+    "FecStats",
     "ReceiverConfig",
     "ReceiverCounters",
     "SessionMetrics",
@@ -101,6 +102,52 @@ class EndReason(enum.StrEnum):
     """The receiver was closed."""
 
 
+class FecStats(msgspec.Struct, kw_only=True):
+    """A session's FEC reader: what it took, refused, decoded and holds. Counts are
+    packets unless said otherwise; each counter maps to a Prometheus counter
+    `rocd_receiver_fec_<name>_total`, the geometry and window to gauges."""
+
+    source_received: int = 0
+    repair_received: int = 0
+    recovered: int = 0
+    """Source packets rebuilt (some may arrive after all: `overtaken`)."""
+    unrepaired_blocks: int = 0
+    """Blocks that left the window with source packets still missing."""
+    inconsistent: int = 0
+    """Packets whose K, N or symbol length disagree with the session's geometry (dropped
+    before anything is stored or decoded)."""
+    misaligned: int = 0
+    """Source packets whose block number disagrees with their sequence number (played,
+    not used for FEC)."""
+    late: int = 0
+    """Packets for blocks behind the window."""
+    outside_window: int = 0
+    """Repair packets for blocks ahead of the window (a repair packet never moves it)."""
+    stragglers: int = 0
+    """Repair packets for blocks already decoded."""
+    duplicates: int = 0
+    overtaken: int = 0
+    resets: int = 0
+    """Times FEC started over on a sender's new block numbering or geometry."""
+    decodes: int = 0
+    """Decodes run (at most one per block)."""
+    decode_failures: int = 0
+    """Decodes that rebuilt nothing."""
+    deferred: int = 0
+    """Decodes put off to a later audio period by the receiver's FEC budget."""
+    too_costly: int = 0
+    """Blocks left undecoded because one decode may not cost that much."""
+    block_k: int = 0
+    """The session's geometry (0 until known): source symbols per block,"""
+    block_n: int = 0
+    """source + repair symbols per block,"""
+    symbol_bytes: int = 0
+    """and bytes per symbol."""
+    window_blocks: int = 0
+    """Blocks the window spans (the cap on blocks held)."""
+    held_blocks: int = 0
+
+
 class SessionMetrics(msgspec.Struct, kw_only=True):
     """A snapshot of one session. Packet counts are RTP packets; samples are per channel at
     the stream's rate."""
@@ -138,6 +185,11 @@ class SessionMetrics(msgspec.Struct, kw_only=True):
     """Output frames that needed samples past the newest packet while playing."""
     overruns: int
     """Packets dropped because they were too far ahead for the jitter buffer."""
+    rtcp_foreign: int = 0
+    """RTCP packets naming this session's SSRC from another address than the one its
+    RTCP comes from (BYE, SR, SDES: counted and ignored)."""
+    fec: FecStats | None = None
+    """The FEC reader's counters (None on an endpoint without FEC)."""
 
 
 class ReceiverCounters(msgspec.Struct, kw_only=True):

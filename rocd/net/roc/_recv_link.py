@@ -42,6 +42,11 @@ log = logging.getLogger("rocd.net.roc.recv")
 
 DEFAULT_CHUNK_NS = 10_000_000  # Roc's I/O frame: 10 ms
 
+RTCP_PER_DRAIN = 32
+"""RTCP datagrams handled per drain of the control socket (a flood waits in the kernel's
+buffer, which drops the excess, instead of stalling the audio path): 64 senders send
+~3 a tick."""
+
 #: on_event(kind, data): "session.started" / "session.ended" with the SSRC and the reason
 #: (and, when it ended, the session's last `metrics`).
 SessionEvents = Callable[[str, dict[str, Any]], None]
@@ -214,9 +219,11 @@ class RecvLink:
                 else ticker.readable(control.fd)
             )
         ):
-            for data, source, arrival in control.drain(now, wall):
+            for data, source, arrival in control.drain(now, wall, RTCP_PER_DRAIN):
                 try:
-                    ended = self.reporter.handle(data, source, arrival, wall - (now - arrival))
+                    ended = self.reporter.handle(
+                        data, source, arrival, wall - (now - arrival), sessions=receiver.session
+                    )
                 except MalformedPacket:
                     self.malformed_rtcp += 1
                     continue

@@ -12,6 +12,14 @@ never sends RTCP gets none. For one sender the compound is exactly roc-recv's 17
     XR   (96 B)  RRTR | Measurement Info | Delay Metrics (e2e) | Queue Metrics (BT 220)
     SDES (48 B)  our CNAME
 
+RTCP is bound to the session, since anyone can send a datagram naming its SSRC: with a
+`sessions` lookup (the receiver's), RTCP about an SSRC counts only once a session with
+that SSRC exists, and its peer address is learned from the first compound about it that
+comes from the host its RTP comes from. BYE, SR timing, SDES and XR about that SSRC from
+any other address are counted (`foreign`, and the session's `rtcp_foreign`) and ignored,
+and reports go only to the learned address. The table of senders is capped
+(`max_senders`) and entries expire after 5 s without RTCP from their address.
+
 Unlike Roc 0.4, whose RR blocks carry zeros, the loss and jitter fields are real: the
 session's `ReceptionStats` give running totals, and the fraction lost is taken over the
 interval since the previous report (RFC 3550 A.3). Measurement Info is filled as Roc does
@@ -22,8 +30,8 @@ share one compound (up to 31 of them, Roc's per-packet limit; more get more comp
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable, Mapping
-from typing import Literal
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -59,9 +67,50 @@ from ._rtcp_xr import (
 from ._types import Buffer
 from ._wrap import ts_diff
 
-__all__ = ["OutgoingReport", "ReceiverReporter", "RtcpSessionEnded", "SenderClock"]
+__all__ = [
+    "OutgoingReport",
+    "ReceiverReporter",
+    "RtcpReceiverStats",
+    "RtcpSession",
+    "RtcpSessionEnded",
+    "SenderClock",
+]
 
 _CUMULATIVE_MIN, _CUMULATIVE_MAX = -0x80_0000, 0x7F_FFFF
+
+DEFAULT_MAX_SENDERS = 64
+"""Senders tracked at once (a receiver's default `max_sessions`)."""
+
+
+class RtcpSession(Protocol):
+    """What the reporter needs of a receiver session: where its RTP comes from, and a
+    counter of the foreign RTCP about it."""
+
+    @property
+    def address(self) -> tuple[Any, ...]: ...
+
+    rtcp_foreign: int
+
+
+class RtcpReceiverStats(msgspec.Struct, kw_only=True):
+    """What a receiver's RTCP took and refused. Counters map to Prometheus counters
+    `rocd_receiver_rtcp_<name>_total`; `senders` and `max_senders` are gauges."""
+
+    compounds: int = 0
+    """Compound datagrams parsed."""
+    foreign: int = 0
+    """Compounds naming a session's SSRC from another address than its RTCP's (ignored)."""
+    unknown_ssrc: int = 0
+    """Compounds about SSRCs that have no session (ignored)."""
+    table_full: int = 0
+    """Senders not tracked because `max_senders` were."""
+    expired: int = 0
+    """Senders forgotten after 5 s without RTCP from their address."""
+    byes: int = 0
+    """BYEs honoured."""
+    senders: int = 0
+    """Senders tracked now."""
+    max_senders: int = DEFAULT_MAX_SENDERS
 
 
 class SenderClock(msgspec.Struct, frozen=True):
@@ -105,7 +154,7 @@ class _Sender:
     )
 
     def __init__(self, address: Hashable, now_ns: int) -> None:
-        self.address = address
+        self.address = address  # learned from its first RTCP, never changed
         self.last_rtcp_ns = now_ns
         self.cname: str | None = None
         self.lsr = 0  # NTP32 of the newest SR, 0 before any
@@ -131,8 +180,14 @@ class ReceiverReporter:
         cname: str | None = None,
         interval_ns: int = REPORT_INTERVAL_NS,
         timeout_ns: int = INACTIVITY_TIMEOUT_NS,
+        max_senders: int = DEFAULT_MAX_SENDERS,
     ) -> None:
+        if max_senders < 1:
+            raise ValueError(f"max_senders must be >= 1, got {max_senders}")
         self._rng = rng
+        self.max_senders = max_senders
+        self._stats = RtcpReceiverStats(max_senders=max_senders)
+        self._timed_out: list[RtcpSessionEnded] = []  # expired outside `poll`
         self.ssrc = random_ssrc(rng) if ssrc is None else ssrc
         self.cname = random_cname(rng) if cname is None else cname
         self.timeout_ns = timeout_ns
@@ -156,6 +211,11 @@ class ReceiverReporter:
         sender = self._senders.get(ssrc)
         return None if sender is None else sender.rtt_ns
 
+    @property
+    def stats(self) -> RtcpReceiverStats:
+        """A snapshot of the counters and the table's size."""
+        return msgspec.structs.replace(self._stats, senders=len(self._senders))
+
     def forget(self, ssrc: int) -> None:
         """The pipeline dropped the session of `ssrc`; stop tracking it."""
         self._senders.pop(ssrc, None)
@@ -163,57 +223,108 @@ class ReceiverReporter:
     # -- reports in -------------------------------------------------------------------
 
     def handle(
-        self, data: Buffer, address: Hashable, now_ns: int, wall_ns: int
+        self,
+        data: Buffer,
+        address: Hashable,
+        now_ns: int,
+        wall_ns: int,
+        *,
+        sessions: Callable[[int], RtcpSession | None] | None = None,
     ) -> list[RtcpSessionEnded]:
         """Take in an RTCP datagram from `address`; MalformedPacket if it is not RTCP.
 
-        Returns the sessions a BYE ended.
+        `sessions` (the receiver's session lookup by SSRC) binds RTCP to sessions: without
+        it every SSRC counts and is bound to the first address it comes from. Returns the
+        sessions a BYE ended.
         """
         packets = parse_rtcp(data)
+        self._stats.compounds += 1
+        for p in packets:
+            if isinstance(p, SenderReport) and p.ssrc == self.ssrc:
+                # A sender picked our SSRC: we send no RTP, so just move.
+                self.ssrc = random_ssrc(self._rng, avoid=p.ssrc)
+        # Which senders this compound may speak for: the SSRCs it names as their own.
+        named: set[int] = set()
+        for p in packets:
+            if isinstance(p, SenderReport | ExtendedReport):
+                named.add(p.ssrc)
+            elif isinstance(p, Sdes):
+                named.update(c.ssrc for c in p.chunks)
+            elif isinstance(p, Bye):
+                named.update(p.ssrcs)
+        named.discard(self.ssrc)
+        admitted = {ssrc for ssrc in named if self._admit(ssrc, address, now_ns, sessions)}
+        if not admitted:
+            return []
         # Roc's order: SDES first, then SR/RR/XR in packet order, then BYE.
         cnames = {c.ssrc: c.cname for p in packets if isinstance(p, Sdes) for c in p.chunks}
         for packet in packets:
-            if isinstance(packet, SenderReport):
-                self._on_sender_report(packet, address, now_ns)
-            elif isinstance(packet, ExtendedReport):
-                self._on_xr(packet, address, now_ns, wall_ns)
+            if isinstance(packet, SenderReport) and packet.ssrc in admitted:
+                self._on_sender_report(packet, now_ns)
+            elif isinstance(packet, ExtendedReport) and packet.ssrc in admitted:
+                self._on_xr(packet, wall_ns)
         for ssrc, cname in cnames.items():
-            if ssrc == self.ssrc:
-                continue
-            sender = self._touch(ssrc, address, now_ns)
-            if cname is not None:
+            sender = self._senders.get(ssrc)
+            if ssrc in admitted and sender is not None and cname is not None:
                 sender.cname = cname
         ended = []
         for packet in packets:
             if isinstance(packet, Bye):
                 for ssrc in packet.ssrcs:
-                    if ssrc != self.ssrc:
-                        self._senders.pop(ssrc, None)
+                    if ssrc in admitted and self._senders.pop(ssrc, None) is not None:
+                        self._stats.byes += 1
                         ended.append(RtcpSessionEnded(ssrc, "bye"))
         return ended
 
-    def _touch(self, ssrc: int, address: Hashable, now_ns: int) -> _Sender:
+    def _admit(
+        self,
+        ssrc: int,
+        address: Hashable,
+        now_ns: int,
+        sessions: Callable[[int], RtcpSession | None] | None,
+    ) -> bool:
+        """Whether RTCP from `address` may speak for sender `ssrc` (counted if not)."""
+        stats = self._stats
+        session = None
+        if sessions is not None:
+            session = sessions(ssrc)
+            if session is None:
+                stats.unknown_ssrc += 1
+                return False
         sender = self._senders.get(ssrc)
+        if sender is not None and sender.last_rtcp_ns < now_ns - self.timeout_ns:
+            # Its address has been silent for the timeout: gone (`poll` would say so).
+            del self._senders[ssrc]
+            stats.expired += 1
+            self._timed_out.append(RtcpSessionEnded(ssrc, "timeout"))
+            sender = None
         if sender is None:
+            if session is not None and not _same_host(address, session.address):
+                stats.foreign += 1
+                session.rtcp_foreign += 1
+                return False
+            if len(self._senders) >= self.max_senders:
+                self._timed_out += self._expire(now_ns)
+                if len(self._senders) >= self.max_senders:
+                    stats.table_full += 1
+                    return False
             sender = self._senders[ssrc] = _Sender(address, now_ns)
-        sender.address = address
+        elif sender.address != address:
+            stats.foreign += 1
+            if session is not None:
+                session.rtcp_foreign += 1
+            return False
         sender.last_rtcp_ns = now_ns
-        return sender
+        return True
 
-    def _on_sender_report(self, sr: SenderReport, address: Hashable, now_ns: int) -> None:
-        if sr.ssrc == self.ssrc:  # a sender picked our SSRC: we send no RTP, so just move
-            self.ssrc = random_ssrc(self._rng, avoid=sr.ssrc)
-        sender = self._touch(sr.ssrc, address, now_ns)
+    def _on_sender_report(self, sr: SenderReport, now_ns: int) -> None:
+        sender = self._senders[sr.ssrc]
         sender.lsr = ntp64_to_ntp32(sr.ntp_timestamp)
         sender.sr_arrival_ns = now_ns
         sender.clock = SenderClock(ntp64_to_unix_ns(sr.ntp_timestamp), sr.rtp_timestamp)
 
-    def _on_xr(self, xr: ExtendedReport, address: Hashable, now_ns: int, wall_ns: int) -> None:
-        sender = self._senders.get(xr.ssrc)
-        if sender is None:
-            return
-        sender.address = address
-        sender.last_rtcp_ns = now_ns
+    def _on_xr(self, xr: ExtendedReport, wall_ns: int) -> None:
+        sender = self._senders[xr.ssrc]
         for dlrr in xr.find(Dlrr):
             for sub in dlrr.subblocks:
                 if sub.ssrc == self.ssrc:
@@ -236,7 +347,8 @@ class ReceiverReporter:
         `stats` holds the receiver pipeline's current snapshot per sender SSRC; a sender
         without one (no session: RTCP but no RTP yet) is not reported on.
         """
-        ended = self._expire(now_ns)
+        ended = self._timed_out + self._expire(now_ns)
+        self._timed_out = []
         if not self._timer.due(now_ns):
             return [], ended
         groups: dict[Hashable, list[tuple[_Sender, ReceptionStats]]] = {}
@@ -257,6 +369,7 @@ class ReceiverReporter:
         gone = [ssrc for ssrc, s in self._senders.items() if s.last_rtcp_ns < limit]
         for ssrc in gone:
             del self._senders[ssrc]
+        self._stats.expired += len(gone)
         return [RtcpSessionEnded(ssrc, "timeout") for ssrc in gone]
 
     def _compound(
@@ -307,3 +420,8 @@ class ReceiverReporter:
             lsr=sender.lsr,
             dlsr=hold_ntp32(now_ns - sender.sr_arrival_ns),
         )
+
+
+def _same_host(address: Hashable, rtp_address: tuple[Any, ...]) -> bool:
+    """Whether an RTCP source address is on the host a session's RTP comes from."""
+    return isinstance(address, tuple) and bool(address) and address[0] == rtp_address[0]

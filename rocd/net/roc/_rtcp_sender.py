@@ -42,6 +42,9 @@ __all__ = ["ReceiverFeedback", "SenderReporter", "SsrcChanged"]
 
 _NS_PER_MS = 1_000_000
 
+DEFAULT_MAX_RECEIVERS = 64
+"""Receivers whose feedback a sending stream tracks at once (entries expire after 5 s)."""
+
 
 class ReceiverFeedback(msgspec.Struct, frozen=True):
     """What one receiver reports about our stream (None: not reported yet).
@@ -109,8 +112,15 @@ class SenderReporter:
         rate: int,
         interval_ns: int = REPORT_INTERVAL_NS,
         timeout_ns: int = INACTIVITY_TIMEOUT_NS,
+        max_receivers: int = DEFAULT_MAX_RECEIVERS,
     ) -> None:
+        if max_receivers < 1:
+            raise ValueError(f"max_receivers must be >= 1, got {max_receivers}")
         self._rng = rng
+        self.max_receivers = max_receivers
+        self.receivers_refused = 0
+        """Receiver reports not tracked because `max_receivers` receivers were (a flood of
+        reports from made-up SSRCs cannot grow the table)."""
         self.ssrc = ssrc
         self.cname = cname
         self.rate = rate  # Hz of the RTP clock
@@ -242,9 +252,14 @@ class SenderReporter:
         self.collisions += 1
         return SsrcChanged(old, self.ssrc)
 
-    def _receiver(self, ssrc: int, now_ns: int) -> _Receiver:
+    def _receiver(self, ssrc: int, now_ns: int) -> _Receiver | None:
         receiver = self._receivers.get(ssrc)
         if receiver is None:
+            if len(self._receivers) >= self.max_receivers:
+                self._expire(now_ns)
+                if len(self._receivers) >= self.max_receivers:
+                    self.receivers_refused += 1
+                    return None
             receiver = self._receivers[ssrc] = _Receiver(ssrc, now_ns)
         receiver.last_heard_ns = now_ns
         return receiver
@@ -256,6 +271,8 @@ class SenderReporter:
             if block.ssrc != self.ssrc:
                 continue
             receiver = self._receiver(ssrc, now_ns)
+            if receiver is None:
+                return
             receiver.rr_seen = True
             rtt = round_trip_ns(wall_ns, block.lsr, block.dlsr)
             fb = receiver.feedback
@@ -273,15 +290,21 @@ class SenderReporter:
         for block in xr.blocks:
             if isinstance(block, Rrtr):
                 receiver = self._receiver(xr.ssrc, now_ns)
+                if receiver is None:
+                    return
                 receiver.rrtr_ntp32 = ntp64_to_ntp32(block.ntp_timestamp)
                 receiver.rrtr_arrival_ns = now_ns
             elif isinstance(block, DelayMetrics) and block.ssrc == self.ssrc:
                 receiver = self._receiver(xr.ssrc, now_ns)
+                if receiver is None:
+                    return
                 receiver.feedback = msgspec.structs.replace(
                     receiver.feedback, e2e_latency_ms=_ms(block.end_system_delay_ns)
                 )
             elif isinstance(block, QueueMetrics) and block.ssrc == self.ssrc:
                 receiver = self._receiver(xr.ssrc, now_ns)
+                if receiver is None:
+                    return
                 receiver.feedback = msgspec.structs.replace(
                     receiver.feedback,
                     niq_latency_ms=_ms(block.niq_latency_ns),

@@ -101,6 +101,11 @@ class SenderMetrics(msgspec.Struct, frozen=True):
     sbn: int | None  # the FEC block being filled
     ssrc_collisions: int
     receivers: tuple[ReceiverFeedback, ...]
+    rtcp_receivers_refused: int = 0
+    """Receiver reports not tracked because `rtcp_max_receivers` receivers were (maps to
+    `rocd_sender_rtcp_receivers_refused_total`)."""
+    rtcp_max_receivers: int = 0
+    """The cap on receivers tracked (entries expire after 5 s without RTCP)."""
 
 
 Frames = npt.NDArray[np.float32]
@@ -306,4 +311,6 @@ class Sender:
             sbn=None if fec is None else fec.sbn,
             ssrc_collisions=self.reporter.collisions,
             receivers=tuple(self.reporter.feedback()),
+            rtcp_receivers_refused=self.reporter.receivers_refused,
+            rtcp_max_receivers=self.reporter.max_receivers,
         )

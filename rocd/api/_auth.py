@@ -1,0 +1,186 @@
+"""Who may call the HTTP API: bearer tokens with a role, required off loopback.
+
+Rules:
+- An API listening on a loopback address (127.0.0.0/8, ::1, localhost) needs no token
+  ([api] auth = "auto", the default): whoever reaches it is on this machine, and acts
+  as admin. Listening on any other address, every request needs
+  `Authorization: Bearer <token>`. [api] auth = "token" always asks for one, "none"
+  never does.
+- A token has a role (`rocd token create --role ...`, or POST /tokens): viewer may read
+  (GET, the event WebSocket); operator may also change devices, VADs, streams and the
+  instance's name; admin may also manage trust (pairing, invites, roles) and tokens.
+- A missing or unknown token is 401, a role too low 403; both bodies name the role the
+  request needs. GET /health stays open, for probes.
+- A refused request's body is read (and dropped) before the answer: hypercorn leaves the
+  next request on a keep-alive connection unanswered when the app answers before the
+  body has arrived.
+
+Tokens are checked against the store (hashed there) and a valid one is remembered for
+`CACHE_SECONDS`, so a token revoked from the command line stops working within that.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from typing import Any
+
+from quart import Quart, request, websocket
+from quart.wrappers import Request, Websocket
+
+from rocd.actors import ApiToken, CheckToken, Role, require
+from rocd.config import ApiConfig
+from rocd.errors import Forbidden, RocdError, Unauthorized, Unavailable
+
+from ._context import ApiContext
+from ._routes import json_response
+
+#: Seconds a checked token is trusted without asking the store again.
+CACHE_SECONDS = 2.0
+_CACHE_MAX = 256
+
+#: Routes open to anyone, and those that need admin (method, Quart rule).
+PUBLIC: frozenset[tuple[str, str]] = frozenset({("GET", "/health")})
+ADMIN: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/peers"),
+        ("DELETE", "/peers/<uid>"),
+        ("PUT", "/peers/<uid>/role"),
+        ("POST", "/cluster/invites"),
+        ("POST", "/cluster/join"),
+        ("GET", "/tokens"),
+        ("POST", "/tokens"),
+        ("DELETE", "/tokens/<id>"),
+    }
+)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def token_required(api: ApiConfig) -> bool:
+    """Whether the API as configured asks every request for a bearer token."""
+    if api.auth == "token":
+        return True
+    if api.auth == "none":
+        return False
+    return not is_loopback(api.host)
+
+
+def required_role(method: str, rule: str | None) -> Role | None:
+    """The least role a request needs (None: open to anyone)."""
+    method = "GET" if method in ("HEAD", "OPTIONS") else method
+    if rule is not None and (method, rule) in PUBLIC:
+        return None
+    if rule is not None and (method, rule) in ADMIN:
+        return "admin"
+    return "viewer" if method == "GET" else "operator"
+
+
+def bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class TokenChecker:
+    """Tokens to roles, through the store, with a short memory (see CACHE_SECONDS)."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+        self._known: dict[str, tuple[ApiToken, float]] = {}
+
+    def forget(self) -> None:
+        self._known.clear()
+
+    async def check(self, token: str) -> ApiToken | None:
+        now = time.monotonic()
+        known = self._known.get(token)
+        if known is not None and known[1] > now:
+            return known[0]
+        store = self._ctx.registry.find("store", "state")
+        if store is None:
+            raise Unavailable("the state store is not running")
+        entry = await store.ask(CheckToken(token))
+        if entry is not None:
+            if len(self._known) >= _CACHE_MAX:
+                self._known.clear()
+            self._known[token] = (entry, now + CACHE_SECONDS)
+        return entry
+
+
+async def authorize(checker: TokenChecker, req: Request | Websocket) -> None:
+    """Raise 401/403 unless the request's token allows it (see the rules)."""
+    rule = req.url_rule.rule if req.url_rule is not None else None
+    need = required_role(req.method, rule)
+    if need is None:
+        return
+    token = bearer(req.headers.get("Authorization"))
+    if token is None:
+        raise Unauthorized(
+            f"this API needs a bearer token (Authorization: Bearer ...) with role {need} or above",
+            details=[{"required": need}],
+        )
+    entry = await checker.check(token)
+    if entry is None:
+        raise Unauthorized(
+            f"unknown or revoked token (this request needs role {need} or above)",
+            details=[{"required": need}],
+        )
+    require(entry.role, need, f"token {entry.id}")
+
+
+class _Refused(Exception):
+    """A 401/403 of the auth check itself (answered before the request body is read)."""
+
+    def __init__(self, error: RocdError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+async def _checked(checker: TokenChecker, req: Request | Websocket) -> None:
+    try:
+        await authorize(checker, req)
+    except (Unauthorized, Forbidden) as exc:
+        if isinstance(req, Request):
+            await req.get_data(cache=False)  # bounded by MAX_CONTENT_LENGTH
+        raise _Refused(exc) from None
+
+
+def install_auth(app: Quart, ctx: ApiContext) -> TokenChecker | None:
+    """Check every request's token before its handler, when the API requires tokens."""
+    if not ctx.token_required:
+        return None
+    checker = TokenChecker(ctx)
+    app.extensions["rocd_tokens"] = checker
+
+    @app.before_request
+    async def check_request() -> None:
+        await _checked(checker, request)
+
+    @app.before_websocket
+    async def check_websocket() -> None:
+        await _checked(checker, websocket)
+
+    @app.errorhandler(_Refused)
+    async def refused(exc: _Refused) -> Any:
+        body, status, headers = json_response(exc.error.to_json(), exc.error.status)
+        if isinstance(exc.error, Unauthorized):
+            headers["www-authenticate"] = 'Bearer realm="rocd"'
+        return body, status, headers
+
+    return checker
+
+
+def forget_tokens(app: Quart) -> None:
+    """Drop remembered tokens at once (after one was revoked through the API)."""
+    checker = app.extensions.get("rocd_tokens")
+    if isinstance(checker, TokenChecker):
+        checker.forget()
