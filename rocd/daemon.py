@@ -7,6 +7,8 @@ Tree (every actor under the root supervisor, one-for-one):
     ├── events    the event bus (WebSocket subscribers hang off it)
     ├── node      this instance: identity, display name
     ├── audio     drivers, devices, VADs
+    ├── streams   the stream ends this instance holds, the devices they use
+    ├── stream_coordinator   sets streams up across the cluster, answers for them
     └── cluster   trust, the ZeroMQ listener, one peer actor per trusted remote
     + the HTTP server (hypercorn, Trio worker) in the same nursery
 
@@ -40,6 +42,7 @@ from rocd.actors import (
     Cluster,
     DriverSpec,
     EventBus,
+    Faults,
     GetIdentity,
     LocalPeer,
     Node,
@@ -48,6 +51,8 @@ from rocd.actors import (
     SayGoodbye,
     SetApiUrl,
     Store,
+    StreamCoordinator,
+    StreamHost,
     Supervisor,
     lock_state_dir,
 )
@@ -92,6 +97,10 @@ class Daemon:
         self._bus: EventBus | None = None
         #: The private sound server, when the daemon runs one.
         self.pulse_server: PrivatePulseServer | None = None
+        #: The directory of the cluster's instances (the cluster adds remote peers to it).
+        self.peers: Peers | None = None
+        #: The stream ends this instance holds (and the devices they use).
+        self.stream_host: StreamHost | None = None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (idempotent; safe from any task)."""
@@ -153,6 +162,18 @@ class Daemon:
                         name=lambda: node.name,
                     )
                     await root.start_child(cluster)
+                self.peers = peers
+                host = self.stream_host = StreamHost(
+                    uid,
+                    store=store.ref,
+                    publish=self.publish,
+                    registry=self.registry,
+                    peers=peers,
+                    faults=Faults.from_env(),
+                )
+                await root.start_child(host)
+                coordinator = StreamCoordinator(uid, peers=peers, publish=self.publish)
+                await root.start_child(coordinator)
                 ctx = ApiContext(
                     self.registry,
                     node.ref,
@@ -161,6 +182,8 @@ class Daemon:
                     trio.current_time(),
                     audio=audio.ref,
                     peers=peers,
+                    streams=coordinator.ref,
+                    stream_host=host.ref,
                     cluster=cluster.ref if cluster is not None else None,
                     token_required=token_required(self.config.api),
                     pulse_server=self.pulse_server.address if self.pulse_server else "",

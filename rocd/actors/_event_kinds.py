@@ -31,6 +31,11 @@ EVENT_KINDS: dict[str, str] = {
     "vad.deleted": "a virtual device was deleted (data: uid)",
     "driver.up": "an audio driver works again (data: driver)",
     "driver.down": "an audio driver stopped working (data: driver, reason)",
+    "stream.created": "a stream was set up, both ends committed (data: stream)",
+    "stream.state": "an end of a stream changed state: pending, starting, active, degraded, "
+    "failed, stopped (data: stream, role, state, reason)",
+    "stream.metrics": "once a second per stream end here: its metrics (data: stream, ends)",
+    "stream.deleted": "a stream was deleted, both ends torn down (data: stream)",
     "actor.crashed": "an actor failed; its supervisor decides (data: actor, error)",
     "actor.restarted": "a crashed actor was restarted (data: actor, restarts)",
     "supervisor.gave_up": "restarts came too fast; the parent restarts it (data: supervisor)",

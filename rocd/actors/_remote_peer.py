@@ -79,6 +79,14 @@ class RemotePeer:
         return False
 
     @property
+    def media_host(self) -> str | None:
+        """Where this instance sends a stream's audio to that peer: the host it dials."""
+        address = self.trusted.address
+        if not address.startswith("tcp://"):
+            return None
+        return address[len("tcp://") :].rsplit(":", 1)[0].strip("[]")
+
+    @property
     def online(self) -> bool:
         return self.connection is not None and self.connection.open
 

@@ -20,7 +20,16 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from rocd.errors import RocdError
 
 from . import _cluster as _cluster_routes  # noqa: F401  (routes)
-from . import _devices, _events_ws, _openapi, _peers, _system, _vads  # noqa: F401  (routes)
+from . import (  # noqa: F401  (routes)
+    _devices,
+    _events_ws,
+    _metrics,
+    _openapi,
+    _peers,
+    _streams,
+    _system,
+    _vads,
+)
 from ._auth import install_auth
 from ._context import ApiContext
 from ._guard import install_guard

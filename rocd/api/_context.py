@@ -19,6 +19,10 @@ class ApiContext:
     audio: ActorRef | None = None  # this instance's audio service (kind "audio")
     #: Every instance of the cluster by uid (this one as `self` too); None in bare tests.
     peers: Peers | None = None
+    #: This instance's stream coordinator (kind "stream_coordinator") and stream host
+    #: (kind "streams"); None in bare tests.
+    streams: ActorRef | None = None
+    stream_host: ActorRef | None = None
     cluster: ActorRef | None = None  # the cluster actor (None: clustering disabled)
     #: Whether requests need a bearer token (the API listens off loopback).
     token_required: bool = False

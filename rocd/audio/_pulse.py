@@ -263,13 +263,22 @@ class PulseDriver:
             yield stream
 
     def open_playback(
-        self, device_id: str, spec: SampleSpec | None = None
+        self,
+        device_id: str,
+        spec: SampleSpec | None = None,
+        *,
+        latency_ms: int | None = None,
+        ring_ms: int | None = None,
     ) -> AbstractAsyncContextManager[PulsePlayback]:
-        return self._open_playback(device_id, spec)
+        """See `AudioDriver.open_playback`; `latency_ms` replaces the driver's latency for
+        this stream and `ring_ms` the length of its ring (see `open_playback_stream`): a
+        stream fed by a network receiver wants more headroom than 20 ms against a daemon
+        that gets no CPU for a while."""
+        return self._open_playback(device_id, spec, latency_ms or self.latency_ms, ring_ms)
 
     @asynccontextmanager
     async def _open_playback(
-        self, device_id: str, spec: SampleSpec | None
+        self, device_id: str, spec: SampleSpec | None, latency_ms: int, ring_ms: int | None
     ) -> AsyncIterator[PulsePlayback]:
         d = await self._lookup(device_id)
         pa_name = d.pa_name
@@ -282,7 +291,7 @@ class PulseDriver:
                 raise DeviceNotFound(f"{device_id} lost its feed sink")
             pa_name = feed.name
         async with open_playback_stream(
-            self.pactl.env, pa_name, device_id, spec or d.info.spec, self.latency_ms
+            self.pactl.env, pa_name, device_id, spec or d.info.spec, latency_ms, ring_ms
         ) as stream:
             yield stream
 

@@ -181,16 +181,25 @@ async def _pump_capture(proc: trio.Process, stream: PulseCapture, ring: FrameRin
 
 @asynccontextmanager
 async def open_playback_stream(
-    env: Mapping[str, str], pa_name: str, device_id: str, spec: SampleSpec, latency_ms: int
+    env: Mapping[str, str],
+    pa_name: str,
+    device_id: str,
+    spec: SampleSpec,
+    latency_ms: int,
+    ring_ms: int | None = None,
 ) -> AsyncIterator[PulsePlayback]:
     """A playback stream into server sink `pa_name`.
 
+    `ring_ms` (default `latency_ms`): the ring in front of pacat. Only pacat's buffer in
+    the server keeps playing while this process gets no CPU; the ring only absorbs a
+    writer late against the pump, in this process, and adds its length to the latency.
     A normal exit plays out what was written (bounded wait); cancellation kills pacat.
     """
     args = _tool_args("pacat", pa_name, spec, latency_ms, f"playback {device_id}")
     args.insert(1, "--playback")
     period = max(1, spec.frames_for(min(latency_ms, 10) / 2000))
-    capacity = max(2 * period, spec.frames_for(latency_ms / 1000))
+    ring_s = (ring_ms if ring_ms is not None else latency_ms) / 1000
+    capacity = max(2 * period, spec.frames_for(ring_s))
     with FrameRing(capacity, spec.channels) as ring:
         stream = PulsePlayback(device_id, spec, ring)
         async with open_service_nursery() as nursery:

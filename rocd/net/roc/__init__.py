@@ -17,6 +17,7 @@ from ._endpoint import (
     sender_endpoints,
 )
 from ._errors import FecDecodeError, MalformedPacket, ProtocolError
+from ._fanout_link import FanoutLink, FanoutSlot
 from ._fec_codec import BlockCodec, default_codec
 from ._fec_reader import FecBudget, FecReader, FecReaderStats
 from ._fec_writer import FecWriter, FecWriterOutput
@@ -46,6 +47,7 @@ from ._latency_tuner import (
 )
 from ._ldpc import LDPC_N1, LDPC_SEED, LdpcStaircaseCodec
 from ._link_meter import LinkMeter
+from ._mix_link import MixLink, MixSlot
 from ._ntp import (
     NTP32_UNAVAILABLE,
     NTP64_UNAVAILABLE,
@@ -174,6 +176,8 @@ __all__ = [
     "EndpointError",
     "EndpointSet",
     "ExtendedReport",
+    "FanoutLink",
+    "FanoutSlot",
     "FecBudget",
     "FecDecodeError",
     "FecReader",
@@ -202,6 +206,8 @@ __all__ = [
     "MalformedPacket",
     "MeasurementInfo",
     "MetricInterval",
+    "MixLink",
+    "MixSlot",
     "OutgoingReport",
     "Pacer",
     "Packet",

@@ -468,3 +468,19 @@ class ReceiverSession:
             niq_stalling_ns=max(0, now_ns - self._buffer.newest_arrival_ns) if playing else None,
             e2e_latency_ns=e2e,
         )
+
+    def set_latency_bounds(self, min_ns: int, max_ns: int) -> None:
+        """Change the latency bounds of a live session (between two reads, no gap).
+
+        With an adaptive target, [min, max] is the range the target moves in, and the
+        session restarts only beyond it by the tolerance (as at its start); with a fixed
+        target, the session restarts outside [min, max]."""
+        if not 0 <= min_ns < max_ns:
+            raise ValueError(f"need 0 <= min ({min_ns} ns) < max ({max_ns} ns)")
+        if self.config.adaptive is None:
+            self._tuner.set_bounds(min_ns, max_ns)
+            return
+        tolerance = self._tuner.tolerance_ns
+        self._tuner.set_bounds(max(0, min_ns - tolerance), max_ns + tolerance)
+        if self._adaptive is not None:
+            self._adaptive.min_ns, self._adaptive.max_ns = min_ns, max_ns

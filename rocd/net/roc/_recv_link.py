@@ -47,7 +47,8 @@ RTCP_PER_DRAIN = 32
 buffer, which drops the excess, instead of stalling the audio path): 64 senders send
 ~3 a tick."""
 
-#: on_event(kind, data): "session.started" / "session.ended" with the SSRC and the reason.
+#: on_event(kind, data): "session.started" / "session.ended" with the SSRC and the reason
+#: (and, when it ended, the session's last `metrics`).
 SessionEvents = Callable[[str, dict[str, Any]], None]
 
 
@@ -107,18 +108,7 @@ class RecvLink:
         cancellation the sockets close at once; the sink's owner finishes the sink.
         """
         try:
-            for interface in Interface:
-                endpoint = self.endpoints.endpoint(interface)
-                if endpoint is None:
-                    continue
-                self.sockets[interface] = await UdpEndpoint.bind(
-                    endpoint.address,
-                    multicast_iface=self.multicast_iface,
-                    max_datagram=2048 if interface is not Interface.CONTROL else 65535,
-                    timestamps=True,
-                    gro=interface is not Interface.CONTROL,
-                )
-            task_status.started({i: s.local for i, s in self.sockets.items()})
+            task_status.started(await self.open())
             chunk = max(1, sink.spec.rate * self.chunk_ns // 1_000_000_000)
             if sink.clocked:
                 await self._play_clocked(sink, chunk)
@@ -129,9 +119,51 @@ class RecvLink:
                     ticker = await nursery.start(Ticker(self.chunk_ns).run)
                     await self._play_ticked(sink, chunk, ticker)
         finally:
-            for udp in self.sockets.values():
-                udp.close()
-            self.receiver.close()
+            self.close()
+
+    # -- driven from outside (a `MixLink` playing several links into one sink) --------
+
+    async def open(self) -> dict[Interface, Address]:
+        """Bind the endpoints (once); the bound address of each. Bind errors (port in use,
+        bad address) are raised, and nothing stays bound then."""
+        if not self.sockets:
+            try:
+                for interface in Interface:
+                    endpoint = self.endpoints.endpoint(interface)
+                    if endpoint is None:
+                        continue
+                    self.sockets[interface] = await UdpEndpoint.bind(
+                        endpoint.address,
+                        multicast_iface=self.multicast_iface,
+                        max_datagram=2048 if interface is not Interface.CONTROL else 65535,
+                        timestamps=True,
+                        gro=interface is not Interface.CONTROL,
+                    )
+            except BaseException:
+                self.close()
+                raise
+        return {i: s.local for i, s in self.sockets.items()}
+
+    @property
+    def fds(self) -> list[int]:
+        """The bound sockets' file descriptors (for a ticker to `watch`)."""
+        return [udp.fd for udp in self.sockets.values()]
+
+    def pull(self, frames: int, now: int, ticker: Ticker | None = None) -> npt.NDArray[np.float32]:
+        """Take what arrived, then the next `frames` output frames (the mix of this
+        link's sessions); reports and session tracking as in `run`. With `ticker`, only
+        the sockets it saw readable are read (see `_take_datagrams`)."""
+        self._ticks += 1
+        self._take_datagrams(now, ticker)
+        out = self.receiver.read(frames, now)
+        self._after_read(now)
+        return out
+
+    def close(self) -> None:
+        """Close the sockets and end every session (idempotent)."""
+        for udp in self.sockets.values():
+            udp.close()
+        self.receiver.close()
 
     async def _play_clocked(self, sink: FrameOutput, chunk: int) -> None:
         while True:
@@ -233,7 +265,10 @@ class RecvLink:
             if self.reporter is not None:
                 self.reporter.forget(end.ssrc)
             log.info("session %08x ended: %s", end.ssrc, end.reason)
-            self._emit("session.ended", {"ssrc": end.ssrc, "reason": str(end.reason)})
+            self._emit(
+                "session.ended",
+                {"ssrc": end.ssrc, "reason": str(end.reason), "metrics": end.metrics},
+            )
         if ended or receiver.session_count != len(self._known):
             current = {m.ssrc for m in receiver.metrics()}
             for ssrc in current - self._known:

@@ -113,17 +113,10 @@ class SendLink:
         """Resolve the endpoints, bind the socket, report its address, stream until the
         source ends (then flush and return). On cancellation the socket is closed at once;
         the packets not yet sent are lost (a receiver conceals them)."""
-        family: int = socket.AF_INET
-        for interface in Interface:
-            endpoint = self.endpoints.endpoint(interface)
-            if endpoint is not None:
-                family, self._targets[interface] = await resolve_udp(endpoint.address)
-        wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
-        self._udp = await UdpEndpoint.bind(
-            (wildcard, 0), family=family, max_datagram=65535, gso=self.gso
-        )
+        local = await self.open()
+        assert self._udp is not None
         try:
-            task_status.started(self._udp.local)
+            task_status.started(local)
             with self._streaming:
                 if source.clocked:
                     await self._stream_clocked(source)
@@ -136,8 +129,52 @@ class SendLink:
                         nursery.cancel_scope.cancel(reason="source ended")
             self._send(self.sender.stop(now_ns(), self._wall_ns()))
         finally:
+            self.close()
+
+    # -- driven from outside (a `FanoutLink` feeding several links from one source) ----
+
+    async def open(self) -> Address:
+        """Resolve the endpoints and bind the socket (once); the socket's local address.
+
+        Raises OSError when a destination does not resolve or no socket can be bound."""
+        if self._udp is not None:
+            return self._udp.local
+        family: int = socket.AF_INET
+        targets: dict[Interface, Address] = {}
+        for interface in Interface:
+            endpoint = self.endpoints.endpoint(interface)
+            if endpoint is not None:
+                family, targets[interface] = await resolve_udp(endpoint.address)
+        self._targets = targets
+        wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        self._udp = await UdpEndpoint.bind(
+            (wildcard, 0), family=family, max_datagram=65535, gso=self.gso
+        )
+        return self._udp.local
+
+    def write(self, frames: npt.NDArray[np.float32], capture_ns: int) -> None:
+        """Send the datagrams of the next frames (captured at wall time `capture_ns`)."""
+        self._send(self.sender.write(frames, capture_ns))
+
+    def service(self, now: int, *, readable: bool = True) -> None:
+        """Take the receivers' reports (when the socket is `readable`) and send the report
+        that is due; call it once per step, also while the source stalls."""
+        wall = self._wall_ns()
+        if readable:
+            self._take_rtcp(now, wall)
+        self._send(self.sender.poll_rtcp(now, wall))
+
+    def finish(self) -> None:
+        """End the stream (flush, last report; BYE if configured) and close the socket."""
+        if self._udp is not None and not self.done.is_set():
+            self._send(self.sender.stop(now_ns(), self._wall_ns()))
+        self.close()
+
+    def close(self) -> None:
+        """Close the socket at once (idempotent); whatever was not sent is lost."""
+        if self._udp is not None:
             self._udp.close()
-            self.done.set()
+        self.done.set()
 
     async def _stream_clocked(self, source: FrameInput) -> None:
         rate = source.spec.rate

@@ -1,0 +1,551 @@
+"""A stream's end on this instance: a receiver playing into a device, or a sender reading
+one. One actor per end; the stream host starts, commits and stops them.
+
+Lifetime: prepared (state pending: device opened, sockets bound, nothing plays yet) ->
+committed (persisted; the link is attached to the device's bus, so audio flows) ->
+stopped. A pending end not committed within its time to live asks the host to remove it.
+A committed end is in the store ("stream_end", "<stream>:<role>") and is started again
+after a daemon restart (a receiver binds the same ports, so its sender finds it again).
+
+State (`_stream_state`): checked twice a second from the link's counters, never from the
+audio path: a receiver is active while a session plays, a sender while its source
+delivers; degraded when that stops or the device broke; a sender whose source ended
+(a file) is stopped. An end that ended (stopped or failed) keeps that state across
+restarts until the stream is deleted.
+
+Failures while (re)opening a committed end (the device is not there yet after a restart,
+the port is taken for now) keep it degraded and are retried; the same failures while
+preparing are the prepare's answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import trio
+from msgspec import UNSET
+
+from rocd.audio import volume_to_amplitude
+from rocd.errors import Conflict, InvalidRequest, RocdError
+from rocd.net.roc import (
+    EndpointError,
+    FanoutSlot,
+    MixSlot,
+    Receiver,
+    ReceiverReporter,
+    RecvLink,
+    Sender,
+    SendLink,
+    SessionMetrics,
+    SessionState,
+    receiver_endpoints,
+    samples_for_duration,
+    sender_endpoints,
+)
+
+from ._actor import Actor, ActorRef, Request
+from ._audio_types import DeviceEndpoint, GetEndpoint, GetVad
+from ._registry import Registry
+from ._store import PutSetting
+from ._stream_plane import AudioPlane, InputBus, OutputBus
+from ._stream_settings import (
+    bound_endpoints,
+    check_external,
+    encoding,
+    encoding_map,
+    fixed_bounds_ns,
+    local_endpoints,
+    receiver_config,
+    sender_config,
+)
+from ._stream_state import Lifecycle, StreamState
+from ._stream_types import (
+    EndInfo,
+    EndMetrics,
+    ExternalEndpoints,
+    ReceiverEndMetrics,
+    Role,
+    SenderEndMetrics,
+    StreamPatch,
+    StreamSpec,
+    end_uid,
+)
+from ._supervisor import Publish
+
+log = logging.getLogger("rocd.streams")
+
+#: Seconds between two checks of an end's state (and retries of a broken one).
+CHECK_S = 0.5
+_MS = 1_000_000
+#: Session counters an end adds up over every session it had.
+_TOTALS = ("received", "lost", "recovered", "late", "concealed_samples", "underruns")
+
+
+class EndRecord(msgspec.Struct, kw_only=True):
+    """What the store keeps of a committed end."""
+
+    stream: StreamSpec
+    role: Role
+    committed: bool = False
+    #: receiver: the bound URIs (bound again after a restart); sender: its targets.
+    endpoints: ExternalEndpoints | None = None
+    bind_host: str = "0.0.0.0"
+    final_state: StreamState | None = None  # stopped / failed: kept across restarts
+    final_reason: str = ""
+
+
+class GetEndInfo(Request[EndInfo], frozen=True):
+    pass
+
+
+class Commit(Request[EndInfo], frozen=True):
+    pass
+
+
+class Patch(Request[EndInfo], frozen=True):
+    patch: StreamPatch
+
+
+class GetMetrics(Request[EndMetrics], frozen=True):
+    pass
+
+
+class EndActor(Actor):
+    kind = "stream_end"
+    mailbox_capacity = 32
+
+    def __init__(
+        self,
+        record: EndRecord,
+        *,
+        peer: str,
+        plane: AudioPlane,
+        registry: Registry,
+        store: ActorRef,
+        publish: Publish,
+        expire: Callable[[str, str], None],
+        ttl_s: float = 10.0,
+    ) -> None:
+        super().__init__(end_uid(record.stream.uid, record.role))
+        self.record = record
+        self.peer = peer
+        self._plane = plane
+        self._registry = registry
+        self._store = store
+        self._publish = publish
+        self._expire = expire
+        self._deadline = time.monotonic() + ttl_s
+        initial = StreamState.STARTING if record.committed else StreamState.PENDING
+        self.life = Lifecycle(f"the {record.role} of stream {record.stream.uid}", initial)
+        if record.final_state is not None:
+            self.life = Lifecycle(self.life.what, record.final_state, record.final_reason)
+        self._opened = False
+        self._out: OutputBus | None = None
+        self._in: InputBus | None = None
+        self._recv: RecvLink | None = None
+        self._send: SendLink | None = None
+        self._mix_slot: MixSlot | None = None
+        self._fan_slot: FanoutSlot | None = None
+        self._last: tuple[float, int, int] = (time.monotonic(), 0, 0)  # time, chunks, bytes
+        self._bitrate = 0.0
+        self._ever_active = False
+        self._flowing = False  # the source gave frames since the last check
+        self._ended: dict[str, int] = {}  # counters of the sessions that ended
+
+    @property
+    def role(self) -> Role:
+        return self.record.role
+
+    @property
+    def stream(self) -> StreamSpec:
+        return self.record.stream
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        if self.life.terminal:
+            return
+        if not self.record.committed:
+            await self._open()  # a prepare: its errors are the answer
+        else:
+            await self._reopen_quietly()
+        self.nursery.start_soon(self._watch)
+
+    async def on_stop(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._out is not None:
+            if self._mix_slot is not None and self._out.mix is not None:
+                self._out.mix.remove(self._mix_slot)
+            self._plane.release_output(self._out)
+        if self._in is not None:
+            if self._fan_slot is not None and self._in.fan is not None:
+                self._in.fan.remove(self._fan_slot)
+            self._plane.release_input(self._in)
+        if self._recv is not None:
+            self._recv.close()
+        if self._send is not None:
+            self._send.finish()
+        self._out = self._in = None
+        self._recv = self._send = None
+        self._mix_slot = self._fan_slot = None
+        self._opened = False
+
+    async def _reopen_quietly(self) -> None:
+        try:
+            await self._open()
+        except (RocdError, OSError) as exc:
+            self._close()
+            reason = getattr(exc, "message", None) or str(exc)
+            self._set(StreamState.DEGRADED, f"cannot open: {reason}")
+            return
+        self._attach()
+
+    async def _endpoint(self, direction: str) -> DeviceEndpoint:
+        spec = self.stream.destination if self.role == "receiver" else self.stream.source
+        device = spec.device
+        if spec.vad is not None:
+            vad = await self._registry.lookup("vad", spec.vad).ask(GetVad())
+            if vad.device is None:
+                raise Conflict(f"VAD {spec.vad} has no device yet ({vad.state}: {vad.reason})")
+            device = vad.device
+        assert device is not None
+        endpoint = await self._registry.lookup("device", device).ask(GetEndpoint())
+        if endpoint.direction != direction and not (
+            direction == "source" and endpoint.driver.name == "pulse"
+        ):
+            where = "destination" if self.role == "receiver" else "source"
+            raise InvalidRequest(
+                f"invalid body: {where}: {device} is a {endpoint.direction}; a stream's "
+                f"{where} must be a {direction}",
+                details=[{"in": "body", "field": f"{where}.device"}],
+            )
+        return endpoint
+
+    async def _open(self) -> None:
+        if self.role == "receiver":
+            await self._open_receiver()
+        else:
+            await self._open_sender()
+        self._opened = True
+
+    async def _open_receiver(self) -> None:
+        rec, settings = self.record, self.stream.settings
+        endpoint = await self._endpoint("sink")
+        if rec.endpoints is not None:  # a restart: the same ports as before
+            ext = rec.endpoints
+            endpoints = receiver_endpoints(ext.source, ext.repair, ext.control)
+        elif self.stream.source.is_external:
+            endpoints = check_external(self.stream.source, "source", sender=False)
+        else:
+            endpoints = local_endpoints(settings, rec.bind_host)
+        config = receiver_config(settings, endpoint.spec.rate, endpoint.spec.channels)
+        receiver = Receiver(config, encodings=encoding_map(settings))
+        link = RecvLink(
+            receiver,
+            endpoints,
+            reporter=ReceiverReporter(rng=random.Random()),
+            ticker=self._plane.ticker,
+            on_event=self._session_event,
+        )
+        self._out = await self._plane.acquire_output(endpoint)
+        try:
+            bound = await link.open()
+        except OSError as exc:
+            raise Conflict(f"cannot listen on {endpoints}: {exc.strerror or exc}") from None
+        self._recv = link
+        rec.endpoints = bound_endpoints(endpoints, {i.value: a[1] for i, a in bound.items()})
+
+    async def _open_sender(self) -> None:
+        rec, settings = self.record, self.stream.settings
+        endpoint = await self._endpoint("source")
+        assert rec.endpoints is not None
+        try:
+            targets = sender_endpoints(
+                rec.endpoints.source, rec.endpoints.repair, rec.endpoints.control
+            )
+        except EndpointError as exc:
+            raise InvalidRequest(f"invalid targets: {exc}") from None
+        sender = Sender(
+            sender_config(settings),
+            input_rate=endpoint.spec.rate,
+            input_channels=endpoint.spec.channels,
+            rng=random.Random(),
+        )
+        self._in = await self._plane.acquire_input(endpoint)
+        link = SendLink(sender, targets, ticker=self._plane.ticker)
+        try:
+            await link.open()
+        except OSError as exc:
+            raise Conflict(f"cannot send to {targets}: {exc}") from None
+        self._send = link
+
+    def _gain(self) -> float:
+        return volume_to_amplitude(self.stream.settings.volume)
+
+    def _attach(self) -> None:
+        if self._recv is not None and self._out is not None and self._out.mix is not None:
+            self._mix_slot = self._out.mix.add(self._recv, self._gain())
+        if self._send is not None and self._in is not None and self._in.fan is not None:
+            # The volume applies where the stream is played: here only if that is not us.
+            gain = self._gain() if self.stream.destination.is_external else 1.0
+            self._fan_slot = self._in.fan.add(self._send, gain)
+
+    def _session_event(self, kind: str, data: dict[str, Any]) -> None:
+        """A session started: give it the stream's fixed latency bounds. A session ended:
+        keep its counters (the end's totals include the sessions that came and went)."""
+        if kind == "session.ended":
+            final = data.get("metrics")
+            if isinstance(final, SessionMetrics):
+                for name in _TOTALS:
+                    self._ended[name] = self._ended.get(name, 0) + getattr(final, name)
+            return
+        bounds = fixed_bounds_ns(self.stream.settings)
+        if kind != "session.started" or bounds is None or self._recv is None:
+            return
+        session = self._recv.receiver.session(data["ssrc"])
+        if session is not None:
+            session.set_latency_bounds(*bounds)
+
+    # -- messages -----------------------------------------------------------------------
+
+    async def handle(self, msg: Any) -> Any:
+        match msg:
+            case GetEndInfo():
+                return self.info()
+            case Commit():
+                return await self._commit()
+            case Patch(patch=patch):
+                return await self._patch(patch)
+            case GetMetrics():
+                return self.metrics()
+        return await super().handle(msg)
+
+    async def _commit(self) -> EndInfo:
+        if self.record.committed:
+            raise Conflict(f"the {self.role} of stream {self.stream.uid} is committed already")
+        self.life.to(StreamState.STARTING)
+        self.record.committed = True
+        await self._save()
+        self._attach()
+        self._announce()
+        return self.info()
+
+    async def _patch(self, patch: StreamPatch) -> EndInfo:
+        settings = self.stream.settings
+        if patch.volume is not UNSET:
+            settings = msgspec.structs.replace(settings, volume=patch.volume)
+        if patch.latency is not UNSET:
+            lat = settings.latency
+            changes = {k: v for k, v in msgspec.structs.asdict(patch.latency).items()}
+            lat = msgspec.structs.replace(
+                lat, **{k: v for k, v in changes.items() if v is not UNSET}
+            )
+            assert lat.target_ms is not None
+            low, high = lat.min_ms, lat.max_ms
+            if (low is not None and high is not None and low >= high) or (
+                not lat.adaptive
+                and (
+                    (low is not None and low >= lat.target_ms)
+                    or (high is not None and high <= lat.target_ms)
+                )
+            ):
+                raise InvalidRequest(
+                    "invalid body: latency: need min_ms < target_ms < max_ms",
+                    details=[{"in": "body", "field": "latency"}],
+                )
+            settings = msgspec.structs.replace(settings, latency=lat)
+        self.record.stream = msgspec.structs.replace(self.stream, settings=settings)
+        # Applied between two chunks: plain assignments the audio loop reads.
+        gain = self._gain()
+        if self._mix_slot is not None:
+            self._mix_slot.gain = gain
+        if self._fan_slot is not None and self.stream.destination.is_external:
+            self._fan_slot.gain = gain
+        if self._recv is not None and patch.latency is not UNSET:
+            lat = settings.latency
+            bounds = fixed_bounds_ns(settings)
+            if lat.adaptive and lat.min_ms is not None and lat.max_ms is not None:
+                bounds = (round(lat.min_ms * _MS), round(lat.max_ms * _MS))
+            if bounds is not None:
+                for m in self._recv.receiver.metrics():
+                    session = self._recv.receiver.session(m.ssrc)
+                    if session is not None:
+                        session.set_latency_bounds(*bounds)
+        if self.record.committed:
+            await self._save()
+        return self.info()
+
+    # -- state --------------------------------------------------------------------------
+
+    def info(self) -> EndInfo:
+        return EndInfo(
+            stream=self.stream,
+            role=self.role,
+            peer=self.peer,
+            state=self.life.state,
+            reason=self.life.reason,
+            since=self.life.since,
+            committed=self.record.committed,
+            endpoints=self.record.endpoints,
+        )
+
+    def _set(self, state: StreamState, reason: str = "") -> None:
+        if not self.life.can(state):
+            return  # e.g. a check racing a stop: the stop wins
+        if self.life.to(state, reason):
+            if state is StreamState.ACTIVE:
+                self._ever_active = True
+            self._announce()
+            if self.life.terminal and self.record.committed:
+                self.record.final_state, self.record.final_reason = state, reason
+                self.nursery.start_soon(self._save)
+
+    def _announce(self) -> None:
+        self._publish(
+            "stream.state",
+            self.stream.uid,
+            {
+                "stream": self.stream.uid,
+                "role": self.role,
+                "state": self.life.state.value,
+                "reason": self.life.reason,
+            },
+        )
+
+    async def _watch(self) -> None:
+        while True:
+            await trio.sleep(CHECK_S)
+            await self._check()
+
+    async def _check(self) -> None:
+        if self.life.terminal:
+            return
+        if self.life.state is StreamState.PENDING:
+            if time.monotonic() > self._deadline:
+                self._expire(self.stream.uid, self.role)
+            return
+        if not self._opened:
+            await self._reopen_quietly()
+            if not self._opened:
+                return
+        self._measure()
+        if self._recv is not None:
+            bus = self._out
+            playing = any(m.state is SessionState.PLAYING for m in self._recv.receiver.metrics())
+            if bus is not None and bus.broken:
+                self._set(StreamState.DEGRADED, f"device: {bus.broken}")
+            elif playing:
+                self._set(StreamState.ACTIVE)
+            elif self._ever_active:
+                self._set(StreamState.DEGRADED, "no audio from the sender")
+        elif self._in is not None:
+            source = self._in
+            if source.ended:
+                self._set(StreamState.STOPPED, "the source ended")
+            elif source.broken:
+                self._set(StreamState.DEGRADED, f"device: {source.broken}")
+            elif self._flowing:
+                self._set(StreamState.ACTIVE)
+            elif self._ever_active:
+                self._set(StreamState.DEGRADED, "the source delivers no audio")
+
+    def _measure(self) -> None:
+        """Bitrate over the last check, and whether the source moved."""
+        now = time.monotonic()
+        then, chunks0, bytes0 = self._last
+        chunks = self._in.fan.chunks if self._in is not None and self._in.fan else 0
+        octets = self._bytes()
+        self._flowing = chunks > chunks0
+        if now > then:
+            self._bitrate = max(0.0, (octets - bytes0) * 8 / (now - then))
+        self._last = (now, chunks, octets)
+
+    def _bytes(self) -> int:
+        if self._send is not None:
+            m = self._send.sender.metrics()
+            return m.source_bytes + m.repair_bytes + m.rtcp_bytes
+        if self._recv is not None:
+            settings = self.stream.settings
+            enc = encoding(settings)
+            samples = samples_for_duration(round(settings.packet_ms * _MS), enc.rate)
+            footer = 0 if settings.fec.scheme == "none" else 6
+            packet = 12 + samples * enc.frame_bytes + footer
+            received = sum(m.received for m in self._recv.receiver.metrics())
+            return (received + self._ended.get("received", 0)) * packet
+        return 0
+
+    # -- metrics ------------------------------------------------------------------------
+
+    def metrics(self) -> EndMetrics:
+        receiver = sender = None
+        if self._recv is not None:
+            sessions = self._recv.receiver.metrics()
+            playing = [s for s in sessions if s.state is SessionState.PLAYING] or sessions
+            first = playing[0] if playing else None
+            ended = self._ended
+
+            def total(name: str) -> int:
+                return ended.get(name, 0) + sum(int(getattr(s, name)) for s in sessions)
+
+            device_underruns = 0
+            if self._out is not None and self._out.mix is not None:
+                stats = getattr(self._out.mix.sink, "stats", None)
+                if stats is not None:
+                    device_underruns = stats().underruns
+            receiver = ReceiverEndMetrics(
+                sessions=len(sessions),
+                packetsReceived=total("received"),
+                packetsLost=total("lost"),
+                packetsDiscarded=total("late"),
+                recovered_packets=total("recovered"),
+                late_packets=total("late"),
+                concealedSamples=total("concealed_samples"),
+                jitter=first.jitter_ms / 1000 if first else 0.0,
+                latency_ms=first.latency_ms if first else 0.0,
+                target_latency_ms=first.target_ms
+                if first
+                else self.stream.settings.latency.target_ms or 0.0,
+                drift_ppm=first.drift_ppm if first else 0.0,
+                underruns=total("underruns") + device_underruns,
+                device_underruns=device_underruns,
+                bitrate_bps=round(self._bitrate, 1),
+                counters={
+                    k: v
+                    for k, v in msgspec.structs.asdict(self._recv.receiver.counters).items()
+                    if isinstance(v, int)
+                },
+                session_metrics=[msgspec.to_builtins(s) for s in sessions],
+            )
+        if self._send is not None:
+            m = self._send.sender.metrics()
+            rtts = [r.rtt_ms for r in m.receivers if r.rtt_ms is not None]
+            e2e = [r.e2e_latency_ms for r in m.receivers if r.e2e_latency_ms is not None]
+            sender = SenderEndMetrics(
+                packetsSent=m.source_packets,
+                bytesSent=m.source_bytes + m.repair_bytes,
+                fecPacketsSent=m.repair_packets,
+                bitrate_bps=round(self._bitrate, 1),
+                rtt_ms=rtts[0] if rtts else None,
+                e2e_latency_ms=e2e[0] if e2e else None,
+                receivers=[msgspec.to_builtins(r) for r in m.receivers],
+            )
+        return EndMetrics(
+            stream=self.stream.uid,
+            role=self.role,
+            peer=self.peer,
+            state=self.life.state,
+            reason=self.life.reason,
+            time=time.time(),
+            receiver=receiver,
+            sender=sender,
+        )
+
+    async def _save(self) -> None:
+        await self._store.ask(PutSetting("stream_end", self.uid, msgspec.to_builtins(self.record)))

@@ -1,0 +1,153 @@
+"""GET /metrics: this instance's stream ends in Prometheus' text format (prometheus-client).
+
+Each instance exposes the ends it holds (scrape every instance for the cluster). Names
+start with `rocd_`, in base units (seconds, bytes, ratios), counters end in `_total`;
+labels are `stream` (uid), `peer` (the instance at the other end: this one's uid for a
+local stream, "external" for a Roc endpoint) and `direction` ("receive" or "send"), never
+addresses or SSRCs. Every counter of the receiver and of its sessions is exported, also
+those this module does not name (as rocd_stream_receiver_<name>_total and
+rocd_stream_session_<name>_total).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from rocd.actors import EndInfo, EndMetrics, GetEndMetrics, ListEnds
+from rocd.errors import RocdError
+
+from ._context import ApiContext
+from ._routes import API
+
+_LABELS = ("stream", "peer", "direction")
+#: Session fields with a name of their own here, or that are not counters.
+_NAMED = frozenset(
+    {"ssrc", "address", "payload_type", "state", "latency_ms", "target_ms", "jitter_ms",
+     "received", "lost", "recovered", "late", "concealed_samples", "drift_ppm",
+     "resampler_ratio", "underruns"}
+)  # fmt: skip
+
+
+def _other_peer(info: EndInfo) -> str:
+    spec = info.stream
+    other = spec.source if info.role == "receiver" else spec.destination
+    return "external" if other.peer is None else other.peer
+
+
+class _Snapshot(Collector):
+    """The families of one scrape, from end metrics gathered just before."""
+
+    def __init__(self, ends: list[tuple[EndInfo, EndMetrics]]) -> None:
+        self.ends = ends
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Any] = {}
+
+        def family(kind: type[Any], name: str, doc: str, extra: tuple[str, ...] = ()) -> Any:
+            if name not in families:
+                families[name] = kind(name, doc, labels=(*_LABELS, *extra))
+            return families[name]
+
+        def counter(name: str, doc: str, labels: list[str], value: float) -> None:
+            family(CounterMetricFamily, name, doc).add_metric(labels, value)
+
+        def gauge(name: str, doc: str, labels: list[str], value: float) -> None:
+            family(GaugeMetricFamily, name, doc).add_metric(labels, value)
+
+        peers: dict[str, int] = {}
+        for info, m in self.ends:
+            direction = "receive" if info.role == "receiver" else "send"
+            peer = _other_peer(info)
+            peers[peer] = peers.get(peer, 0) + 1
+            labels = [m.stream, peer, direction]
+            family(GaugeMetricFamily, "rocd_stream_state", "1 for the end's state", ("state",))
+            families["rocd_stream_state"].add_metric([*labels, m.state.value], 1)
+            r = m.receiver
+            if r is not None:
+                counter("rocd_stream_packets_received", "RTP packets received", labels,
+                        r.packetsReceived)  # fmt: skip
+                counter("rocd_stream_packets_lost", "packets lost on the way (before FEC)",
+                        labels, r.packetsLost)  # fmt: skip
+                counter("rocd_stream_packets_recovered", "packets rebuilt by FEC", labels,
+                        r.recovered_packets)  # fmt: skip
+                counter("rocd_stream_packets_late", "packets dropped for arriving too late",
+                        labels, r.late_packets)  # fmt: skip
+                counter("rocd_stream_concealed_samples", "samples concealed (per channel)",
+                        labels, r.concealedSamples)  # fmt: skip
+                counter("rocd_stream_underruns", "output underruns", labels, r.underruns)
+                gauge("rocd_stream_latency_seconds", "latency measured at the receiver",
+                      labels, r.latency_ms / 1000)  # fmt: skip
+                gauge("rocd_stream_target_latency_seconds", "latency the receiver holds",
+                      labels, r.target_latency_ms / 1000)  # fmt: skip
+                gauge("rocd_stream_jitter_seconds", "interarrival jitter", labels, r.jitter)
+                gauge("rocd_stream_clock_drift_ratio", "sender clock rate / ours - 1", labels,
+                      r.drift_ppm / 1e6)  # fmt: skip
+                gauge("rocd_stream_bitrate_bits_per_second", "media bitrate", labels,
+                      r.bitrate_bps)  # fmt: skip
+                for name, value in r.counters.items():
+                    counter(f"rocd_stream_receiver_{name}", f"receiver counter {name}",
+                            labels, value)  # fmt: skip
+                totals: dict[str, int] = {}
+                for session in r.session_metrics:
+                    for name, value in session.items():
+                        if name not in _NAMED and isinstance(value, int):
+                            totals[name] = totals.get(name, 0) + value
+                for name, value in totals.items():
+                    counter(f"rocd_stream_session_{name}", f"session counter {name}",
+                            labels, value)  # fmt: skip
+            s = m.sender
+            if s is not None:
+                counter("rocd_stream_packets_sent", "RTP source packets sent", labels,
+                        s.packetsSent)  # fmt: skip
+                counter("rocd_stream_fec_packets_sent", "FEC repair packets sent", labels,
+                        s.fecPacketsSent)  # fmt: skip
+                counter("rocd_stream_sent_bytes", "bytes sent (source and repair)", labels,
+                        s.bytesSent)  # fmt: skip
+                gauge("rocd_stream_bitrate_bits_per_second", "media bitrate", labels,
+                      s.bitrate_bps)  # fmt: skip
+                if s.rtt_ms is not None:
+                    gauge("rocd_stream_rtt_seconds", "round trip to the receiver", labels,
+                          s.rtt_ms / 1000)  # fmt: skip
+        peer_family = GaugeMetricFamily(
+            "rocd_peer_stream_ends", "stream ends held here, by the peer at the other end",
+            labels=("peer",),
+        )  # fmt: skip
+        for peer, count in sorted(peers.items()):
+            peer_family.add_metric([peer], count)
+        yield from families.values()
+        yield peer_family
+
+
+async def gather(ctx: ApiContext) -> list[tuple[EndInfo, EndMetrics]]:
+    """Every end this instance holds, with its metrics now."""
+    host = ctx.stream_host
+    if host is None:
+        return []
+    out = []
+    for info in await host.ask(ListEnds()):
+        try:
+            out.append(
+                (info, await host.ask(GetEndMetrics(stream=info.stream.uid, role=info.role)))
+            )
+        except RocdError:
+            continue  # removed meanwhile
+    return out
+
+
+@API.route(
+    "GET",
+    "/metrics",
+    summary="This instance's stream metrics, in Prometheus' text format",
+    tag="system",
+    response=str,
+    media_type="text/plain; version=0.0.4; charset=utf-8",
+)
+async def metrics(ctx: ApiContext) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(await gather(ctx)))
+    return generate_latest(registry).decode()
