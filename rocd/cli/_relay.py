@@ -5,6 +5,10 @@
 
 Point a sender at the listen ports instead of the receiver's; everything one sender sends
 leaves the relay from one socket, so Roc receivers still match repair packets to it.
+
+With `--nfqueue N` instead of routes it impairs packets where they are (root): an
+iptables rule `-j NFQUEUE --queue-num N --queue-bypass` picks the packets of a link,
+and the same model gives each its verdict (drop, or accept when it is due).
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ import sys
 import msgspec
 import trio
 
-from rocd.net.roc import GilbertElliott, ImpairmentConfig, RelayRoute, UdpRelay
+from rocd.net.roc import (
+    GilbertElliott,
+    ImpairmentConfig,
+    QueueImpairment,
+    RelayRoute,
+    UdpRelay,
+)
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._units import address, duration_ns, probability
@@ -31,9 +41,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--route",
         action="append",
-        required=True,
+        default=[],
         metavar="LISTEN=TARGET",
         help="listen address and where to forward (repeat per port)",
+    )
+    p.add_argument(
+        "--nfqueue",
+        type=int,
+        metavar="NUM",
+        help="impair the packets iptables queues to netfilter queue NUM (no routes; root)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same losses)")
     p.add_argument("--loss", type=probability, default=0.0, help="random loss (0.05 or 5%%)")
@@ -84,11 +100,17 @@ def routes(specs: list[str]) -> list[RelayRoute]:
     return out
 
 
-async def _serve(relay: UdpRelay, stats: bool) -> None:
+async def _serve(relay: UdpRelay | QueueImpairment, stats: bool) -> None:
     async with trio.open_nursery() as nursery:
-        bound = await nursery.start(relay.run)
-        for route, where in zip(relay.routes, bound, strict=True):
-            log.info("relaying %s:%d -> %s:%d", *where, *route.target)
+        if isinstance(relay, QueueImpairment):
+            await nursery.start(relay.run)
+            log.info("impairing the packets of netfilter queue %d", relay.queue)
+            # A line on stdout once bound, for scripts that wait for it.
+            print(f"nfqueue {relay.queue} bound", flush=True)
+        else:
+            bound = await nursery.start(relay.run)
+            for route, where in zip(relay.routes, bound, strict=True):
+                log.info("relaying %s:%d -> %s:%d", *where, *route.target)
         if stats:
             nursery.start_soon(_print_stats, relay)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -97,9 +119,12 @@ async def _serve(relay: UdpRelay, stats: bool) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def _print_stats(relay: UdpRelay) -> None:
+async def _print_stats(relay: UdpRelay | QueueImpairment) -> None:
     while True:
         await trio.sleep(1.0)
+        if isinstance(relay, QueueImpairment):
+            print(json.dumps(msgspec.to_builtins(relay.counters)), flush=True)
+            continue
         print(
             json.dumps(
                 {
@@ -112,8 +137,16 @@ async def _print_stats(relay: UdpRelay) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    relay: UdpRelay | QueueImpairment
     try:
-        relay = UdpRelay(routes(args.route), forward=impairment(args))
+        if args.nfqueue is not None:
+            if args.route:
+                raise ValueError("--nfqueue takes no --route (it acts on packets in place)")
+            relay = QueueImpairment(args.nfqueue, impairment(args))
+        elif not args.route:
+            raise ValueError("give --route LISTEN=TARGET (one or more) or --nfqueue NUM")
+        else:
+            relay = UdpRelay(routes(args.route), forward=impairment(args))
     except (ValueError, argparse.ArgumentTypeError) as exc:
         print(f"rocd relay: {exc}", file=sys.stderr)
         return EXIT_USAGE
