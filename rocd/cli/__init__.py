@@ -5,6 +5,7 @@
     rocd recv    receive Roc streams into a file or device (like roc-recv)
     rocd relay   a seeded UDP impairment relay (loss, delay, jitter, reordering)
     rocd token   API tokens: create (with a role), list, revoke
+    rocd scenario  run a multi-instance scenario file and get a verdict (or check it)
 
 Exit statuses: 0 clean end, 1 failure (one line says why), 2 bad usage (one line names it).
 """
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from rocd import __version__
 
-from . import _recv, _relay, _send, _serve, _token
+from . import _recv, _relay, _scenario, _send, _serve, _token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rocd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (_serve, _send, _recv, _relay, _token):
+    for module in (_serve, _send, _recv, _relay, _token, _scenario):
         module.add_parser(commands)
     return parser
 
