@@ -22,6 +22,7 @@ __all__ = [
     "DaemonProcess",
     "DaemonStartError",
     "free_port",
+    "free_ports",
     "serve_command",
     "toml_text",
 ]
@@ -39,9 +40,20 @@ class DaemonStartError(RuntimeError):
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free right now on `host` (a restarted instance keeps its port)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return free_ports(1, host)[0]
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """`n` different TCP ports free right now on `host` (all held open while chosen, so
+    the kernel cannot hand out one twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def serve_command(

@@ -27,6 +27,7 @@ Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,15}$")]
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Millis = Annotated[float, msgspec.Meta(ge=0, le=60_000)]
+Hz = Annotated[float, msgspec.Meta(gt=0, lt=24000)]
 
 
 class NodeSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -169,7 +170,8 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, frozen=True, rename={"as_
     channels: Annotated[int, msgspec.Meta(ge=1, le=2)] = 2
     sent: str | None = None  # audio: a `play` name or a node's file ("a:chirp.wav")
     sent_at: str | None = None  # audio: the step (name) at whose start it was sent
-    tone_hz: Annotated[float, msgspec.Meta(gt=0, lt=24000)] | None = None
+    #: audio: the sine expected (one), or the sines expected mixed (several)
+    tone_hz: Hz | list[Hz] | None = None
     requires: list[str] = []  # run: tools that must be found (else the run is skipped)
 
     @property

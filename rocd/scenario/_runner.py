@@ -136,6 +136,7 @@ async def run_scenario(
 
     async with trio.open_nursery() as root:
         root.start_soon(watch_signals)
+        root.start_soon(_tick, progress)
         async with trio.open_nursery() as bed_nursery:
             steps_scope.deadline = trio.current_time() + scenario.timeout_s
             with steps_scope:
@@ -195,17 +196,12 @@ async def _run_steps(
             outcome = Outcome()
             status, message = "passed", ""
             try:
-                async with trio.open_nursery() as ticker:
-                    ticker.start_soon(_tick, progress)
-                    try:
-                        await ctx.run(step, outcome)
-                    finally:
-                        ticker.cancel_scope.cancel()
+                await ctx.run(step, outcome)
             except Failed as exc:
                 status, message = "failed", str(exc)
             except SetupError as exc:
                 status, message = "error", str(exc)
-            except (RuntimeError, OSError, ValueError, KeyError) as exc:
+            except Exception as exc:  # the runner could not do it: an error, not a crash
                 status, message = "error", f"{type(exc).__name__}: {exc}"
             finally:
                 result.duration_s = trio.current_time() - t0 - result.started_s
@@ -216,6 +212,7 @@ async def _run_steps(
                 result.message = message
             result.status = status
             progress.end(status, result.duration_s, message)
+            progress.label = ""
             if on_step is not None:
                 on_step(index, ctx)
             if status != "passed":
@@ -232,7 +229,8 @@ async def _run_steps(
 async def _tick(progress: Progress) -> None:
     while True:
         await trio.sleep(0.25)
-        progress.draw()
+        if progress.label:
+            progress.draw()
 
 
 def _nodes(bed: Testbed) -> dict[str, dict[str, Any]]:

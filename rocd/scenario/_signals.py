@@ -34,6 +34,7 @@ __all__ = [
     "sine_snr_db",
     "snr_db",
     "tone",
+    "tones",
 ]
 
 Frames = npt.NDArray[np.float32]
@@ -218,6 +219,29 @@ def tone(received: Frames, freq: float, rate: int) -> dict[str, float]:
         "gaps_ms": float(np.sum(~loud[first : last + 1])) * _BLOCK_S * 1000,
         "duration_s": round((last + 1 - first) * _BLOCK_S, 3),
         "level_db": _finite(20 * math.log10(level)) if level > 0 else -999.0,
+    }
+
+
+def tones(received: Frames, freqs: list[float], rate: int) -> dict[str, float | list[float]]:
+    """How `received` holds several sines mixed (the last 1.5 s of its sounding part, or
+    all of it): `tones_db` (each one's power within 15 Hz against the median power per
+    bin above 50 Hz, in the order given), `tones_spread_db` (strongest over weakest),
+    `peak` (the largest sample), and `tone`'s measures for the first."""
+    first = tone(received, freqs[0], rate)
+    mono = received[:, 0].astype(np.float64) if len(received) else np.zeros(0)
+    loud = np.nonzero(np.abs(mono) > _SILENT)[0]
+    if len(loud) == 0:
+        return {**first, "tones_db": [-999.0] * len(freqs), "tones_spread_db": 999.0, "peak": 0.0}
+    body = mono[loud[0] : loud[-1] + 1][-round(1.5 * rate) :]
+    spectrum = np.abs(np.fft.rfft(body * np.blackman(len(body)))) ** 2
+    bins = np.fft.rfftfreq(len(body), 1 / rate)
+    floor = max(float(np.median(spectrum[bins > 50])), 1e-30)
+    powers = [max(float(spectrum[np.abs(bins - f) <= 15].sum()), 1e-30) for f in freqs]
+    return {
+        **first,
+        "tones_db": [round(10 * math.log10(p / floor), 2) for p in powers],
+        "tones_spread_db": round(10 * math.log10(max(powers) / min(powers)), 2),
+        "peak": round(float(np.max(np.abs(body))), 4),
     }
 
 

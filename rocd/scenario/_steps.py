@@ -23,7 +23,7 @@ import trio
 from ._expr import ExpressionError, evaluate, substitute, substitute_value
 from ._load import find_tool
 from ._model import Step
-from ._signals import compare, read_signal_file, signal_name, tone
+from ._signals import compare, read_signal_file, signal_name, tone, tones
 from ._testbed import Node, Testbed, write_signal
 
 __all__ = ["Failed", "Outcome", "StepContext"]
@@ -150,7 +150,11 @@ class StepContext:
         if step.until:
             self.check(outcome, step.until, context)
         expect = step.expect or ([] if step.until else ["200 <= status < 300"])
-        self.check(outcome, expect, context)
+        try:
+            self.check(outcome, expect, context)
+        except Failed as exc:
+            outcome.measured["body"] = context["body"]
+            raise Failed(f"{exc}; answer: {_short(context['body'], 300)}") from None
         self.capture(step, outcome, context)
 
     async def _event(self, step: Step, outcome: Outcome) -> None:
@@ -303,8 +307,12 @@ class StepContext:
                 await rec.proc.wait()
         data = np.fromfile(rec.path, dtype=np.float32)
         got = data[: len(data) // rec.channels * rec.channels].reshape(-1, rec.channels)
-        if step.tone_hz is not None:
+        measured: dict[str, Any]
+        if isinstance(step.tone_hz, list):
+            measured = tones(got, step.tone_hz, rec.rate)
+        elif step.tone_hz is not None:
             measured = tone(got, step.tone_hz, rec.rate)
+        if step.tone_hz is not None:
             if step.sent_at is not None and measured["onset_s"] >= 0:
                 sent_at = self.step_started[step.sent_at]
                 measured["latency_ms"] = round(

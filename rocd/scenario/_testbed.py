@@ -29,7 +29,7 @@ from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 from rocd.audio import private_pulse_root
 from rocd.audio._pulse_ctl import client_config
 
-from ._daemon import DaemonProcess, DaemonStartError, free_port, serve_command, toml_text
+from ._daemon import DaemonProcess, DaemonStartError, free_ports, serve_command, toml_text
 from ._model import LinkSpec, NodeSpec, Scenario
 from ._netns import NetnsError, Topology, check_netns, sh
 from ._signals import parse_signal, read_signal_file
@@ -164,10 +164,20 @@ class Testbed:
             await trio.to_thread.run_sync(self._prepare, node)
         for i, link in enumerate(self.scenario.links):
             await self._impair(i, link)
+        errors: list[SetupError] = []
+
+        async def start(node: Node) -> None:
+            try:
+                await self.start(node)
+            except SetupError as exc:
+                errors.append(exc)
+
         async with trio.open_nursery() as starting:
             for node in self.nodes.values():
                 if node.spec.start:
-                    starting.start_soon(self.start, node)
+                    starting.start_soon(start, node)
+        if errors:
+            raise errors[0]
 
     def _build_network(self) -> None:
         net = self.topology = Topology()
@@ -205,8 +215,7 @@ class Testbed:
         node.root.mkdir(parents=True, exist_ok=True)
         node.state_dir.mkdir(exist_ok=True)
         node.files_dir.mkdir(exist_ok=True)
-        node.cluster_port = free_port("127.0.0.1")
-        node.api_port = free_port("127.0.0.1")
+        node.cluster_port, node.api_port = free_ports(2)
         (node.root / "rocd.toml").write_text(toml_text(node.config()))
         for name, text in node.spec.files.items():
             write_signal(text, self.file.parent, node.files_dir / name, 44100, 2)
