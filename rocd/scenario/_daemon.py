@@ -139,9 +139,9 @@ class DaemonProcess:
         except OSError:
             return ""
 
-    async def start(self, timeout: float = 20.0) -> str:
+    async def start(self, within: float = 20.0) -> str:
         """Start it and wait until it serves; its API URL. DaemonStartError (the process
-        stopped) if it exits first or is not serving within `timeout` seconds. On
+        stopped) if it exits first or is not serving within `within` seconds. On
         cancellation the process is killed."""
         self._log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log:
@@ -154,7 +154,7 @@ class DaemonProcess:
                 start_new_session=True,
             )
         try:
-            with trio.fail_after(timeout):
+            with trio.fail_after(within):
                 while (match := SERVING.search(self.log())) is None:
                     if self.proc.poll() is not None:
                         raise DaemonStartError(
@@ -163,7 +163,7 @@ class DaemonProcess:
                     await trio.sleep(0.05)
         except trio.TooSlowError:
             await self.kill()
-            raise DaemonStartError(f"not serving within {timeout:g} s:\n{self.tail()}") from None
+            raise DaemonStartError(f"not serving within {within:g} s:\n{self.tail()}") from None
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.kill()

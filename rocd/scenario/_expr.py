@@ -49,7 +49,21 @@ _ARITH: Final[dict[type[ast.operator], Callable[[Any, Any], Any]]] = {
     ast.Mult: operator.mul,
     ast.Div: operator.truediv,
 }
+
+
+def _port(uri: str) -> int:
+    """The port of "scheme://host:port" (or "host:port")."""
+    return int(str(uri).rsplit(":", 1)[1].strip("/"))
+
+
+def _host(uri: str) -> str:
+    """The host of "scheme://host:port" (or "host:port")."""
+    return str(uri).split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+
+
 _FUNCTIONS: Final[dict[str, Callable[..., Any]]] = {
+    "port": _port,
+    "host": _host,
     "len": len,
     "abs": abs,
     "min": min,
@@ -145,9 +159,9 @@ def _eval(node: ast.AST, ctx: Mapping[str, Any], text: str) -> Any:
             return all(_eval(v, ctx, text) for v in values)
         case ast.BoolOp(op=ast.Or(), values=values):
             return any(_eval(v, ctx, text) for v in values)
-        case ast.BinOp(left=left, op=op, right=right):
+        case ast.BinOp(left=left, op=arith, right=right):
             return _apply(
-                _ARITH[type(op)], _eval(left, ctx, text), _eval(right, ctx, text), text=text
+                _ARITH[type(arith)], _eval(left, ctx, text), _eval(right, ctx, text), text=text
             )
         case ast.Compare(left=left, ops=ops, comparators=rights):
             value = _eval(left, ctx, text)
@@ -165,7 +179,7 @@ def _eval(node: ast.AST, ctx: Mapping[str, Any], text: str) -> Any:
 def _apply(function: Callable[..., Any], *args: Any, text: str) -> Any:
     try:
         return function(*args)
-    except (TypeError, ValueError, ZeroDivisionError) as exc:
+    except (TypeError, ValueError, ZeroDivisionError, IndexError) as exc:
         shown = ", ".join(_short(a) for a in args)
         raise ExpressionError(f"{text!r}: {exc} (with {shown})") from None
 

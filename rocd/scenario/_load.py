@@ -52,17 +52,18 @@ class LineIndex:
         self.lines: dict[tuple[str | int, ...], int] = {}
         counts: dict[tuple[str, ...], int] = {}
         table: tuple[str | int, ...] = ()
+        path: tuple[str | int, ...]
         for number, line in enumerate(text.splitlines(), start=1):
             header = _HEADER.match(line)
             if header is not None and not _KEY.match(line):
-                path = _key_path(header.group(2))
+                names = _key_path(header.group(2))
                 if header.group(1) == "[[":
-                    index = counts.get(path, 0)
-                    counts[path] = index + 1
-                    table = (*path, index)
+                    index = counts.get(names, 0)
+                    counts[names] = index + 1
+                    table = (*names, index)
                 else:
                     # A sub-table of an array's last element: [steps.body] under [[steps]].
-                    table = self._under_array(path, counts)
+                    table = self._under_array(names, counts)
                 self.lines.setdefault(table, number)
                 continue
             key = _KEY.match(line)
@@ -140,8 +141,8 @@ def load_text(text: str, file: str = "<scenario>") -> Scenario:
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         message = re.sub(r"\s*\(at line.*\)", "", str(exc))
-        where = f"{file}:{match.group(1)}" if match else file
-        raise ScenarioError(f"{where}: invalid TOML: {message}") from None
+        at = f"{file}:{match.group(1)}" if match else file
+        raise ScenarioError(f"{at}: invalid TOML: {message}") from None
     where = _Where(file, LineIndex(text))
     try:
         scenario = msgspec.convert(data, Scenario)
@@ -321,14 +322,16 @@ def _check_step(
         if (step.sent is None) == (step.tone_hz is None):
             raise where.error(
                 path,
-                "an audio step compares with `sent` (a played sound or a node's file) or with `tone_hz`",
+                "an audio step compares with `sent` (a played sound or a node's file) "
+                "or with `tone_hz`",
             )
         if step.sent is not None and step.sent not in sounds:
             node, _, file = step.sent.partition(":")
             if not file or node not in scenario.nodes or file not in scenario.nodes[node].files:
                 raise where.error(
                     (*path, "sent"),
-                    f'{step.sent!r} is neither an earlier play (as = ...) nor a node\'s file ("node:file.wav")',
+                    f"{step.sent!r} is neither an earlier play (as = ...) "
+                    'nor a node\'s file ("node:file.wav")',
                 )
             if step.sent_at is None:
                 raise where.error(

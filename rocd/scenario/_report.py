@@ -81,8 +81,9 @@ class Report:
             verdict += f": {self.reason}"
         lines.append("")
         lines.append(
-            f"{self.scenario}: {verdict} (setup {self.setup_s:.1f} s, steps {self.duration_s:.1f} s, "
-            f"teardown {self.teardown_s:.1f} s, {total:.1f} s in all)"
+            f"{self.scenario}: {verdict} (setup {self.setup_s:.1f} s, "
+            f"steps {self.duration_s:.1f} s, teardown {self.teardown_s:.1f} s, "
+            f"{total:.1f} s in all)"
         )
         if self.left_behind:
             lines.append("left behind: " + "; ".join(self.left_behind))

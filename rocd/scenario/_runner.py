@@ -137,19 +137,12 @@ async def run_scenario(
     async with trio.open_nursery() as root:
         root.start_soon(watch_signals)
         root.start_soon(_tick, progress)
-        async with trio.open_nursery() as bed_nursery:
-            steps_scope.deadline = trio.current_time() + scenario.timeout_s
-            with steps_scope:
-                try:
-                    progress.say(f"{name}: {scenario.description.strip().splitlines()[0]}")
-                    await bed.open(bed_nursery)
-                except SetupError as exc:
-                    report.verdict, report.reason = "error", str(exc)
-                    progress.say(f"setup failed: {exc}")
-                else:
-                    report.setup_s = time.monotonic() - t_start
-                    report.nodes = _nodes(bed)
-                    await _run_steps(scenario, bed, report, progress, on_step)
+        try:
+            async with trio.open_nursery() as bed_nursery:
+                await _setup_and_run(
+                    scenario, bed, bed_nursery, report, progress, steps_scope, on_step
+                )
+                bed_nursery.cancel_scope.cancel()  # the event followers
             if steps_scope.cancelled_caught:
                 if interrupted.is_set():
                     report.verdict, report.reason = "interrupted", "interrupted by a signal"
@@ -159,18 +152,43 @@ async def run_scenario(
                 for step in report.steps:
                     if step.status == "running":
                         step.status, step.message = "error", report.reason
+        finally:
+            # Whatever happened (a bug in the runner included), everything goes.
             report.duration_s = time.monotonic() - t_start - report.setup_s
             t_down = time.monotonic()
             report.links = bed.link_counters() if bed.link_stats else {}
             report.left_behind = await bed.close(keep=keep)
             report.teardown_s = time.monotonic() - t_down
-            bed_nursery.cancel_scope.cancel()
-        root.cancel_scope.cancel()
+            root.cancel_scope.cancel()
     if report.left_behind and report.verdict == "passed":
         report.verdict, report.reason = "error", "not everything could be cleaned up"
     if keep:
         progress.say(f"kept: {run_dir} (state, logs, recordings)")
     return report
+
+
+async def _setup_and_run(
+    scenario: Scenario,
+    bed: Testbed,
+    nursery: trio.Nursery,
+    report: Report,
+    progress: Progress,
+    steps_scope: trio.CancelScope,
+    on_step: Callable[[int, StepContext], Any] | None,
+) -> None:
+    t_start = time.monotonic()
+    steps_scope.deadline = trio.current_time() + scenario.timeout_s
+    with steps_scope:
+        try:
+            progress.say(f"{report.scenario}: {scenario.description.strip().splitlines()[0]}")
+            await bed.open(nursery)
+        except SetupError as exc:
+            report.verdict, report.reason = "error", str(exc)
+            progress.say(f"setup failed: {exc}")
+        else:
+            report.setup_s = time.monotonic() - t_start
+            report.nodes = _nodes(bed)
+            await _run_steps(scenario, bed, report, progress, on_step)
 
 
 async def _run_steps(

@@ -129,7 +129,7 @@ def align(sent: Frames, received: Frames) -> int:
     return int(np.argmax(corr[: len(b)]))
 
 
-def snr_db(reference: Frames, signal: Frames) -> float:
+def snr_db(reference: npt.NDArray[np.floating], signal: npt.NDArray[np.floating]) -> float:
     err = signal.astype(np.float64) - reference.astype(np.float64)
     power = float(np.mean(reference.astype(np.float64) ** 2))
     noise = float(np.mean(err**2))

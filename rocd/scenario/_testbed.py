@@ -297,8 +297,8 @@ class Testbed:
         ]
         try:
             await trio.to_thread.run_sync(
-                lambda: self.topology.run(dst.netns, "iptables", "-A", "INPUT", *rule)
-            )  # type: ignore[union-attr,arg-type]
+                sh, "ip", "netns", "exec", dst.netns, "iptables", "-A", "INPUT", *rule
+            )
         except NetnsError as exc:
             raise SetupError(f"link {link.from_} -> {link.to}: {exc}") from None
         flags = ["--seed", str(link.seed)]
@@ -380,10 +380,7 @@ class Testbed:
             assert one.netns is not None
             rule = ["INPUT", "-s", other.public, "-j", "DROP"]
             op = ["-D", *rule] if heal else ["-I", *rule[:1], "1", *rule[1:]]
-            netns = one.netns
-            await trio.to_thread.run_sync(
-                lambda ns=netns, op=op: sh("ip", "netns", "exec", ns, "iptables", *op)
-            )  # type: ignore[misc]
+            await trio.to_thread.run_sync(sh, "ip", "netns", "exec", one.netns, "iptables", *op)
         key = (min(a, b), max(a, b))
         if heal:
             self.cuts.discard(key)
