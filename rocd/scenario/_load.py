@@ -151,8 +151,12 @@ def load_text(text: str, file: str = "<scenario>") -> Scenario:
         if found is None:
             raise where.error((), str(exc).replace("`", "")) from None
         message, at = found.groups()
+        path = _parse_path(at)
+        unknown = re.fullmatch(r"Object contains unknown field `(.+)`", message)
+        if unknown is not None:  # point at the field itself
+            path, message = (*path, unknown.group(1)), "no such field here"
         message = message.replace("`", "")
-        raise where.error(_parse_path(at), message[:1].lower() + message[1:]) from None
+        raise where.error(path, message[:1].lower() + message[1:]) from None
     _check(scenario, where)
     return scenario
 
