@@ -72,9 +72,8 @@ def test_invalid_toml_names_its_line() -> None:
 
 def test_a_step_does_one_thing() -> None:
     text = GOOD.replace('pair = ["a", "b"]', 'pair = ["a", "b"]\nsleep_s = 1')
-    assert (
-        error_of(text) == "s.toml:9: steps[0]: a step does one thing, this one has pair and sleep_s"
-    )
+    message = "s.toml:9: steps[0]: a step does one thing, this one has pair and sleep_s"
+    assert error_of(text) == message
     text = GOOD.replace('pair = ["a", "b"]', 'name = "nothing"')
     assert "a step does exactly one thing: one of call, event" in error_of(text)
 
@@ -104,8 +103,8 @@ def test_expressions_are_checked_when_loaded() -> None:
 def test_links_need_namespaces_and_known_profiles() -> None:
     link = '[[links]]\nfrom = "a"\nto = "b"\nprofile = "wifi"\n'
     message = error_of(GOOD.replace("[[steps]]", link + "\n[[steps]]", 1))
-    assert (
-        message == "s.toml:10: links[0].from: a link needs node 'a' in a network namespace (netns)"
+    assert message == (
+        "s.toml:10: links[0].from: a link needs node 'a' in a network namespace (netns)"
     )
     netns = GOOD.replace("[nodes.a]", '[nodes.a]\nnetns = "lan"').replace(
         "[nodes.b]", '[nodes.b]\nnetns = "lan"'
