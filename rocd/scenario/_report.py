@@ -55,6 +55,7 @@ class Report:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     links: dict[str, Any] = field(default_factory=dict)
     left_behind: list[str] = field(default_factory=list)
+    processes: list[tuple[str, int]] = field(default_factory=list)  # (what, pid) started
     run_dir: str = ""
 
     @property

@@ -158,6 +158,7 @@ async def run_scenario(
             t_down = time.monotonic()
             report.links = bed.link_counters() if bed.link_stats else {}
             report.left_behind = await bed.close(keep=keep)
+            report.processes = list(bed.pids)
             report.teardown_s = time.monotonic() - t_down
             root.cancel_scope.cancel()
     if report.left_behind and report.verdict == "passed":

@@ -163,15 +163,58 @@ def _finite(value: float) -> float:
     return 999.0 if math.isinf(value) and value > 0 else round(value, 3)
 
 
+def local_correlation(
+    sent: npt.NDArray[np.float64],
+    received: npt.NDArray[np.float64],
+    offset: int,
+    rate: int,
+    window_s: float = 0.02,
+    search_s: float = 0.01,
+) -> float:
+    """The lowest, over the 20 ms windows of `sent` that are not silent, of each
+    window's best normalised correlation with `received` near where it is expected
+    (within +-10 ms of the previous window's place). Unlike one correlation over the
+    whole signal it does not count a slowly changing delay (a latency tuner walking to a
+    new target, drift compensation) against the audio, only what breaks it: gaps,
+    concealment, glitches, noise."""
+    window, search = round(window_s * rate), round(search_s * rate)
+    shift = 0
+    scores = []
+    for start in range(0, len(sent) - window + 1, window):
+        piece = sent[start : start + window]
+        energy = float(np.dot(piece, piece))
+        if energy < window * _SILENT**2:
+            continue
+        lo = offset + start + shift - search
+        first = max(lo, 0)
+        region = received[first : offset + start + shift + window + search]
+        if len(region) < window:
+            scores.append(0.0)
+            continue
+        size = 1 << int(np.ceil(np.log2(len(region) + window)))
+        corr = np.fft.irfft(np.fft.rfft(region, size) * np.conj(np.fft.rfft(piece, size)), size)
+        lags = len(region) - window + 1
+        sq = np.concatenate([[0.0], np.cumsum(region**2)])
+        energies = sq[window : window + lags] - sq[:lags]
+        norm = np.sqrt(np.maximum(energies, 1e-30) * energy)
+        values = corr[:lags] / norm
+        best = int(np.argmax(values))
+        scores.append(float(values[best]))
+        shift = first + best - (offset + start)
+    return min(scores) if scores else 0.0
+
+
 def compare(sent: Frames, received: Frames, rate: int) -> dict[str, float]:
     """How `received` (a recording) holds `sent`: `offset_s` of `sent` in it,
-    `correlation` (normalised, over the aligned span), `snr_db` (sample by sample after
-    alignment), `gaps_ms` (silent 10 ms blocks in the span where `sent` plays),
-    `missing_ms` (the part of `sent` past the recording's end), `level_db` (RMS)."""
+    `correlation` (normalised, over the aligned span), `local_correlation` (window by
+    window, see `local_correlation`), `snr_db` (sample by sample after alignment),
+    `gaps_ms` (silent 10 ms blocks in the span where `sent` plays), `missing_ms` (the
+    part of `sent` past the recording's end), `level_db` (RMS)."""
     channels = min(sent.shape[1], received.shape[1])
     sent, received = sent[:, :channels], received[:, :channels]
     if len(received) == 0 or not np.any(received):
-        return {"correlation": 0.0, "snr_db": -999.0, "offset_s": -1.0, "gaps_ms": -1.0,
+        return {"correlation": 0.0, "local_correlation": 0.0, "snr_db": -999.0,
+                "offset_s": -1.0, "gaps_ms": -1.0,
                 "missing_ms": round(len(sent) / rate * 1000, 1), "level_db": -999.0}  # fmt: skip
     offset = align(sent, received)
     got = received[offset : offset + len(sent)].astype(np.float64)
@@ -183,8 +226,12 @@ def compare(sent: Frames, received: Frames, rate: int) -> dict[str, float]:
     silent = _rms_blocks(got[:, 0], block) <= _SILENT
     gaps = int(np.sum(playing & silent))
     level = float(np.sqrt(np.mean(got**2))) if len(got) else 0.0
+    local = local_correlation(
+        sent[:, 0].astype(np.float64), received[:, 0].astype(np.float64), offset, rate
+    )
     return {
         "correlation": round(correlation, 5),
+        "local_correlation": round(local, 5),
         "snr_db": _finite(snr_db(ref, got)),
         "offset_s": round(offset / rate, 4),
         "gaps_ms": gaps * _BLOCK_S * 1000,

@@ -140,6 +140,7 @@ class Testbed:
         self.topology: Topology | None = None
         self.switch = ""
         self.processes: list[tuple[str, trio.Process]] = []  # (what, process)
+        self.pids: list[tuple[str, int]] = []  # every process started, daemons included
         self.link_stats: dict[str, Path] = {}
         self.cuts: set[tuple[str, str]] = set()
         self.nursery: trio.Nursery | None = None
@@ -241,7 +242,9 @@ class Testbed:
         try:
             await node.daemon.start()
         except DaemonStartError as exc:
+            self._started(f"node {node.name}", node.daemon)
             raise SetupError(f"node {node.name} did not start: {exc}") from None
+        self._started(f"node {node.name}", node.daemon)
         async with httpx.AsyncClient(timeout=10) as http:
             node.me = (await http.get(f"{node.url}/peers/self")).json()
             if node.spec.sound:
@@ -356,7 +359,12 @@ class Testbed:
             if stdout is not None:
                 out.close()  # type: ignore[union-attr]
         self.processes.append((what, proc))
+        self.pids.append((what, proc.pid))
         return proc
+
+    def _started(self, what: str, daemon: DaemonProcess) -> None:
+        if daemon.proc is not None:
+            self.pids.append((what, daemon.proc.pid))
 
     def link_counters(self) -> dict[str, Any]:
         """The last counters each impaired link printed."""
