@@ -9,9 +9,11 @@ it; a field inside an inline table or a multi-line value gets its key's line.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -20,6 +22,7 @@ import msgspec
 
 from ._expr import REFERENCE, ExpressionError, parse
 from ._model import ACTIONS, PROFILES, Scenario, Step
+from ._signals import SignalError, parse_signal
 
 __all__ = ["LineIndex", "ScenarioError", "load", "load_text", "node_properties"]
 
@@ -211,8 +214,6 @@ def _check(scenario: Scenario, where: _Where) -> None:
 
 
 def _check_signal(signal: str, where: _Where, path: tuple[str | int, ...]) -> None:
-    from ._signals import SignalError, parse_signal
-
     try:
         parse_signal(signal)
     except SignalError as exc:
@@ -228,8 +229,8 @@ def _check_step(
     sounds: set[str],
     recordings: set[str],
     names: set[str],
-    known: Any,
-    namespaced: Any,
+    known: Callable[[tuple[str | int, ...], str], None],
+    namespaced: Callable[[tuple[str | int, ...], list[str], str], None],
 ) -> None:
     path: tuple[str | int, ...] = ("steps", i)
     actions = step.actions
@@ -365,8 +366,6 @@ def _strings(value: Any) -> list[str]:
 
 def find_tool(name: str) -> str | None:
     """A tool from $ROC_PREFIX/bin, else PATH (the reference Roc tools live there)."""
-    import os
-
     prefix = os.environ.get("ROC_PREFIX")
     if prefix:
         candidate = Path(prefix) / "bin" / name
