@@ -24,20 +24,10 @@ __all__ = [
 Frames = npt.NDArray[np.float32]
 
 
-
-
-
-
-
-
-
-
 def sine(seconds: float, freq: float = 1000.0, rate: int = 44100, channels: int = 2) -> Frames:
     t = np.arange(round(seconds * rate)) / rate
     tone = 0.5 * np.sin(2 * np.pi * freq * t)
     return np.repeat(tone[:, None], channels, axis=1).astype(np.float32)
-
-
 
 
 def whole_fec_blocks(frames: Frames, packet: int = 221, block: int = 18) -> Frames:
