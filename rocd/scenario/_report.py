@@ -52,7 +52,9 @@ class Report:
     expect_failure: bool = False
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     steps: list[StepResult] = field(default_factory=list)
-    metrics: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # what metrics steps read
+    #: The last `stream.metrics` event each node saw of each stream (node -> stream -> data).
+    stream_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     links: dict[str, Any] = field(default_factory=dict)
     left_behind: list[str] = field(default_factory=list)
     processes: list[tuple[str, int]] = field(default_factory=list)  # (what, pid) started

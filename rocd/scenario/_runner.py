@@ -157,6 +157,7 @@ async def run_scenario(
             report.duration_s = time.monotonic() - t_start - report.setup_s
             t_down = time.monotonic()
             report.links = bed.link_counters() if bed.link_stats else {}
+            report.stream_metrics = _last_metrics(bed)
             report.left_behind = await bed.close(keep=keep)
             report.processes = list(bed.pids)
             report.teardown_s = time.monotonic() - t_down
@@ -250,6 +251,15 @@ async def _tick(progress: Progress) -> None:
         await trio.sleep(0.25)
         if progress.label:
             progress.draw()
+
+
+def _last_metrics(bed: Testbed) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, node in bed.nodes.items():
+        last = {e["subject"]: e["data"] for e in node.events if e.get("kind") == "stream.metrics"}
+        if last:
+            out[name] = last
+    return out
 
 
 def _nodes(bed: Testbed) -> dict[str, dict[str, Any]]:

@@ -252,3 +252,74 @@ def test_ctrl_c_stops_everything(tmp_path: Path, signals: int) -> None:
     print(f"{signals} SIGINT: everything stopped in {took:.2f} s")
     if signals == 2:
         assert "hurrying" in out
+
+
+FAULTS = """
+description = "a cut link, healed; a sound server killed"
+
+[nodes.a]
+netns = "lan"
+sound = false
+[nodes.b]
+netns = "lan"
+
+[[steps]]
+pair = ["a", "b"]
+
+[[steps]]
+node = "b"
+call = "POST /peers/self/vads"
+body = { name = "Speaker", kind = "speaker" }
+capture = { speaker = "body.uid" }
+
+[[steps]]
+cut = ["a", "b"]
+
+[[steps]]
+name = "a sees b go"
+node = "a"
+event = "peer.left"
+until = ["data.peer.uid == ${b.uid}"]
+within_s = 8
+
+[[steps]]
+heal = ["a", "b"]
+
+[[steps]]
+name = "and come back"
+node = "a"
+call = "GET /peers/${b.uid}"
+until = ["body.state == 'online'"]
+within_s = 15
+
+[[steps]]
+stop_sound = "b"
+
+[[steps]]
+name = "b's sound driver goes down"
+node = "b"
+event = "driver.down"
+until = ["subject == 'pulse'"]
+
+[[steps]]
+name = "and up again, with the speaker"
+node = "b"
+event = "driver.up"
+until = ["subject == 'pulse'"]
+
+[[steps]]
+node = "b"
+call = "GET /peers/self/vads/${speaker}"
+until = ["body.state == 'ready'"]
+"""
+
+
+async def test_faults_cut_heal_and_stop_a_sound_server(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root (CI runs as root)")
+    report, printed = await run(FAULTS, tmp_path)
+    assert report.verdict == "passed", printed
+    left = report.steps[3].measured["event"]
+    assert left["data"]["peer"]["state"] == "offline"
+    assert report.steps[6].message.startswith("killed sound server pid ")
+    assert_nothing_left(report)
