@@ -158,6 +158,8 @@ async def run_scenario(
             t_down = time.monotonic()
             report.links = bed.link_counters() if bed.link_stats else {}
             report.stream_metrics = _last_metrics(bed)
+            if report.nodes:
+                report.nodes = _nodes(bed)  # with the nodes started by steps
             report.left_behind = await bed.close(keep=keep)
             report.processes = list(bed.pids)
             report.teardown_s = time.monotonic() - t_down

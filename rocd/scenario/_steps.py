@@ -123,7 +123,10 @@ class StepContext:
 
     async def run(self, step: Step, outcome: Outcome) -> None:
         handler = getattr(self, f"_{step.kind}")
-        await handler(step, outcome)
+        try:
+            await handler(step, outcome)
+        finally:
+            self.refresh()  # a node (re)started: its uid, api and sound server
 
     def _node(self, name: str | None) -> Node:
         assert name is not None

@@ -67,6 +67,10 @@ async def test_steps_run_in_order_with_the_values_they_captured(tmp_path: Path) 
     text = f"""
 description = "names"
 {QUIET}
+[nodes.b]
+sound = false
+start = false
+
 [[steps]]
 node = "a"
 call = "PUT /peers/self"
@@ -85,6 +89,14 @@ node = "a"
 event = "peer.updated"
 until = ["data.name == 'first-second'"]
 capture = {{ seen = "data.name" }}
+
+[[steps]]
+start = "b"
+
+[[steps]]
+node = "b"
+call = "GET /peers/self"
+expect = ["body.name == 'b'", "body.uid != ${{a.uid}}"]
 """
     order: list[tuple[int, dict[str, object]]] = []
 
@@ -94,22 +106,24 @@ capture = {{ seen = "data.name" }}
     report, printed = await run(text, tmp_path, on_step=seen)
     assert report.verdict == "passed", printed
     assert report.exit_code == 0
-    assert [i for i, _ in order] == [0, 1, 2]
+    assert [i for i, _ in order] == [0, 1, 2, 3, 4]
+    assert order[2][1]["b.uid"] == ""  # b has not started yet
+    assert order[3][1]["b.uid"] == report.nodes["b"]["uid"] != ""
     assert order[0][1]["first"] == "first"
     assert "seen" not in order[1][1]
     assert order[2][1]["seen"] == "first-second"
     uid = report.nodes["a"]["uid"]
     assert report.steps[0].captured == {"first": "first", "uid": uid}
-    assert [s.status for s in report.steps] == ["passed"] * 3
+    assert [s.status for s in report.steps] == ["passed"] * 5
     assert [c["ok"] for c in report.steps[1].checks] == [True, True, True]
-    assert "[2/3] a name made of the captured one ... ok" in printed
+    assert "[2/5] a name made of the captured one ... ok" in printed
     json_path, xml_path = report.write(tmp_path / "out")
     data = json.loads(json_path.read_text())
     assert data["verdict"] == "passed"
     assert data["exit_code"] == 0
     assert data["steps"][2]["measured"]["event"]["data"]["name"] == "first-second"
     suite = ET.parse(xml_path).getroot()
-    assert (suite.tag, suite.get("tests"), suite.get("failures")) == ("testsuite", "3", "0")
+    assert (suite.tag, suite.get("tests"), suite.get("failures")) == ("testsuite", "5", "0")
     assert [c.get("name") for c in suite.iter("testcase")][
         1
     ] == "02 a name made of the captured one"
