@@ -172,6 +172,8 @@ class Testbed:
                 await self.start(node)
             except SetupError as exc:
                 errors.append(exc)
+            except (httpx.HTTPError, OSError, ValueError) as exc:  # it died as it started
+                errors.append(SetupError(f"node {node.name}: {type(exc).__name__}: {exc}"))
 
         async with trio.open_nursery() as starting:
             for node in self.nodes.values():
