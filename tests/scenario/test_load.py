@@ -165,3 +165,10 @@ def test_references() -> None:
     assert substitute_value({"a": ["${n}", "x${n}"]}, values) == {"a": [3, "x3"]}
     with pytest.raises(Undefined):
         substitute("${nope}", values)
+
+
+def test_the_readme_shows_the_library_file_as_it_is() -> None:
+    readme = Path("README.md").read_text()
+    start = readme.index("```toml\n", readme.index("## Scenarios")) + len("```toml\n")
+    shown = readme[start : readme.index("```", start)]
+    assert shown == Path("scenarios/tone_to_speaker.toml").read_text()
