@@ -103,3 +103,13 @@ def stream_check(sent: Frames, out: Path) -> str:
     if differs[-1] < RATE // 100 and not np.any(part[: differs[-1] + 1]):
         return f"exact (start trimmed by {differs[-1] + 1} samples){tail}"
     return f"SNR {snr_db(expected, part):.1f} dB ({len(differs)} frames differ){tail}"
+
+
+def arrival_check(sent: Frames, out: Path) -> str:
+    """How much of `sent` reached `out` when it went through a resampler (drift
+    compensation: not sample-exact): seconds of sound that arrived, by the count of frames
+    that are not silence, against the input's."""
+    got, rate = sf.read(out, dtype="float32", always_2d=True)
+    heard = int(np.count_nonzero(np.any(np.abs(got) > 1e-4, axis=1)))
+    total = int(np.count_nonzero(np.any(np.abs(sent) > 1e-4, axis=1)))
+    return f"{heard / rate:.2f} s of {total / RATE:.2f} s of sound arrived"

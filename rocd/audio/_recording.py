@@ -230,6 +230,8 @@ async def open_recording(
             # The flusher writes what is queued and what is left in the buffer, then
             # finishes the file (shielded), and the nursery waits for it.
             send.close()
+    if recording.error is not None:  # the last flush failed after the body was done
+        raise recording.error
 
 
 async def _flusher(
@@ -238,20 +240,22 @@ async def _flusher(
     """Write each block handed over; once the channel is closed, the rest, then finish the
     file. Shielded: a cancelled recording is still written out to its last frame."""
     with trio.CancelScope(shield=True):
-        try:
-            async with blocks:
+        async with blocks:  # closed (writers then fail) only once `error` is set
+            try:
                 async for block in blocks:
                     await trio.to_thread.run_sync(target.append, block)
-            rest = recording._take_rest()
-            if rest is not None:
-                await trio.to_thread.run_sync(target.append, rest)
-            keep = recording.keep_empty or recording.frames > 0
-            await trio.to_thread.run_sync(lambda: target.close(keep=keep))
-        except (OSError, sf.LibsndfileError, RuntimeError) as exc:
-            recording.error = AudioError(f"cannot write {recording.path}: {sndfile_reason(exc)}")
-            with contextlib.suppress(OSError, sf.LibsndfileError, RuntimeError):
-                await trio.to_thread.run_sync(lambda: target.close(keep=True))  # what is there
-            raise recording.error from None
+                rest = recording._take_rest()
+                if rest is not None:
+                    await trio.to_thread.run_sync(target.append, rest)
+                keep = recording.keep_empty or recording.frames > 0
+                await trio.to_thread.run_sync(lambda: target.close(keep=keep))
+            except (OSError, sf.LibsndfileError, RuntimeError) as exc:
+                # `write` raises it in the recording task (which ends the recording), or
+                # leaving `open_recording` does: raised once, by the owner, not here.
+                reason = sndfile_reason(exc)
+                recording.error = AudioError(f"cannot write {recording.path}: {reason}")
+                with contextlib.suppress(OSError, sf.LibsndfileError, RuntimeError):
+                    await trio.to_thread.run_sync(lambda: target.close(keep=True))
 
 
 def sndfile_reason(exc: BaseException) -> str:
