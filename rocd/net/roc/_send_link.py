@@ -19,6 +19,11 @@ alone after a 10 ms sleep (cold caches) and ~35 us in a loop, which is most of w
 sender process spends. The sender's counters and reports run up to that far ahead of
 the wire; on a stop request what is queued is sent at once, before the last report.
 
+With `send_thread`, the sends themselves leave from a `SendThread` at their times, and the
+ticker (which may then tick far less often, e.g. every 50 ms) only reads, encodes and
+queues what falls due within the next tick and `AHEAD_NS`, and handles RTCP: a Trio
+wake-up every 10 ms costs a Python process as much again as roc-send needs in all.
+
 The frame source is anything with `spec` (rate, channels), `clocked` and
 `async read(frames)`, e.g. rocd.audio's file, tone and device streams; a read shorter than
 asked means the end of the source: the stream is flushed and `run` returns.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +46,7 @@ import trio
 from ._endpoint import EndpointSet, Interface
 from ._errors import MalformedPacket
 from ._pacer import Pacer
+from ._send_thread import SendThread
 from ._sender import Datagram, Sender
 from ._ticker import PRODUCE, Ticker, now_ns
 from ._udp import Address, UdpEndpoint, resolve_udp
@@ -60,6 +67,9 @@ DEFAULT_AHEAD_CHUNKS = 10
 #: its queue beyond the latency bounds and restarts the session; half a period (the
 #: ticker's default) allowed it at 5 ms, which a busy machine reaches.
 SEND_LEAD_NS = 500_000
+
+#: With a send thread, how far beyond the next tick the link keeps datagrams queued (ns).
+AHEAD_NS = 100_000_000
 
 #: RTCP reports come every 200 ms and carry their kernel arrival time: a link that reads
 #: its control socket without a ticker's poll reads it every 5th step (50 ms), which loses
@@ -100,6 +110,7 @@ class SendLink:
         ahead_chunks: int = DEFAULT_AHEAD_CHUNKS,
         wall_ns: Callable[[], int] = time.time_ns,
         gso: bool = False,
+        send_thread: bool = False,
     ) -> None:
         if ahead_chunks < 1:
             raise ValueError(f"ahead_chunks must be >= 1, got {ahead_chunks}")
@@ -108,6 +119,8 @@ class SendLink:
         self.ticker = ticker
         self.chunk_ns = chunk_ns
         self.ahead_chunks = ahead_chunks
+        self.send_thread = send_thread
+        """Unclocked sources: send from a `SendThread` (system clock only, not a MockClock)."""
         self.gso = gso
         """Send each chunk's source packets and each block's repair packets in one system
         call (UDP segmentation offload, see `UdpEndpoint`): cheaper, but only where no
@@ -116,6 +129,7 @@ class SendLink:
         self._udp: UdpEndpoint | None = None
         #: Datagrams encoded ahead (unclocked sources), with when their chunk is due.
         self._ahead: deque[tuple[int, list[Datagram]]] = deque()
+        self._send_lock = threading.Lock()  # a send thread and Trio both send
         self._targets: dict[Interface, Address] = {}
         self.malformed_rtcp = 0
         self.done = trio.Event()
@@ -192,10 +206,26 @@ class SendLink:
         fd = udp.fd
         ahead = self._ahead
         sender = self.sender
+        thread = SendThread(self._send) if self.send_thread else None
+        horizon = ticker.period_ns + AHEAD_NS
         ended = False
 
+        async def encode(pacer: Pacer, count: int) -> list[tuple[int, list[Datagram]]]:
+            """The next `count` chunks (read at once), encoded, each with its due time."""
+            nonlocal ended
+            frames = await source.read(count * chunk)
+            ended = len(frames) < count * chunk
+            out = []
+            for start in range(0, len(frames), chunk):
+                block = frames[start : start + chunk]
+                due_ns = pacer.deadline_ns
+                capture = pacer.capture_ns(pacer.sent_samples)
+                out.append((due_ns, sender.write(block, capture)))
+                pacer.sent(len(block))
+            return out
+
         async def step(now: int) -> bool:
-            nonlocal ended, pacer
+            nonlocal pacer
             if pacer is None:
                 # The stream starts at this tick however late it runs (a process warming
                 # up): its first chunk is due now, the next ones `lead` before each tick.
@@ -208,29 +238,35 @@ class SendLink:
             if ticker.readable(fd):  # receiver reports (the ticker polls the socket)
                 self._take_rtcp(now, self._wall_ns())
             due = pacer.due(now)  # chunks due and not encoded yet (0 while ahead)
-            if due and not ended:
-                for _ in range(max(due, self.ahead_chunks)):
-                    due_ns = pacer.deadline_ns
-                    frames = await source.read(chunk)
-                    if len(frames):
-                        capture = pacer.capture_ns(pacer.sent_samples)
-                        ahead.append((due_ns, sender.write(frames, capture)))
-                        pacer.sent(len(frames))
-                    if len(frames) < chunk:
-                        ended = True
-                        break
-            while ahead and ahead[0][0] <= now:
-                self._send(ahead.popleft()[1])
+            if thread is not None:
+                # Keep what falls due before the tick after next queued in the thread.
+                count = 0
+                while pacer.sample_time_ns(pacer.sent_samples + count * chunk) <= now + horizon:
+                    count += 1
+                if count and not ended:
+                    for encoded in await encode(pacer, count):
+                        thread.put(*encoded)
+            else:
+                if due and not ended:
+                    ahead.extend(await encode(pacer, max(due, self.ahead_chunks)))
+                while ahead and ahead[0][0] <= now:
+                    self._send(ahead.popleft()[1])
             deadline = sender.rtcp_deadline_ns
             if deadline is None or deadline <= now:  # a report is due (also while stalled)
                 self._send(sender.poll_rtcp(now, self._wall_ns()))
-            return ended and not ahead
+            return ended and not ahead and (thread is None or not thread.queued)
 
         ticker.watch(fd)
         try:
-            await ticker.attach(step, stage=PRODUCE).wait()
+            async with trio.open_nursery() as nursery:
+                if thread is not None:
+                    nursery.start_soon(thread.run)
+                await ticker.attach(step, stage=PRODUCE).wait()
+                nursery.cancel_scope.cancel(reason="stream ended")
         finally:
             ticker.unwatch(fd)
+            if thread is not None:  # stopped early: `run` sends what is left at once
+                ahead.extend(thread.take_queued())
 
     def _send(self, datagrams: list[Datagram]) -> None:
         udp = self._udp
@@ -238,7 +274,8 @@ class SendLink:
         if not datagrams:
             return
         targets = self._targets
-        udp.send_many([(data, targets[kind]) for kind, data in datagrams if kind in targets])
+        with self._send_lock:
+            udp.send_many([(data, targets[kind]) for kind, data in datagrams if kind in targets])
 
     def _take_rtcp(self, now: int, wall: int) -> None:
         udp = self._udp
