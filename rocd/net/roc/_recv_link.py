@@ -21,7 +21,8 @@ tick that is late (a busy machine delays a process by milliseconds) thus changes
 in what is played, where it used to let the next burst of packets into the queue early
 (at a 10 ms target, out of the latency bounds). The reads are moreover placed at a fixed
 point of the sender's 10 ms period of bursts (`ReadPhase`), learned while no session
-plays, so a burst may be up to 7.5 ms late and still make the read it belongs to.
+plays (and only moved later once one plays), so a burst may be up to 7.5 ms late and
+still make the read it belongs to.
 """
 
 from __future__ import annotations
@@ -189,13 +190,14 @@ class RecvLink:
             if len(pending) > 1:
                 pending.sort(key=_arrival)  # two sockets: one order of arrival
             self._take_control(now, wall, ticker)
-            if pending and not self._playing():
+            if pending:
                 for arrival, is_source, _data, _source in pending:
                     if is_source:
                         phase.arrival(arrival)
-                shift = phase.shift_ns(pacer.deadline_ns)
+                # While a session plays, reads only move later (none is skipped).
+                shift = phase.shift_ns(pacer.deadline_ns, later_only=self._playing())
                 if abs(shift) > _PHASE_SLACK_NS:
-                    pacer.shift(shift)  # only silence is played yet: no gap
+                    pacer.shift(shift)
             for _ in range(pacer.due(now)):
                 read_ns = pacer.deadline_ns
                 self._feed(pending, read_ns)

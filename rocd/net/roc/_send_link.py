@@ -70,6 +70,9 @@ SEND_LEAD_NS = 500_000
 
 #: With a send thread, how far beyond the next tick the link keeps datagrams queued (ns).
 AHEAD_NS = 100_000_000
+#: With a send thread, when the first chunk is due after the first step (ns): once it is
+#: encoded and queued, so that it leaves on time.
+THREAD_START_NS = 20_000_000
 
 #: RTCP reports come every 200 ms and carry their kernel arrival time: a link that reads
 #: its control socket without a ticker's poll reads it every 5th step (50 ms), which loses
@@ -229,8 +232,10 @@ class SendLink:
             if pacer is None:
                 # The stream starts at this tick however late it runs (a process warming
                 # up): its first chunk is due now, the next ones `lead` before each tick.
+                # A send thread starts it a little later instead, so that even the first
+                # burst leaves on the beat (receivers learn the beat from the bursts).
                 tick = ticker.tick_ns if ticker.tick_ns is not None else now
-                start = tick - lead
+                start = now + THREAD_START_NS if thread is not None else tick - lead
                 wall_start = self._wall_ns() - (now - start)
                 pacer = Pacer(
                     rate, start, chunk_samples=chunk, wall_start_ns=wall_start, max_lag_ns=10**9
