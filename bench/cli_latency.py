@@ -32,7 +32,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from bench.roc_tools import ROCD, free_ports, make_input, roc_tool, stream_check, uris
+from bench.roc_tools import ROCD, free_ports, make_input, reap, roc_tool, stream_check, uris
 
 
 def one_run(tool: str, wav: Path, out: Path, target: str, packet_len: str) -> str:
@@ -66,11 +66,7 @@ def one_run(tool: str, wav: Path, out: Path, target: str, packet_len: str) -> st
             recv.send_signal(signal.SIGTERM)
             recv.wait(timeout=30)
     finally:
-        if recv.poll() is None:
-            recv.kill()
-            recv.wait()
-        if recv.stderr is not None:
-            recv.stderr.close()
+        reap(recv)
     if not out.exists():
         return "no output file"
     sent, _ = sf.read(wav, dtype="float32", always_2d=True)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from bench.roc_tools import ROCD, arrival_check, free_ports, make_input, roc_tool, uris
+from bench.roc_tools import ROCD, arrival_check, free_ports, make_input, reap, roc_tool, uris
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -101,11 +101,7 @@ def one_run(tool: str, wav: Path, out: Path, seconds: float, warmup: float, fec:
         recv.returncode = os.waitstatus_to_exitcode(status)
         recv_total = usage.ru_utime + usage.ru_stime
     finally:
-        if recv.poll() is None:
-            recv.kill()
-            recv.wait()
-        if recv.stderr is not None:
-            recv.stderr.close()
+        reap(recv)
     wall = t1 - t0
     sent, _ = sf.read(wav, dtype="float32", always_2d=True)
     check = arrival_check(sent, out) if out.exists() else "no output file"

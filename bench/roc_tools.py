@@ -61,6 +61,15 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+def reap(proc: subprocess.Popen[bytes]) -> None:
+    """Kill `proc` if it still runs, wait for it, close its stderr pipe."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
 def uris(ports: list[int], fec: str = "rs8m") -> list[str]:
     """-s/-r/-c options for one slot on 127.0.0.1 (no repair endpoint without FEC)."""
     if fec == "none":
