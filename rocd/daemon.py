@@ -94,6 +94,8 @@ class Daemon:
         self.registry = Registry()
         self._stop = trio.Event()
         self._http_stop = trio.Event()
+        self._hurry = False
+        self._grace: trio.CancelScope | None = None
         self._bus: EventBus | None = None
         #: The private sound server, when the daemon runs one.
         self.pulse_server: PrivatePulseServer | None = None
@@ -105,6 +107,14 @@ class Daemon:
     def request_stop(self) -> None:
         """Begin a graceful shutdown (idempotent; safe from any task)."""
         self._stop.set()
+
+    def hurry_stop(self) -> None:
+        """Stop, and cut the grace of open HTTP requests short (a second signal). What
+        keeps data (actors' `on_stop`: the state file, recordings) still runs in full."""
+        self._hurry = True
+        self.request_stop()
+        if self._grace is not None:
+            self._grace.cancel(reason="hurried")
 
     def publish(self, kind: str, subject: str, data: dict[str, Any]) -> None:
         if self._bus is not None:
@@ -211,7 +221,7 @@ class Daemon:
                         await cluster.ref.ask(SayGoodbye(), within=STOP_GRACE)
                 self._http_stop.set()
                 await root.stop_child(EventBus.kind, self._bus.uid, reason="daemon shutting down")
-                with trio.move_on_after(STOP_GRACE):
+                with trio.move_on_after(0 if self._hurry else STOP_GRACE) as self._grace:
                     await http_done.wait()
                 nursery.cancel_scope.cancel(reason="daemon stopped")
         finally:
