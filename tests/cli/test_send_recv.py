@@ -16,6 +16,7 @@ import numpy.typing as npt
 import pytest
 import soundfile as sf
 
+from tests.e2e.relay import start_relay
 from tests.e2e.signals import assert_exact_stream, whole_fec_blocks
 from tests.pcap import VECTORS
 
@@ -125,9 +126,8 @@ def test_five_percent_loss_through_the_relay_is_repaired(
                  "--target-latency", "100ms", "--drift-comp", "off")  # fmt: skip
     wait_listening(recv)
     routes = [f"--route=127.0.0.1:{ports[3 + i]}=127.0.0.1:{ports[i]}" for i in range(3)]
-    relay = spawn(procs, "relay", *routes, "--loss", "5%", "--seed", "11", "--stats")
-    assert relay.stdout is not None
-    time.sleep(0.5)  # the relay binds at once; give its process time to start
+    relay = start_relay(*routes, "--loss", "5%", "--seed", "11", "--stats")
+    procs.append(relay)
     send = spawn(procs, "send", "-i", f"file:{INPUT}", *uris(ports[3:]))
     assert send.wait(timeout=30) == 0
     assert recv.wait(timeout=30) == 0
