@@ -103,6 +103,7 @@ from ._store import (
 from ._stream_coordinator import StreamCoordinator
 from ._stream_faults import Faults
 from ._stream_host import StreamHost
+from ._stream_hub import StreamHub
 from ._stream_state import InvalidTransition, Lifecycle, StreamState, combine
 from ._stream_types import (
     END_REQUESTS,
@@ -274,6 +275,7 @@ __all__ = [
     "StreamCoordinator",
     "StreamCreate",
     "StreamHost",
+    "StreamHub",
     "StreamMetrics",
     "StreamPatch",
     "StreamSettings",

@@ -18,6 +18,8 @@ import enum
 
 from rocd.errors import RocdError
 
+from ._stream_media import HubLease
+
 
 class SetupPhase(enum.StrEnum):
     STARTED = "started"
@@ -53,6 +55,8 @@ class Setup:
         self.phase = SetupPhase.STARTED
         self.expects: dict[str, str | None] = {"receiver": receiver, "sender": sender}
         self.made: dict[str, str] = {}  # role -> peer uid of an end prepared or committed
+        self.there = ""  # the host the sender reaches the receiver's instance at
+        self.lease: HubLease | None = None  # a hub relay leased for it (given back on rollback)
 
     def _to(self, phase: SetupPhase) -> None:
         if phase not in _NEXT[self.phase]:
