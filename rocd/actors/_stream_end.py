@@ -64,6 +64,7 @@ from ._stream_nat import (
     receiver_loop,
     resolve,
     sender_loop,
+    wait_punches,
 )
 from ._stream_plane import AudioPlane, InputBus, OutputBus
 from ._stream_settings import (
@@ -94,9 +95,21 @@ log = logging.getLogger("rocd.streams")
 
 #: Seconds between two checks of an end's state (and retries of a broken one).
 CHECK_S = 0.5
+#: Seconds a sender on a `nat` path waits for the receiver's punches when committed.
+PUNCH_WAIT_S = 1.0
 _MS = 1_000_000
 #: Session counters an end adds up over every session it had.
-_TOTALS = ("received", "lost", "recovered", "late", "concealed_samples", "underruns")
+_TOTALS = (
+    "received",
+    "lost",
+    "recovered",
+    "late",
+    "concealed_samples",
+    "underruns",
+    "rtcp_foreign",
+)
+#: FEC reader fields that are not counters (a session's geometry and window).
+_FEC_GAUGES = frozenset({"block_k", "block_n", "symbol_bytes", "window_blocks", "held_blocks"})
 
 
 class EndRecord(msgspec.Struct, kw_only=True):
@@ -173,6 +186,7 @@ class EndActor(Actor):
         self._ever_active = False
         self._flowing = False  # the source gave frames since the last check
         self._ended: dict[str, int] = {}  # counters of the sessions that ended
+        self._ended_fec: dict[str, int] = {}  # and their FEC readers' counters
         #: A `nat` path: the public side of the receiver's sockets (as the hub saw them),
         #: or of the sender's; where the sender sends now; the task keeping the NAT open.
         self.observed: dict[Interface, str] = {}
@@ -479,6 +493,8 @@ class EndActor(Actor):
             if isinstance(final, SessionMetrics):
                 for name in _TOTALS:
                     self._ended[name] = self._ended.get(name, 0) + getattr(final, name)
+                for name, value in _fec_counters(final).items():
+                    self._ended_fec[name] = self._ended_fec.get(name, 0) + value
             return
         bounds = fixed_bounds_ns(self.stream.settings)
         if kind != "session.started" or bounds is None or self._recv is None:
@@ -507,11 +523,29 @@ class EndActor(Actor):
         if self.record.committed:
             raise Conflict(f"the {self.role} of stream {self.stream.uid} is committed already")
         self.life.to(StreamState.STARTING)
+        await self._choose_path()
         self.record.committed = True
         await self._save()
         self._attach()
         self._announce()
         return self.info()
+
+    async def _choose_path(self) -> None:
+        """A sender on a `nat` path, before its first packet: wait (at most
+        `PUNCH_WAIT_S`) for the receiver's punches, which prove a direct path and tell
+        the receiver's public addresses; without one, the hub's relay it is."""
+        chooser, link, media = self._chooser, self._send, self.stream.media
+        if chooser is None or link is None or link.udp is None or media is None:
+            return
+        token = punch_token(media.token)
+        wanted = {i for i in Interface if link.endpoints.endpoint(i) is not None}
+        now = trio.current_time()
+        seen = await wait_punches(link.udp, token, wanted, PUNCH_WAIT_S)
+        for interface, source in seen.items():
+            chooser.punched(interface, source, now)
+        chooser.settle(bool(seen), now)
+        log.info("stream %s: sending %s (punches from %s)", self.stream.uid, chooser.path, seen)
+        link.retarget(chooser.targets)
 
     async def _patch(self, patch: StreamPatch) -> EndInfo:
         settings = self.stream.settings
@@ -712,6 +746,9 @@ class EndActor(Actor):
                     if isinstance(v, int)
                 },
                 session_metrics=[msgspec.to_builtins(s) for s in sessions],
+                fec=self._fec_totals(sessions),
+                rtcp=self._rtcp_stats(),
+                rtcp_foreign=total("rtcp_foreign"),
             )
         if self._send is not None:
             m = self._send.sender.metrics()
@@ -737,6 +774,21 @@ class EndActor(Actor):
             sender=sender,
         )
 
+    def _fec_totals(self, sessions: list[SessionMetrics]) -> dict[str, int]:
+        """The FEC readers' counters, summed over every session the end had."""
+        out = dict(self._ended_fec)
+        for session in sessions:
+            for name, value in _fec_counters(session).items():
+                out[name] = out.get(name, 0) + value
+        return out
+
+    def _rtcp_stats(self) -> dict[str, int]:
+        reporter = self._recv.reporter if self._recv is not None else None
+        if reporter is None:
+            return {}
+        stats = msgspec.structs.asdict(reporter.stats)
+        return {k: v for k, v in stats.items() if isinstance(v, int)}
+
     async def _save(self) -> None:
         await self._store.ask(PutSetting("stream_end", self.uid, msgspec.to_builtins(self.record)))
 
@@ -755,3 +807,10 @@ async def _resolved(ext: ExternalEndpoints) -> dict[Interface, Address]:
         if address is not None:
             out[interface] = address
     return out
+
+
+def _fec_counters(session: SessionMetrics) -> dict[str, int]:
+    if session.fec is None:
+        return {}
+    fields = msgspec.structs.asdict(session.fec)
+    return {k: v for k, v in fields.items() if k not in _FEC_GAUGES and isinstance(v, int)}

@@ -132,6 +132,13 @@ class PathChooser:
             self.path, self._since = "punched", now
         return True
 
+    def settle(self, punched: bool, now: float) -> None:
+        """Before the first packet: without a punch from the receiver (no proof of a
+        direct path) the hub's relay is taken when there is one."""
+        if not punched and self.hub is not None:
+            self.path = "hub"
+        self._since = now
+
     def tick(self, reports: int, now: float) -> bool:
         """`reports`: receiver reports taken so far; True when the targets changed."""
         if reports > self._reports:

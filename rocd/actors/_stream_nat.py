@@ -39,6 +39,8 @@ PUNCHES = 12
 PUNCH_EVERY_S = 0.1
 #: Seconds a socket's probe of the hub may take.
 PROBE_TIMEOUT_S = 1.2
+#: Seconds a sender waits for the rest of a receiver's punches after the first.
+PUNCH_GRACE_S = 0.15
 
 ROLE_OF: dict[Interface, HubRole] = {
     Interface.SOURCE: HubRole.SOURCE,
@@ -134,3 +136,27 @@ def punch_from(data: bytes, token: bytes) -> Interface | None:
     if msg.kind is not HubKind.PUNCH or msg.token != token:
         return None
     return INTERFACE_OF.get(msg.role)
+
+
+async def wait_punches(
+    udp: UdpEndpoint, token: bytes, wanted: set[Interface], within: float
+) -> dict[Interface, Address]:
+    """The receiver sockets whose punches reach `udp` within `within` seconds (and at
+    most `PUNCH_GRACE_S` after the first one), by interface, at the address they came
+    from. Anything else that arrives meanwhile is dropped (nothing is due yet)."""
+    seen: dict[Interface, Address] = {}
+    dup = trio.socket.fromfd(udp.fd, udp.sock.family, socket.SOCK_DGRAM)
+    try:
+        with trio.move_on_after(within) as scope:
+            while len(seen) < len(wanted):
+                data, source = await dup.recvfrom(2048)
+                interface = punch_from(data, token)
+                if interface in wanted and interface is not None:
+                    if not seen:
+                        scope.deadline = min(scope.deadline, trio.current_time() + PUNCH_GRACE_S)
+                    seen.setdefault(interface, (str(source[0]), int(source[1])))
+    except OSError as exc:
+        log.info("waiting for punches: %s", exc)
+    finally:
+        dup.close()
+    return seen

@@ -205,6 +205,14 @@ class ReceiverEndMetrics(msgspec.Struct, frozen=True, kw_only=True):
     bitrate_bps: float  # received, over the last interval
     counters: dict[str, int]  # the receiver's drop counters, all of them
     session_metrics: list[dict[str, Any]]  # every live session, every field
+    #: The FEC readers' counters (what they took, refused, decoded), summed over every
+    #: session the end had: forged or foreign repair packets show up here.
+    fec: dict[str, int] = {}
+    #: What the receiver's RTCP took and refused (`foreign`, `unknown_ssrc`,
+    #: `table_full`, ...) and the size of its sender table.
+    rtcp: dict[str, int] = {}
+    #: RTCP naming a session's SSRC from another address (ignored), over every session.
+    rtcp_foreign: int = 0
 
 
 class SenderEndMetrics(msgspec.Struct, frozen=True, kw_only=True):

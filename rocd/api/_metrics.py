@@ -6,7 +6,11 @@ labels are `stream` (uid), `peer` (the instance at the other end: this one's uid
 local stream, "external" for a Roc endpoint) and `direction` ("receive" or "send"), never
 addresses or SSRCs. Every counter of the receiver and of its sessions is exported, also
 those this module does not name (as rocd_stream_receiver_<name>_total and
-rocd_stream_session_<name>_total).
+rocd_stream_session_<name>_total). What the receive path refused (forged or foreign
+packets: the security model in README.md) is counted as rocd_receiver_fec_<name>_total
+(the FEC readers' counters over every session of the end) and
+rocd_receiver_rtcp_<name>_total (the receiver's RTCP), with the size and cap of its RTCP
+sender table as gauges.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from ._context import ApiContext
 from ._routes import API
 
 _LABELS = ("stream", "peer", "direction")
+#: Fields of the receiver's RTCP statistics that are levels, not counts.
+_RTCP_GAUGES = frozenset({"senders", "max_senders"})
 #: Session fields with a name of their own here, or that are not counters.
 _NAMED = frozenset(
     {"ssrc", "address", "payload_type", "state", "latency_ms", "target_ms", "jitter_ms",
@@ -100,6 +106,15 @@ class _Snapshot(Collector):
                 for name, value in totals.items():
                     counter(f"rocd_stream_session_{name}", f"session counter {name}",
                             labels, value)  # fmt: skip
+                for name, value in r.fec.items():
+                    counter(f"rocd_receiver_fec_{name}", f"FEC reader counter {name}",
+                            labels, value)  # fmt: skip
+                for name, value in r.rtcp.items():
+                    if name in _RTCP_GAUGES:
+                        gauge(f"rocd_receiver_rtcp_{name}", f"RTCP {name}", labels, value)
+                    else:
+                        counter(f"rocd_receiver_rtcp_{name}", f"RTCP counter {name}",
+                                labels, value)  # fmt: skip
             s = m.sender
             if s is not None:
                 counter("rocd_stream_packets_sent", "RTP source packets sent", labels,
