@@ -192,6 +192,8 @@ class EndActor(Actor):
         self.observed: dict[Interface, str] = {}
         self._chooser: PathChooser | None = None
         self._nat_scope: trio.CancelScope | None = None
+        #: When the stream's coordinator had started, as its link said at the prepare.
+        self.origin_started: float | None = None
 
     @property
     def role(self) -> Role:

@@ -37,7 +37,7 @@ from ._registry import Registry
 from ._store import DeleteSetting, ListSettings
 from ._stream_end import Commit, EndActor, EndRecord, GetEndInfo, GetMetrics, Patch
 from ._stream_faults import Faults
-from ._stream_media import HUB_KIND, GetMediaPath, media_path, offline_reason
+from ._stream_media import HUB_KIND, GetMediaPath, media_path, offline_reason, peer_started
 from ._stream_plane import AudioPlane
 from ._stream_settings import check_external, resolve
 from ._stream_types import (
@@ -119,7 +119,7 @@ class StreamHost(Actor):
 
     def _actor(self, record: EndRecord, ttl_s: float = 10.0) -> EndActor:
         assert self.plane is not None
-        return EndActor(
+        actor = EndActor(
             record,
             peer=self.uid,
             plane=self.plane,
@@ -130,6 +130,8 @@ class StreamHost(Actor):
             peers=self._peers,
             ttl_s=ttl_s,
         )
+        actor.origin_started = peer_started(self._peers, record.stream.origin)
+        return actor
 
     def _expired(self, stream: str, role: str) -> None:
         try:
@@ -266,38 +268,45 @@ class StreamHost(Actor):
         """Reconcile at reconnect: the ends whose other half lives on an instance that
         has just come (back) online are checked there at once (until it answers), and a
         prepared end whose coordinator went offline is removed (no commit will come)."""
-        online: dict[str, bool] = {}
+        seen: dict[str, tuple[bool, float | None]] = {}  # uid -> (online, started)
         due: set[str] = set()
         while True:
             await trio.sleep(WATCH_S)
             for actor in self._end_actors():
                 record = actor.record
                 if not record.committed:
-                    if self._gone(record.stream.origin):
-                        await self._remove(
-                            record.stream.uid, record.role, "its coordinator went offline"
-                        )
+                    why = self._coordinator_gone(actor)
+                    if why:
+                        await self._remove(record.stream.uid, record.role, why)
                     continue
                 other = _remote_other(record, self.uid)
                 if other is None:
                     continue
-                up = not offline_reason(self._peers, other)
-                if up and not online.get(other, False):
-                    due.add(other)
-                online[other] = up
+                now = (not offline_reason(self._peers, other), peer_started(self._peers, other))
+                before = seen.get(other, (False, None))
+                if now[0] and (not before[0] or (before[1] is not None and now[1] != before[1])):
+                    due.add(other)  # back online, or restarted meanwhile
+                seen[other] = now
             for uid in list(due):
                 if await self._reconcile_with(uid):
                     due.discard(uid)
 
-    def _gone(self, uid: str) -> bool:
-        """True when `uid` is a known peer, and offline (False for this instance)."""
-        if uid == self.uid:
-            return False
+    def _coordinator_gone(self, actor: EndActor) -> str:
+        """Why a prepared end's coordinator can no longer commit it ("" if it can): it
+        is a known peer that went offline, or that restarted since (its setup died)."""
+        origin = actor.record.stream.origin
+        if origin == self.uid:
+            return ""
         try:
-            self._peers.get(uid)
+            self._peers.get(origin)
         except NotFound:
-            return False
-        return bool(offline_reason(self._peers, uid))
+            return ""
+        if offline_reason(self._peers, origin):
+            return "its coordinator went offline"
+        started = peer_started(self._peers, origin)
+        if started is not None and actor.origin_started not in (None, started):
+            return "its coordinator restarted"
+        return ""
 
     async def _reconcile_with(self, uid: str) -> bool:
         """Remove the committed ends whose other half instance `uid` does not hold; True

@@ -202,6 +202,22 @@ def _hubs(peers: Peers, hub_here: bool) -> list[str]:
     return out
 
 
+def peer_started(peers: Peers, uid: str) -> float | None:
+    """When instance `uid` started (Unix time) as its link last said; None when unknown
+    (or this instance). A new value means it restarted."""
+    try:
+        handle = peers.get(uid)
+    except NotFound:
+        return None
+    if handle.local:
+        return None
+    welcome = getattr(handle, "welcome", None)
+    started = getattr(welcome, "started", None)
+    if started is None:
+        started = getattr(getattr(handle, "info", None), "started", None)
+    return float(started) if isinstance(started, (int, float)) and started else None
+
+
 def offline_reason(peers: Peers, uid: str) -> str:
     """Why instance `uid` cannot be asked now ("" when it can: online, or this one)."""
     try:
