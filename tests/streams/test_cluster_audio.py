@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +45,14 @@ class Cluster:
         for node in self.nodes:
             wait_for(
                 f"{node.name} lists {name}",
-                lambda node=node: [
-                    d["id"] for d in node.get("/peers/self/devices").json()["devices"]
-                ],
+                partial(device_ids, node),
                 lambda ids: sink.device in ids,
             )
         return sink
+
+
+def device_ids(node: Instance) -> list[str]:
+    return [d["id"] for d in node.get("/peers/self/devices").json()["devices"]]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def cluster(
         write_wav(files_of(node) / "tone.wav", sine(TONES[node.name], 0.15, 3.0))
     try:
         mesh(nodes)
-        yield Cluster(*nodes, pulse_server)
+        yield Cluster(nodes[0], nodes[1], nodes[2], pulse_server)
     finally:
         for node in nodes:
             node.stop()
@@ -254,7 +257,7 @@ def test_a_peer_killed_mid_stream_is_back_within_3_s_with_no_api_call(
         for node in [n for n in cluster.nodes if n is not victim]:
             shown, took = wait_for(
                 f"{node.name} shows the stream degraded because of {victim.name}",
-                lambda node=node: stream_of(node, uid),
+                partial(stream_of, node, uid),
                 lambda s: s["state"] == "degraded" and victim.uid in s["reason"],
                 6.0,
             )

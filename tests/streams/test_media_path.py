@@ -4,12 +4,15 @@ and a sender's choice on a NAT path between a punched direct path and a hub."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pytest
 
-from rocd.actors import LocalPeer, Peers, Registry
+from rocd.actors import LocalPeer, Peers, Registry, Request
 from rocd.actors._stream_media import PathChooser, media_path, offline_reason
 from rocd.net.roc import Interface
+
+R = TypeVar("R")
 
 DIRECT = {Interface.SOURCE: ("203.0.113.9", 50001), Interface.CONTROL: ("203.0.113.9", 50003)}
 HUB = {Interface.SOURCE: ("198.51.100.1", 41000), Interface.CONTROL: ("198.51.100.1", 41002)}
@@ -35,7 +38,7 @@ class Remote:
     def local(self) -> bool:
         return False
 
-    async def ask(self, *args: object, **kw: object) -> object:
+    async def ask(self, kind: str, uid: str, request: Request[R], *, within: float = 5.0) -> R:
         raise AssertionError("not asked")
 
 
