@@ -19,11 +19,12 @@ namespace); the test reaches each API over a management leg of its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.instances import Instance, start_all, wait_for
 from tests.e2e.signals import assert_exact_stream, whole_fec_blocks
@@ -126,6 +127,7 @@ def play(
     tmp_path: Path,
     name: str,
     settings: dict[str, Any],
+    before_delete: Callable[[], None] = lambda: None,
 ) -> tuple[Frames, dict[str, Any]]:
     """noise.wav on `source` to a new sink played by `destination`: what the sink played,
     and the stream (its ends, and the receiver's metrics) as it ended."""
@@ -147,6 +149,7 @@ def play(
         shown = stream_of(coordinator, uid)
         metrics = coordinator.get(f"/streams/{uid}/metrics").json()
         got = recorder.stop()
+        before_delete()
         assert coordinator.delete(f"/streams/{uid}").status_code == 204
     finally:
         sink.unload()
@@ -204,11 +207,29 @@ def test_into_the_nat_through_the_hub_when_no_hole_can_be_punched(nat: Net, tmp_
     rules = [("FORWARD", "-p", "udp", way, nat.o_host, "-j", "DROP") for way in ("-s", "-d")]
     for rule in rules:
         nat.topology.run(nat.nat, "iptables", "-I", *rule)
+    relayed: dict[str, float] = {}
     try:
         # Set up from the rendezvous itself, a third instance.
-        got, stream = play(nat, r, o, i, tmp_path, "nat_hub", EXACT)
+        got, stream = play(
+            nat, r, o, i, tmp_path, "nat_hub", EXACT, lambda: relayed.update(hub_metrics(r))
+        )
     finally:
         for rule in rules:
             nat.topology.run(nat.nat, "iptables", "-D", *rule)
     assert sender_path(stream) == "hub"
     assert_exact_stream(whole_packets(NOISE), got, expected_delay_s=(0.0, 30.0))
+    print(f"the hub's relay: {relayed}")
+    assert relayed["rocd_hub_relays"] == 1
+    assert relayed["to_receiver"] >= 400  # the 2 s of source packets, and their repair
+    assert relayed["to_sender"] >= 5  # the receiver's reports
+    # Given back when the stream was deleted.
+    assert hub_metrics(r)["rocd_hub_relays"] == 0
+
+
+def hub_metrics(node: Instance) -> dict[str, float]:
+    families = {f.name: f for f in text_string_to_metric_families(node.get("/metrics").text)}
+    out = {"rocd_hub_relays": families["rocd_hub_relays"].samples[0].value}
+    for sample in families["rocd_hub_relay_datagrams"].samples:
+        if sample.name.endswith("_total"):
+            out[sample.labels["direction"]] = sample.value
+    return out
