@@ -286,7 +286,7 @@ class StreamCoordinator(Actor):
             raise
         log.info("stream %s set up: %s -> %s", spec.uid, _name(source), _name(destination))
         self._publish("stream.created", spec.uid, {"stream": _to_json(spec)})
-        return _view(spec.uid, await self._ends_of(spec.uid))
+        return _view(spec.uid, setup.ends)  # as the commits answered
 
     async def _step(self, setup: Setup, role: Role, step: str, request: Request[Any]) -> Any:
         peer = setup.expects[role]
@@ -329,18 +329,20 @@ class StreamCoordinator(Actor):
             setup.prepared("sender")
             punch = _punch_candidates(sent, back)
         if receiver_peer is not None:
-            await self._step(
+            info = await self._step(
                 setup,
                 "receiver",
                 "commit_receiver",
                 CommitEnd(stream=spec.uid, role="receiver", punch=punch),
             )
             setup.committed("receiver")
+            setup.ends.append(info)
         if sender_peer is not None:
-            await self._step(
+            info = await self._step(
                 setup, "sender", "commit_sender", CommitEnd(stream=spec.uid, role="sender")
             )
             setup.committed("sender")
+            setup.ends.append(info)
 
     async def _plan(self, spec: StreamSpec, setup: Setup) -> tuple[StreamSpec, MediaPath | None]:
         """The path of the stream's audio (see `_stream_media`); `spec` with it, and how

@@ -15,6 +15,7 @@ the setup is `committed`. Steps out of this order raise `InvalidSetupStep` (a bu
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from rocd.errors import RocdError
 
@@ -57,6 +58,7 @@ class Setup:
         self.made: dict[str, str] = {}  # role -> peer uid of an end prepared or committed
         self.there = ""  # the host the sender reaches the receiver's instance at
         self.lease: HubLease | None = None  # a hub relay leased for it (given back on rollback)
+        self.ends: list[Any] = []  # what each committed end answered (its EndInfo)
 
     def _to(self, phase: SetupPhase) -> None:
         if phase not in _NEXT[self.phase]:
