@@ -29,7 +29,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.cluster.instances import Instance, start_all, wait_for
 from tests.e2e.signals import assert_exact_stream, whole_fec_blocks
 from tests.pulse_server import PulseServer
-from tests.streams.cluster import create, end, files_of, instance, stream_of, wait_stream
+from tests.streams.cluster import (
+    after_lead,
+    create,
+    end,
+    files_of,
+    instance,
+    stream_of,
+    wait_stream,
+    with_lead,
+)
 from tests.streams.conftest import (
     EXACT,
     LOSSY,
@@ -99,7 +108,7 @@ def nat(pulse_server: PulseServer, tmp_path_factory: pytest.TempPathFactory) -> 
         setup = build(net, root, pulse_server)
         r, i, o = (setup.nodes[n] for n in "rio")
         for node in (i, o):
-            write_wav(files_of(node) / "noise.wav", NOISE)
+            write_wav(files_of(node) / "noise.wav", with_lead(NOISE))
         try:
             start_all([r, i, o])
             octet = net.octet
@@ -192,14 +201,18 @@ def test_out_of_the_nat_directly_through_5_percent_loss(nat: Net, tmp_path: Path
     received = receiver_metrics(stream)
     assert received["packetsLost"] > 0, received  # the kernel did drop packets
     assert received["recovered_packets"] > 0, received
-    assert_exact_stream(whole_fec_blocks(NOISE), got, expected_delay_s=(0.0, 30.0))
+    assert_exact_stream(
+        after_lead(whole_fec_blocks(with_lead(NOISE))), got, expected_delay_s=(0.0, 30.0)
+    )
 
 
 def test_into_the_nat_through_a_punched_hole(nat: Net, tmp_path: Path) -> None:
     i, o = nat.nodes["i"], nat.nodes["o"]
     got, stream = play(nat, o, o, i, tmp_path, "nat_punched", EXACT)
     assert sender_path(stream) == "punched"
-    assert_exact_stream(whole_packets(NOISE), got, expected_delay_s=(0.0, 30.0))
+    assert_exact_stream(
+        after_lead(whole_packets(with_lead(NOISE))), got, expected_delay_s=(0.0, 30.0)
+    )
 
 
 def test_into_the_nat_through_the_hub_when_no_hole_can_be_punched(nat: Net, tmp_path: Path) -> None:
@@ -217,7 +230,9 @@ def test_into_the_nat_through_the_hub_when_no_hole_can_be_punched(nat: Net, tmp_
         for rule in rules:
             nat.topology.run(nat.nat, "iptables", "-D", *rule)
     assert sender_path(stream) == "hub"
-    assert_exact_stream(whole_packets(NOISE), got, expected_delay_s=(0.0, 30.0))
+    assert_exact_stream(
+        after_lead(whole_packets(with_lead(NOISE))), got, expected_delay_s=(0.0, 30.0)
+    )
     print(f"the hub's relay: {relayed}")
     assert relayed["rocd_hub_relays"] == 1
     assert relayed["to_receiver"] >= 400  # the 2 s of source packets, and their repair

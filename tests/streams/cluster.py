@@ -7,10 +7,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tests.cluster.instances import Instance, start_all
 from tests.pulse_server import PulseServer
 
 QUIET = "[cluster]\ndiscovery = false\n"
+
+#: Silence before the signal of a test file (samples at 44.1 kHz). A receiver that starts
+#: late (a loaded machine) drops what it holds beyond its target latency, to the sample:
+#: from this silence, not from the signal compared.
+LEAD = 8820
+
+
+def with_lead(frames: Any) -> Any:
+    """`frames` after `LEAD` samples of silence (what a test file holds)."""
+    return np.concatenate([np.zeros((LEAD, frames.shape[1]), frames.dtype), frames])
+
+
+def after_lead(played: Any) -> Any:
+    """What a receiver must play of a file written by `with_lead`, once the parts a
+    sender does not send (see `whole_packets`, `whole_fec_blocks`) are cut: `played`."""
+    return played[LEAD:]
 
 
 def instance(

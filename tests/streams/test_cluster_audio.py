@@ -24,7 +24,18 @@ from tests.cluster.instances import Instance, wait_for
 from tests.e2e.signals import assert_exact_stream
 from tests.pulse_server import PulseServer
 
-from .cluster import create, end, files_of, instance, mesh, stream_of, uids, wait_stream
+from .cluster import (
+    after_lead,
+    create,
+    end,
+    files_of,
+    instance,
+    mesh,
+    stream_of,
+    uids,
+    wait_stream,
+    with_lead,
+)
 from .conftest import EXACT, RATE, Frames, NullSink, Recorder, l16_noise, whole_packets, write_wav
 from .test_audio import band_power, sine
 
@@ -62,7 +73,7 @@ def cluster(
     root = tmp_path_factory.mktemp("cluster-audio")
     nodes = [instance(name, root, pulse_server) for name in ("a", "b", "c")]
     for node in nodes:
-        write_wav(files_of(node) / "noise.wav", NOISE)
+        write_wav(files_of(node) / "noise.wav", with_lead(NOISE))
         write_wav(files_of(node) / "tone.wav", sine(TONES[node.name], 0.15, 3.0))
     try:
         mesh(nodes)
@@ -100,7 +111,9 @@ def test_a_file_on_a_plays_sample_for_sample_on_bs_sink(cluster: Cluster, tmp_pa
     ends = {e["role"]: e for e in stream["ends"]}  # type: ignore[attr-defined]
     assert (ends["sender"]["peer"], ends["receiver"]["peer"]) == (a.uid, b.uid)
     assert ends["sender"]["path"] == "direct"
-    assert_exact_stream(whole_packets(NOISE), got, expected_delay_s=(0.0, 30.0))
+    assert_exact_stream(
+        after_lead(whole_packets(with_lead(NOISE))), got, expected_delay_s=(0.0, 30.0)
+    )
 
 
 @pytest.mark.parametrize(
@@ -117,7 +130,9 @@ def test_any_instance_sets_up_a_stream_between_any_two(
         ("sender", cluster.b.uid),
         ("receiver", cluster.c.uid),
     }
-    assert_exact_stream(whole_packets(NOISE), got, expected_delay_s=(0.0, 30.0))
+    assert_exact_stream(
+        after_lead(whole_packets(with_lead(NOISE))), got, expected_delay_s=(0.0, 30.0)
+    )
 
 
 def test_every_instance_lists_the_whole_clusters_streams(cluster: Cluster) -> None:

@@ -98,9 +98,13 @@ def attack(forger: Forger, view: Any, ports: list[int]) -> dict[str, int]:
     bye = serialize_rtcp([ReceiverReport(0x5EED_0001), Bye((view.ssrc,))])
     forger.send(bye, (HOST, view.sender_port + 1), (HOST, control))
     sent["bye"] = 1
-    # Forged repair packets of the stream's geometry (K=18, N=28) for every 80th block.
+    # Forged repair packets of the stream's geometry (K=18, N=28) for every 80th block,
+    # but those near the stream's own blocks: a forged repair packet that names a block
+    # the receiver is still repairing spoils that block (what only authenticated packets
+    # can stop, README's security model), and that is not what this row is about.
     t0 = time.monotonic()
-    sbns = range(0, 0x10000, 80)
+    near = {(view.sbn + d) & 0xFFFF for d in range(-40, 120)}
+    sbns = [sbn for sbn in range(0, 0x10000, 80) if sbn not in near]
     for i, sbn in enumerate(sbns):
         pace(i, 400, t0)
         datagram = sbn.to_bytes(2, "big") + bytes.fromhex("00140012001c") + bytes(896)
@@ -191,7 +195,8 @@ def test_a_daemon_stream_survives_forged_packets_and_counts_them(
     start = int(np.argmax(windows))
     tail = windows[start : len(windows) - 30]  # the last 0.3 s may be cut by the delete
     kept = tail.mean()
-    print(f"tone kept in {kept:.2%} of {len(tail)} windows of 10 ms")
+    missing = [round(float(x) / 100, 2) for x in np.nonzero(~tail)[0]]
+    print(f"tone kept in {kept:.2%} of {len(tail)} windows of 10 ms; missing at {missing} s")
     assert len(tail) > 800  # at least the 8 s of the attacks and after
     assert kept >= 0.995
     # One session from start to end: no attack restarted it.
