@@ -45,6 +45,7 @@ import trio
 
 from ._endpoint import EndpointSet, Interface
 from ._errors import MalformedPacket
+from ._media_hub import is_hub_message
 from ._pacer import Pacer
 from ._send_thread import SendThread
 from ._sender import Datagram, Sender
@@ -78,6 +79,9 @@ THREAD_START_NS = 20_000_000
 #: its control socket without a ticker's poll reads it every 5th step (50 ms), which loses
 #: no precision and saves four empty reads in five.
 RTCP_DRAIN_TICKS = 5
+
+#: Punch datagrams kept until the link's owner reads them.
+MAX_PUNCHES = 16
 
 
 class SampleSpecLike(Protocol):
@@ -135,6 +139,10 @@ class SendLink:
         self._send_lock = threading.Lock()  # a send thread and Trio both send
         self._targets: dict[Interface, Address] = {}
         self.malformed_rtcp = 0
+        self.rtcp_received = 0  # reports taken from receivers (a path that works)
+        #: Punch datagrams that came from receivers behind NATs, (data, source), for the
+        #: owner to read (at most `MAX_PUNCHES` kept until it does).
+        self.punches: list[tuple[bytes, Address]] = []
         self.done = trio.Event()
         self._streaming = trio.CancelScope()
 
@@ -196,6 +204,15 @@ class SendLink:
             (wildcard, 0), family=family, max_datagram=65535, gso=self.gso
         )
         return self._udp.local
+
+    @property
+    def targets(self) -> dict[Interface, Address]:
+        return dict(self._targets)
+
+    def retarget(self, targets: dict[Interface, Address]) -> None:
+        """Send to `targets` from the next datagram on (a path through a NAT found, or a
+        move to a hub's relay); an interface left out is not sent at all."""
+        self._targets = dict(targets)
 
     def write(self, frames: npt.NDArray[np.float32], capture_ns: int) -> None:
         """Send the datagrams of the next frames (captured at wall time `capture_ns`)."""
@@ -322,10 +339,16 @@ class SendLink:
     def _take_rtcp(self, now: int, wall: int) -> None:
         udp = self._udp
         assert udp is not None
-        for data, _source, arrival in udp.drain(now, wall):
+        for data, source, arrival in udp.drain(now, wall):
+            if data[:1] == b"r" and is_hub_message(data):  # never RTCP (0x80-0xBF)
+                if len(self.punches) < MAX_PUNCHES:
+                    self.punches.append((data, source))
+                continue
             if Interface.CONTROL not in self._targets:
                 continue
             try:
                 self.sender.handle_rtcp(data, arrival, wall - (now - arrival))
             except MalformedPacket:
                 self.malformed_rtcp += 1
+            else:
+                self.rtcp_received += 1
