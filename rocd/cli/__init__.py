@@ -5,6 +5,8 @@
     rocd recv    receive Roc streams into a file or device (like roc-recv)
     rocd relay   a seeded UDP impairment relay (loss, delay, jitter, reordering)
     rocd token   API tokens: create (with a role), list, revoke
+    rocd ctl     drive the cluster through an instance's API (peers, devices, VADs, streams,
+                 events); its own exit statuses say what failed (see _ctl_client)
 
 Exit statuses: 0 clean end, 1 failure (one line says why), 2 bad usage (one line names it).
 """
@@ -17,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from rocd import __version__
 
-from . import _recv, _relay, _send, _serve, _token
+from . import _ctl, _recv, _relay, _send, _serve, _token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rocd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (_serve, _send, _recv, _relay, _token):
+    for module in (_serve, _send, _recv, _relay, _token, _ctl):
         module.add_parser(commands)
     return parser
 
