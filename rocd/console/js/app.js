@@ -56,6 +56,18 @@ const feed = new EventFeed("peer.,device.,vad.,driver.,stream.", {
   },
 });
 
+/** Load everything, then follow the events; a 401 waits for a token instead (the event
+ * WebSocket would only be refused too). */
+async function start() {
+  try {
+    await reloadAll();
+  } catch (err) {
+    report(err);
+    if (err.status === 401) return;
+  }
+  feed.start();
+}
+
 function initToken() {
   $("token-button").addEventListener("click", () => {
     const panel = $("token-panel");
@@ -66,12 +78,12 @@ function initToken() {
     ev.preventDefault();
     setToken($("token-input").value.trim());
     $("token-panel").hidden = true;
-    feed.start();
+    start();
   });
   $("token-forget").addEventListener("click", () => {
     setToken("");
     $("token-input").value = "";
-    feed.start();
+    start();
   });
 }
 
@@ -94,5 +106,4 @@ setInterval(() => {
   if (!document.hidden && $("live").dataset.state === "live") loadPeers().catch(() => {});
 }, 5000);
 setInterval(() => changed("tick"), 1000);
-reloadAll().catch(report);
-feed.start();
+start();

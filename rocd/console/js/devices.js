@@ -50,7 +50,7 @@ function makeDeviceRow() {
   }));
   row.append(
     h("td.dir"), h("td", {}, name, h("div.mono.sub")), h("td.state"),
-    h("td.volume-cell", {}, volume, volumeText),
+    h("td", {}, h("div.volume-box", {}, volume, volumeText)),
     h("td", {}, h("label.switch", {}, mute, h("span", {}, "mute"))),
     h("td.format"),
   );

@@ -32,7 +32,7 @@ export function ends() {
     for (const v of state.vads.get(peer.uid) || []) {
       if (v.kind !== "microphone" || !v.device) continue;
       destinations.push({
-        peer, key: keyOf(peer.uid, `vad:${v.uid}`), label: `${v.name} (into the microphone)`,
+        peer, key: keyOf(peer.uid, `vad:${v.uid}`), label: `${v.name} (microphone)`,
         id: `vad ${v.uid}`, end: { peer: peer.uid, vad: v.uid },
       });
     }

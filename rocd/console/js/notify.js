@@ -7,8 +7,8 @@ const $ = (id) => document.getElementById(id);
 
 export function toast(message, kind = "info") {
   const box = $("toasts");
-  const item = h(`div.toast.${kind}`, { "data-testid": `toast-${kind}` },
-    h("span.toast-text", {}, message),
+  const item = h(`div.toast.${kind}`, {},
+    h("span.toast-text", { "data-testid": `toast-${kind}` }, message),
     h("button.ghost.icon", { type: "button", "aria-label": "dismiss", onclick: () => item.remove() }, "×"));
   box.append(item);
   while (box.children.length > 4) box.firstChild.remove();

@@ -45,7 +45,7 @@ function pairButton(peer) {
     "data-testid": "pair",
     onclick: () => attempt(async () => {
       const made = await api("POST", "/peers", body);
-      toast(`${made.name || made.fingerprint} is trusted; it is online once it trusts this instance too`);
+      toast(`${made.name || peer.name || made.fingerprint} is trusted; it is online once it trusts this instance too`);
       await loadPeers();
     }),
   }, label);
@@ -105,7 +105,6 @@ export function initPeers() {
       const out = document.getElementById("invite-token");
       out.value = made.token;
       out.hidden = false;
-      out.select();
     });
   });
   const join = document.getElementById("join-form");
