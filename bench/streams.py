@@ -8,8 +8,8 @@ RS8M 18+10 -> UDP on 127.0.0.1 -> a receiver (200 ms, drift compensation on) -> 
 null sink (a tone-driver VAD, paced by the daemon's ticker). Three setups, one after the
 other, each measured over the same window after a settling second:
 - rocd, one daemon: both ends of every stream in one `rocd serve`;
-- rocd, a pair: the senders in daemon A, the receivers in daemon B, joined by external
-  endpoints (two REST calls a stream; the cluster makes it one);
+- rocd, a pair: the senders in daemon A, the receivers in daemon B, two instances paired
+  through the cluster (one REST call a stream, to A);
 - Roc: the same number of `roc-send -i file:...` + `roc-recv -o file:/dev/null` pairs
   (ROC_PREFIX or PATH; left out when absent).
 CPU is user + system time of the processes (per stream: % of one core); underruns and
@@ -28,15 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from tests.streams.conftest import (
-    Rocd,
-    device,
-    external,
-    free_ports,
-    ports_of,
-    roc_tool,
-    write_wav,
-)
+from tests.streams.cluster import create, end, files_of, instance, mesh
+from tests.streams.conftest import Rocd, device, free_ports, roc_tool, write_wav
 
 TICK = os.sysconf("SC_CLK_TCK")
 RATE = 44100
@@ -78,12 +71,17 @@ def null_sinks(rocd: Rocd, n: int) -> list[str]:
 
 def health(rocd: Rocd, uids: list[str]) -> tuple[int, int, int]:
     """(streams active, underruns, concealed samples) over `uids`."""
+    return health_of(rocd.http, uids)
+
+
+def health_of(http: Any, uids: list[str]) -> tuple[int, int, int]:
+    """The same, asked of any client (`get`) of an instance that answers for them."""
     active = underruns = concealed = 0
     for uid in uids:
-        m: Any = rocd.http.get(f"/streams/{uid}/metrics").json()
+        m: Any = http.get(f"/streams/{uid}/metrics").json()
         active += m["state"] == "active"
-        for end in m["ends"]:
-            r = end.get("receiver")
+        for one in m["ends"]:
+            r = one.get("receiver")
             if r:
                 underruns += r["underruns"]
                 concealed += r["concealedSamples"]
@@ -112,26 +110,34 @@ def run_one_daemon(root: Path, wav: Path, n: int, seconds: float) -> float:
 
 
 def run_pair(root: Path, wav: Path, n: int, seconds: float) -> float:
-    a, b = Rocd(root / f"pa{n}"), Rocd(root / f"pb{n}")
-    files = prepare_files(a, wav, n)
-    a.start()
-    b.start()
+    a, b = instance("a", root / f"pair{n}"), instance("b", root / f"pair{n}")
+    files = []
+    for i in range(n):
+        files.append(f"s{i:03d}.wav")
+        os.link(wav, files_of(a) / files[-1])
     try:
-        sinks = null_sinks(b, n)
-        into = [b.create(external([0, 0, 0]), device(s)) for s in sinks]
-        for f, stream in zip(files, into, strict=True):
-            a.create(device(f"file:source:{f}"), external(ports_of(stream["ends"][0])))
+        mesh([a, b])
+        sinks = []
+        for i in range(n):
+            r = b.post("/peers/self/vads", {"name": f"null{i}", "kind": "speaker",
+                                           "driver": "tone", "rate": RATE})  # fmt: skip
+            assert r.status_code == 201, r.text
+            sinks.append(r.json()["device"])
+        uids = [
+            create(a, end(a, f"file:source:{f}"), end(b, s))["uid"]
+            for f, s in zip(files, sinks, strict=True)
+        ]
         time.sleep(1.5)
         assert a.proc is not None
         assert b.proc is not None
         cpu = measure([a.proc.pid, b.proc.pid], seconds)
-        active, underruns, concealed = health(b, [s["uid"] for s in into])
+        active, underruns, concealed = health_of(b, uids)
         print(f"  rocd, a pair:     {cpu:5.1f}% of a core, {cpu / n:.2f}% per stream; "
               f"{active}/{n} active, underruns {underruns}, concealed {concealed}")  # fmt: skip
         return cpu / n
     finally:
-        a.kill()
-        b.kill()
+        a.stop()
+        b.stop()
 
 
 def run_roc(wav: Path, n: int, seconds: float) -> float | None:

@@ -105,6 +105,31 @@ class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     rendezvous: bool = False
     #: The UDP port of a rendezvous's probe echo; None: the listener's port number.
     probe_port: Port | None = None
+    #: Relay the audio of streams between peers that cannot reach each other (a media
+    #: hub); None: on when `rendezvous` is.
+    hub: bool | None = None
+    #: UDP ports a hub's relays bind, "first-last" (four per relay); "": ephemeral.
+    hub_ports: str = ""
+    #: Relays a hub runs at once, and the byte rate of each (kilobits per second).
+    hub_max_relays: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 32
+    hub_rate_kbps: Annotated[int, msgspec.Meta(ge=64, le=1_000_000)] = 8000
+
+    @property
+    def hub_on(self) -> bool:
+        return self.rendezvous if self.hub is None else self.hub
+
+
+def parse_port_range(text: str, *, what: str = "cluster.hub_ports") -> tuple[int, int]:
+    """ "first-last" -> (first, last); "" -> (0, 0) (ephemeral); ConfigError otherwise."""
+    if not text.strip():
+        return 0, 0
+    first, sep, last = text.strip().partition("-")
+    if not sep or not first.isdigit() or not last.isdigit():
+        raise ConfigError(f'{what}: expected "first-last", got {text!r}')
+    lo, hi = int(first), int(last)
+    if not 0 < lo <= hi <= 65535 or hi - lo < 3:
+        raise ConfigError(f"{what}: a range of at least 4 ports within 1-65535, got {text!r}")
+    return lo, hi
 
 
 class AudioConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -180,6 +205,7 @@ def check_cluster(config: Config) -> Config:
     ConfigError naming the field."""
     cluster = config.cluster
     parse_host_port(cluster.listen, what="cluster.listen")
+    parse_port_range(cluster.hub_ports)
     for i, peer in enumerate(cluster.peers):
         try:
             check_public_key(peer.key)

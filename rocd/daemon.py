@@ -9,7 +9,8 @@ Tree (every actor under the root supervisor, one-for-one):
     ├── audio     drivers, devices, VADs
     ├── streams   the stream ends this instance holds, the devices they use
     ├── stream_coordinator   sets streams up across the cluster, answers for them
-    └── cluster   trust, the ZeroMQ listener, one peer actor per trusted remote
+    ├── cluster   trust, the ZeroMQ listener, one peer actor per trusted remote
+    └── stream_hub   (`[cluster] hub`) media relays for peers that cannot reach each other
     + the HTTP server (hypercorn, Trio worker) in the same nursery
 
 Shutdown (`request_stop`, e.g. on SIGINT/SIGTERM): peers are told goodbye (so they mark
@@ -53,6 +54,7 @@ from rocd.actors import (
     Store,
     StreamCoordinator,
     StreamHost,
+    StreamHub,
     Supervisor,
     lock_state_dir,
 )
@@ -68,8 +70,9 @@ from rocd.audio import (
     private_pulse_root,
     probe_pulse,
 )
-from rocd.config import Config
+from rocd.config import Config, parse_port_range
 from rocd.errors import RocdError
+from rocd.net.roc import PortPool
 
 log = logging.getLogger("rocd.daemon")
 
@@ -94,6 +97,8 @@ class Daemon:
         self.registry = Registry()
         self._stop = trio.Event()
         self._http_stop = trio.Event()
+        self._hurry = False
+        self._grace: trio.CancelScope | None = None
         self._bus: EventBus | None = None
         #: The private sound server, when the daemon runs one.
         self.pulse_server: PrivatePulseServer | None = None
@@ -105,6 +110,14 @@ class Daemon:
     def request_stop(self) -> None:
         """Begin a graceful shutdown (idempotent; safe from any task)."""
         self._stop.set()
+
+    def hurry_stop(self) -> None:
+        """Stop, and cut the grace of open HTTP requests short (a second signal). What
+        keeps data (actors' `on_stop`: the state file, recordings) still runs in full."""
+        self._hurry = True
+        self.request_stop()
+        if self._grace is not None:
+            self._grace.cancel(reason="hurried")
 
     def publish(self, kind: str, subject: str, data: dict[str, Any]) -> None:
         if self._bus is not None:
@@ -162,6 +175,8 @@ class Daemon:
                         name=lambda: node.name,
                     )
                     await root.start_child(cluster)
+                    if self.config.cluster.hub_on:
+                        await root.start_child(self._hub(uid, cluster))
                 self.peers = peers
                 host = self.stream_host = StreamHost(
                     uid,
@@ -211,7 +226,7 @@ class Daemon:
                         await cluster.ref.ask(SayGoodbye(), within=STOP_GRACE)
                 self._http_stop.set()
                 await root.stop_child(EventBus.kind, self._bus.uid, reason="daemon shutting down")
-                with trio.move_on_after(STOP_GRACE):
+                with trio.move_on_after(0 if self._hurry else STOP_GRACE) as self._grace:
                     await http_done.wait()
                 nursery.cancel_scope.cancel(reason="daemon stopped")
         finally:
@@ -219,6 +234,23 @@ class Daemon:
             root.close("daemon stopped")
             lock.release()
         log.info("stopped")
+
+    def _hub(self, uid: str, cluster: Cluster) -> StreamHub:
+        """The media hub (relays for streams whose ends cannot reach each other)."""
+        cfg = self.config.cluster
+        first, last = parse_port_range(cfg.hub_ports)
+
+        def probe_port() -> int | None:
+            endpoint = cluster.probe_endpoint
+            return endpoint[1] if endpoint is not None else None
+
+        return StreamHub(
+            uid,
+            pool=PortPool(first, last),
+            max_relays=cfg.hub_max_relays,
+            rate_bytes_s=cfg.hub_rate_kbps * 1000 / 8,
+            probe_port=probe_port,
+        )
 
     async def _audio_drivers(self, nursery: trio.Nursery) -> list[DriverSpec]:
         """The drivers the config asks for (starting a private sound server if needed)."""

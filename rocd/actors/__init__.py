@@ -103,6 +103,8 @@ from ._store import (
 from ._stream_coordinator import StreamCoordinator
 from ._stream_faults import Faults
 from ._stream_host import StreamHost
+from ._stream_hub import ListRelays, RelayInfo, StreamHub
+from ._stream_media import HUB_KIND, HubLease, MediaPath, MediaPlan
 from ._stream_state import InvalidTransition, Lifecycle, StreamState, combine
 from ._stream_types import (
     END_REQUESTS,
@@ -157,6 +159,7 @@ __all__ = [
     "END_REQUESTS",
     "EVENT_FAMILIES",
     "EVENT_KINDS",
+    "HUB_KIND",
     "INVITE_TTL_MAX",
     "MAX_SUBSCRIBER_BUFFER",
     "NAME_PATTERN",
@@ -217,6 +220,7 @@ __all__ = [
     "GetStream",
     "GetStreamMetrics",
     "GetVad",
+    "HubLease",
     "IndirectPeer",
     "InvalidTransition",
     "InviteCreated",
@@ -225,6 +229,7 @@ __all__ = [
     "ListDevices",
     "ListEnds",
     "ListPeers",
+    "ListRelays",
     "ListSettings",
     "ListStreams",
     "ListTokens",
@@ -232,6 +237,8 @@ __all__ = [
     "LocalPeer",
     "Mailbox",
     "MailboxStats",
+    "MediaPath",
+    "MediaPlan",
     "Mirror",
     "NewToken",
     "Node",
@@ -251,6 +258,7 @@ __all__ = [
     "Registry",
     "Relay",
     "RelayCounts",
+    "RelayInfo",
     "RemotePeer",
     "RemovePeer",
     "Rename",
@@ -274,6 +282,7 @@ __all__ = [
     "StreamCoordinator",
     "StreamCreate",
     "StreamHost",
+    "StreamHub",
     "StreamMetrics",
     "StreamPatch",
     "StreamSettings",

@@ -119,6 +119,10 @@ class Actor:
     mailbox_capacity: ClassVar[int] = 64
     #: Seconds `on_stop` may take when the actor stops (shielded from cancellation).
     stop_grace: ClassVar[float] = 1.0
+    #: Handle each request in a task of its own, several at once (for an actor that only
+    #: orchestrates others and whose state no handler leaves half-changed across an
+    #: await): a slow request then does not hold up the quick ones behind it.
+    concurrent: ClassVar[bool] = False
 
     def __init__(self, uid: str) -> None:
         self.uid = uid
@@ -192,7 +196,10 @@ class Actor:
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 return
             if isinstance(msg, _Ask):
-                await self._answer(msg)
+                if self.concurrent:
+                    self.nursery.start_soon(self._answer, msg)
+                else:
+                    await self._answer(msg)
             else:
                 try:
                     await self.handle(msg)

@@ -238,6 +238,7 @@ class Cluster(ClusterRoutes, ClusterLan, Actor):
         self._server.peers = self._peers
         self._server.observed_changed = lambda uid: self._tell_self(_Changed(uid))
         self._peers.indirect = self._indirect
+        self._peers.listed = self._indirect_uids
         await self.nursery.start(serve_zap, self._ctx, self._server.decide)
         self._listener = Listener(
             self._ctx,
@@ -279,6 +280,7 @@ class Cluster(ClusterRoutes, ClusterLan, Actor):
 
     async def on_stop(self) -> None:
         self._peers.indirect = None
+        self._peers.listed = None
         for child in self.peer_actors.children():
             if isinstance(child, PeerActor) and child.remote.uid:
                 self._peers.remove(child.remote.uid)
@@ -296,6 +298,8 @@ class Cluster(ClusterRoutes, ClusterLan, Actor):
         capabilities: tuple[str, ...] = (*CAPABILITIES, "relay")
         if self.config.rendezvous:
             capabilities = (*capabilities, "rendezvous")
+        if self.config.hub_on:
+            capabilities = (*capabilities, "hub")
         return LocalInfo(
             uid=self.uid,
             name=self._name,

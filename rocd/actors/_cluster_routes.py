@@ -100,6 +100,11 @@ class ClusterRoutes:
                 found[uid] = IndirectPeer.listed(entry, actor.remote.uid)
         return list(found.values())
 
+    def _indirect_uids(self) -> list[str]:
+        """The uids of the instances known only through a trusted peer (for `Peers`)."""
+        known = {t.uid for t in self.book.peers.values() if t.uid} | {self.uid}
+        return [info.uid for info in self._indirect_infos(known)]
+
     def _indirect(self, uid: str) -> PeerHandle | None:
         """The handle of an instance known only through a trusted peer (for `Peers`)."""
         if not uid or uid == self.uid or any(t.uid == uid for t in self.book.peers.values()):

@@ -74,6 +74,8 @@ class Peers:
         self._remote: dict[str, PeerHandle] = {}
         #: Finds an instance known only through a peer (set by the cluster).
         self.indirect: Callable[[str], PeerHandle | None] | None = None
+        #: The uids of the instances known only through a peer (set by the cluster).
+        self.listed: Callable[[], list[str]] | None = None
 
     def get(self, uid: str) -> PeerHandle:
         """The handle a path or a stream end names (`self` = this instance), or NotFound."""
@@ -104,3 +106,16 @@ class Peers:
     def all(self) -> list[PeerHandle]:
         """This instance first, then the remotes in the order they were added."""
         return [self.local, *self._remote.values()]
+
+    def cluster(self) -> list[PeerHandle]:
+        """Every instance of the cluster reachable from here: `all`, then those known
+        only through a peer."""
+        out = self.all()
+        if self.listed is not None and self.indirect is not None:
+            known = {h.uid for h in out}
+            for uid in self.listed():
+                handle = self.indirect(uid) if uid not in known else None
+                if handle is not None:
+                    known.add(uid)
+                    out.append(handle)
+        return out

@@ -28,9 +28,19 @@ from rocd.errors import AskTimeout, NotFound, RocdError, Unavailable, Unsupporte
 
 from ._actor import Actor, Request
 from ._peer_handle import PeerHandle, Peers
+from ._stream_media import (
+    HUB_KIND,
+    AllocateRelay,
+    GetMediaPath,
+    HubLease,
+    MediaPath,
+    MediaPlan,
+    ReleaseRelay,
+    offline_reason,
+)
 from ._stream_settings import check_external, resolve, targets_on
 from ._stream_setup import Setup
-from ._stream_state import combine
+from ._stream_state import StreamState, combine
 from ._stream_types import (
     AbortEnd,
     CommitEnd,
@@ -48,7 +58,9 @@ from ._stream_types import (
     ListStreams,
     PrepareReceiver,
     PrepareSender,
+    ReceiverPrepared,
     Role,
+    SenderPrepared,
     Stream,
     StreamCreate,
     StreamMetrics,
@@ -68,16 +80,22 @@ PREPARE_TTL = 10.0
 ABORT_TIMEOUT = 2.0
 
 HOST_KIND = "streams"
+#: Ends remembered from listings (what is shown of an instance that cannot be asked).
+MAX_REMEMBERED = 4096
 
 
 class StreamCoordinator(Actor):
     kind = "stream_coordinator"
     mailbox_capacity = 128
+    concurrent = True  # a setup under way does not hold up listings
 
     def __init__(self, uid: str, *, peers: Peers, publish: Publish) -> None:
         super().__init__(uid)
         self._peers = peers
         self._publish = publish
+        #: The ends last heard of, by (stream, role): what the cluster's listings show of
+        #: an end whose instance cannot be asked now (degraded, with the reason).
+        self._seen: dict[tuple[str, str], EndInfo] = {}
 
     async def handle(self, msg: Any) -> Any:
         match msg:
@@ -90,18 +108,18 @@ class StreamCoordinator(Actor):
             case UpdateStream(uid=uid, patch=patch):
                 ends = await self._ends_of(uid)
                 for end in ends:
+                    self._reachable(end)
+                for end in ends:
                     await self._ask(end.peer, UpdateEnd(stream=uid, role=end.role, patch=patch))
                 return _view(uid, await self._ends_of(uid))
             case DeleteStream(uid=uid):
-                ends = await self._ends_of(uid)
-                for end in ends:
-                    await self._ask(end.peer, AbortEnd(stream=uid, role=end.role, reason="deleted"))
-                self._publish("stream.deleted", uid, {"stream": uid})
+                await self._delete(uid)
                 return None
             case GetStreamMetrics(uid=uid):
                 ends = await self._ends_of(uid)
                 metrics: list[EndMetrics] = []
                 for end in ends:
+                    self._reachable(end)
                     metrics.append(
                         await self._ask(end.peer, GetEndMetrics(stream=uid, role=end.role))
                     )
@@ -113,16 +131,95 @@ class StreamCoordinator(Actor):
         handle = self._peers.get(peer)
         return await handle.ask(HOST_KIND, handle.uid, request, within=within)
 
+    def _reachable(self, end: EndInfo) -> None:
+        """Unavailable when `end` is one remembered from an instance that cannot be asked."""
+        if end.stale:
+            raise Unavailable(end.reason, details=[{"peer": end.peer, "role": end.role}])
+
+    async def _delete(self, uid: str) -> None:
+        """Remove every end that can be reached; an end on an instance that cannot be is
+        removed there when it is back (its other half is gone). 503 when none could be."""
+        ends = await self._ends_of(uid)
+        removed, missed = 0, []
+        for end in ends:
+            if end.stale:
+                missed.append(end)
+                continue
+            try:
+                await self._ask(end.peer, AbortEnd(stream=uid, role=end.role, reason="deleted"))
+                removed += 1
+            except (Unavailable, AskTimeout) as exc:
+                missed.append(msgspec.structs.replace(end, reason=exc.message))
+        if not removed and missed:
+            raise Unavailable(
+                f"stream {uid} not deleted: {missed[0].reason}",
+                details=[{"peer": e.peer, "role": e.role} for e in missed],
+            )
+        for end in ends:
+            self._seen.pop((uid, end.role), None)
+        media = ends[0].stream.media
+        if media is not None and media.hub is not None:
+            await self._release(media.hub, uid)
+        self._publish("stream.deleted", uid, {"stream": uid})
+
     # -- listing ------------------------------------------------------------------------
 
     async def _all_ends(self, stream: str | None) -> list[EndInfo]:
-        ends: list[EndInfo] = []
-        for handle in self._peers.all():
+        """The ends every instance of the cluster holds (of one stream, or all), asked at
+        once; for an instance that cannot be asked, the ends last heard of from it, or
+        that its peers' ends name, marked `stale` and degraded with the reason."""
+        answers: dict[str, list[EndInfo]] = {}
+        failed: dict[str, str] = {}
+
+        async def ask(handle: PeerHandle) -> None:
             try:
                 found = await handle.ask(HOST_KIND, handle.uid, ListEnds(stream=stream), within=2.0)
-                ends.extend(found)
+                answers[handle.uid] = list(found)
+            except NotFound as exc:
+                failed[handle.uid] = exc.message  # streams not up there yet
             except RocdError as exc:
+                failed[handle.uid] = offline_reason(self._peers, handle.uid) or exc.message
                 log.debug("no stream ends from %s: %s", handle.uid, exc)
+
+        handles = self._peers.cluster()
+        async with trio.open_nursery() as nursery:
+            for handle in handles:
+                nursery.start_soon(ask, handle)
+        ends: list[EndInfo] = []
+        for found in answers.values():
+            ends.extend(found)
+        present = {(e.stream.uid, e.role) for e in ends}
+        # What the answers say is gone is forgotten; what they hold is remembered.
+        for key, end in list(self._seen.items()):
+            if end.peer in answers and key not in present and (stream in (None, key[0])):
+                del self._seen[key]
+        for end in ends:
+            self._seen[(end.stream.uid, end.role)] = end
+        while len(self._seen) > MAX_REMEMBERED:
+            del self._seen[next(iter(self._seen))]
+        # Ends on instances that did not answer: remembered, or named by their other half.
+        missing: dict[tuple[str, str], EndInfo] = {}
+        for key, end in self._seen.items():
+            if end.peer not in answers and (stream is None or key[0] == stream):
+                missing[key] = end
+        for end in ends:
+            other = _other_half(end)
+            if other is not None and other[1] not in answers:
+                key = (end.stream.uid, other[0])
+                if key not in present and key not in missing:
+                    missing[key] = EndInfo(
+                        stream=end.stream,
+                        role=other[0],
+                        peer=other[1],
+                        state=StreamState.DEGRADED,
+                        committed=True,
+                    )
+        for end in missing.values():
+            why = failed.get(end.peer) or offline_reason(self._peers, end.peer)
+            why = why or f"peer {end.peer} did not answer"
+            ends.append(
+                msgspec.structs.replace(end, state=_stale_state(end.state), reason=why, stale=True)
+            )
         return ends
 
     async def _ends_of(self, uid: str) -> list[EndInfo]:
@@ -189,7 +286,7 @@ class StreamCoordinator(Actor):
             raise
         log.info("stream %s set up: %s -> %s", spec.uid, _name(source), _name(destination))
         self._publish("stream.created", spec.uid, {"stream": _to_json(spec)})
-        return _view(spec.uid, await self._ends_of(spec.uid))
+        return _view(spec.uid, setup.ends)  # as the commits answered
 
     async def _step(self, setup: Setup, role: Role, step: str, request: Request[Any]) -> Any:
         peer = setup.expects[role]
@@ -206,6 +303,7 @@ class StreamCoordinator(Actor):
 
     async def _setup(self, spec: StreamSpec, setup: Setup) -> None:
         receiver_peer, sender_peer = setup.expects["receiver"], setup.expects["sender"]
+        spec, back = await self._plan(spec, setup)
         if receiver_peer is not None:
             bind_host = "127.0.0.1" if receiver_peer == sender_peer else "0.0.0.0"
             prepared = await self._step(
@@ -215,49 +313,85 @@ class StreamCoordinator(Actor):
                 PrepareReceiver(stream=spec, bind_host=bind_host, ttl_s=PREPARE_TTL),
             )
             setup.prepared("receiver")
-            targets = targets_on(prepared.endpoints, self._media_host(receiver_peer, sender_peer))
+            targets = self._targets(spec, prepared, setup.there)
         else:
             ext = spec.destination.external
             assert ext is not None
             targets = ExternalEndpoints(ext.source, ext.repair, ext.control)
+        punch: tuple[str, ...] = ()
         if sender_peer is not None:
-            await self._step(
+            sent = await self._step(
                 setup,
                 "sender",
                 "prepare_sender",
                 PrepareSender(stream=spec, targets=targets, ttl_s=PREPARE_TTL),
             )
             setup.prepared("sender")
+            punch = _punch_candidates(sent, back)
         if receiver_peer is not None:
-            await self._step(
-                setup, "receiver", "commit_receiver", CommitEnd(stream=spec.uid, role="receiver")
+            info = await self._step(
+                setup,
+                "receiver",
+                "commit_receiver",
+                CommitEnd(stream=spec.uid, role="receiver", punch=punch),
             )
             setup.committed("receiver")
+            setup.ends.append(info)
         if sender_peer is not None:
-            await self._step(
+            info = await self._step(
                 setup, "sender", "commit_sender", CommitEnd(stream=spec.uid, role="sender")
             )
             setup.committed("sender")
+            setup.ends.append(info)
 
-    def _media_host(self, receiver: str, sender: str | None) -> str:
-        """The address a sender on `sender` reaches the receiver's instance at.
-
-        A remote handle knows it (the cluster's `media_host`: the peer's address for
-        media as seen from here); when the receiver is this instance and the sender a
-        remote one, that remote's handle says how it reaches us (`our_media_host`)."""
-        if sender is None or receiver == sender:
-            return "127.0.0.1"
-        handle: PeerHandle = self._peers.get(receiver)
-        attribute = "media_host"
-        if handle.local:
-            handle, attribute = self._peers.get(sender), "our_media_host"
-        host = getattr(handle, attribute, None)
-        if not isinstance(host, str) or not host:
+    async def _plan(self, spec: StreamSpec, setup: Setup) -> tuple[StreamSpec, MediaPath | None]:
+        """The path of the stream's audio (see `_stream_media`); `spec` with it, and how
+        the receiver's instance reaches the sender's (a `nat` path), if asked."""
+        receiver_peer, sender_peer = setup.expects["receiver"], setup.expects["sender"]
+        if receiver_peer is None or sender_peer is None:
+            return msgspec.structs.replace(spec, media=MediaPlan(mode="direct")), None
+        if receiver_peer == sender_peer:
+            setup.there = "127.0.0.1"
+            return msgspec.structs.replace(spec, media=MediaPlan(mode="local")), None
+        there = await self._step(setup, "sender", "plan", GetMediaPath(peer=receiver_peer))
+        if there.host:
+            setup.there = there.host
+            return msgspec.structs.replace(spec, media=MediaPlan(mode="direct")), None
+        back = await self._step(setup, "receiver", "plan", GetMediaPath(peer=sender_peer))
+        lease = await self._lease(spec, setup, [h for h in there.hubs if h in back.hubs])
+        if lease is None and not back.host:
             raise Unavailable(
-                f"no media address known for peer {receiver}: a stream between two "
-                "instances needs the cluster's pairing"
+                f"no media path from {sender_peer} to {receiver_peer}: neither reaches the "
+                "other directly and they share no hub (a rendezvous with `hub` on, linked "
+                "directly to both)",
+                details=[{"source": there.route, "destination": back.route}],
             )
-        return host
+        return msgspec.structs.replace(spec, media=MediaPlan(mode="nat", hub=lease)), back
+
+    async def _lease(self, spec: StreamSpec, setup: Setup, hubs: list[str]) -> HubLease | None:
+        """A relay on the first of `hubs` that grants one (None: none did)."""
+        for hub in hubs:
+            try:
+                handle = self._peers.get(hub)
+                lease: HubLease = await handle.ask(
+                    HUB_KIND, handle.uid, AllocateRelay(stream=spec.uid), within=2.0
+                )
+            except RocdError as exc:
+                log.warning("stream %s: no relay on hub %s: %s", spec.uid, hub, exc)
+                continue
+            setup.lease = lease
+            return lease
+        return None
+
+    @staticmethod
+    def _targets(
+        spec: StreamSpec, prepared: ReceiverPrepared, there: str
+    ) -> ExternalEndpoints | None:
+        """Where the sender sends: the receiver's ports on the host it reaches it at, or
+        on a `nat` path the public side of the receiver's mappings (None: unknown)."""
+        if spec.media is not None and spec.media.mode == "nat":
+            return prepared.observed
+        return targets_on(prepared.endpoints, there)
 
     async def _rollback(self, spec: StreamSpec, setup: Setup) -> None:
         made = setup.rolling_back()
@@ -276,7 +410,49 @@ class StreamCoordinator(Actor):
         async with trio.open_nursery() as nursery:
             for role, peer in made.items():
                 nursery.start_soon(abort, role, peer)
+            if setup.lease is not None:
+                nursery.start_soon(self._release, setup.lease, spec.uid)
         setup.rolled_back()
+
+    async def _release(self, lease: HubLease, stream: str) -> None:
+        """Give a hub relay back (unreachable: it expires once both ends stop using it)."""
+        try:
+            handle = self._peers.get(lease.hub)
+            await handle.ask(
+                HUB_KIND, handle.uid, ReleaseRelay(stream=stream), within=ABORT_TIMEOUT
+            )
+        except RocdError as exc:
+            log.info("stream %s: relay on %s not released: %s", stream, lease.hub, exc)
+
+
+def _punch_candidates(sent: SenderPrepared, back: MediaPath | None) -> tuple[str, ...]:
+    """Where the receiver punches towards the sender: the public side of the sender's
+    socket as the hub saw it, and the sender's port on the host the receiver's instance
+    dials, when it can."""
+    out: list[str] = []
+    if sent.observed:
+        out.append(sent.observed)
+    if back is not None and back.host and sent.port:
+        host = f"[{back.host}]" if ":" in back.host else back.host
+        out.append(f"{host}:{sent.port}")
+    return tuple(dict.fromkeys(out))
+
+
+def _other_half(end: EndInfo) -> tuple[Role, str] | None:
+    """(role, peer) of the other end of `end`'s stream, when an instance holds it."""
+    spec = end.stream
+    if end.role == "receiver":
+        other, role = spec.source, "sender"
+    else:
+        other, role = spec.destination, "receiver"
+    if other.is_external or other.peer is None:
+        return None
+    return _role(role), other.peer
+
+
+def _stale_state(state: StreamState) -> StreamState:
+    """The state shown for an end that cannot be asked: degraded, unless it had ended."""
+    return state if state in (StreamState.FAILED, StreamState.STOPPED) else StreamState.DEGRADED
 
 
 def _role(role: str) -> Role:
@@ -310,7 +486,15 @@ def _view(uid: str, ends: list[EndInfo]) -> Stream:
         reason=reason,
         created=spec.created,
         ends=[
-            EndView(role=e.role, peer=e.peer, state=e.state, reason=e.reason, endpoints=e.endpoints)
+            EndView(
+                role=e.role,
+                peer=e.peer,
+                state=e.state,
+                reason=e.reason,
+                endpoints=e.endpoints,
+                path=e.path,
+                stale=e.stale,
+            )
             for e in ordered
         ],
     )

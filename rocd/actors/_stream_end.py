@@ -33,8 +33,10 @@ from msgspec import UNSET
 from rocd.audio import volume_to_amplitude
 from rocd.errors import Conflict, InvalidRequest, RocdError
 from rocd.net.roc import (
+    Address,
     EndpointError,
     FanoutSlot,
+    Interface,
     MixSlot,
     Receiver,
     ReceiverReporter,
@@ -50,8 +52,20 @@ from rocd.net.roc import (
 
 from ._actor import Actor, ActorRef, Request
 from ._audio_types import DeviceEndpoint, GetEndpoint, GetVad
+from ._peer_handle import Peers
 from ._registry import Registry
 from ._store import PutSetting
+from ._stream_media import PathChooser, media_host, offline_reason
+from ._stream_nat import (
+    address_text,
+    probe_mapping,
+    punch_from,
+    punch_token,
+    receiver_loop,
+    resolve,
+    sender_loop,
+    wait_punches,
+)
 from ._stream_plane import AudioPlane, InputBus, OutputBus
 from ._stream_settings import (
     bound_endpoints,
@@ -81,9 +95,21 @@ log = logging.getLogger("rocd.streams")
 
 #: Seconds between two checks of an end's state (and retries of a broken one).
 CHECK_S = 0.5
+#: Seconds a sender on a `nat` path waits for the receiver's punches when committed.
+PUNCH_WAIT_S = 1.0
 _MS = 1_000_000
 #: Session counters an end adds up over every session it had.
-_TOTALS = ("received", "lost", "recovered", "late", "concealed_samples", "underruns")
+_TOTALS = (
+    "received",
+    "lost",
+    "recovered",
+    "late",
+    "concealed_samples",
+    "underruns",
+    "rtcp_foreign",
+)
+#: FEC reader fields that are not counters (a session's geometry and window).
+_FEC_GAUGES = frozenset({"block_k", "block_n", "symbol_bytes", "window_blocks", "held_blocks"})
 
 
 class EndRecord(msgspec.Struct, kw_only=True):
@@ -97,6 +123,8 @@ class EndRecord(msgspec.Struct, kw_only=True):
     bind_host: str = "0.0.0.0"
     final_state: StreamState | None = None  # stopped / failed: kept across restarts
     final_reason: str = ""
+    #: A receiver on a `nat` path: where the sender's socket may be reached ("host:port").
+    punch: list[str] = []
 
 
 class GetEndInfo(Request[EndInfo], frozen=True):
@@ -104,7 +132,7 @@ class GetEndInfo(Request[EndInfo], frozen=True):
 
 
 class Commit(Request[EndInfo], frozen=True):
-    pass
+    punch: tuple[str, ...] = ()
 
 
 class Patch(Request[EndInfo], frozen=True):
@@ -129,11 +157,13 @@ class EndActor(Actor):
         store: ActorRef,
         publish: Publish,
         expire: Callable[[str, str], None],
+        peers: Peers | None = None,
         ttl_s: float = 10.0,
     ) -> None:
         super().__init__(end_uid(record.stream.uid, record.role))
         self.record = record
         self.peer = peer
+        self._peers = peers
         self._plane = plane
         self._registry = registry
         self._store = store
@@ -156,6 +186,14 @@ class EndActor(Actor):
         self._ever_active = False
         self._flowing = False  # the source gave frames since the last check
         self._ended: dict[str, int] = {}  # counters of the sessions that ended
+        self._ended_fec: dict[str, int] = {}  # and their FEC readers' counters
+        #: A `nat` path: the public side of the receiver's sockets (as the hub saw them),
+        #: or of the sender's; where the sender sends now; the task keeping the NAT open.
+        self.observed: dict[Interface, str] = {}
+        self._chooser: PathChooser | None = None
+        self._nat_scope: trio.CancelScope | None = None
+        #: When the stream's coordinator had started, as its link said at the prepare.
+        self.origin_started: float | None = None
 
     @property
     def role(self) -> Role:
@@ -180,6 +218,9 @@ class EndActor(Actor):
         self._close()
 
     def _close(self) -> None:
+        if self._nat_scope is not None:
+            self._nat_scope.cancel(reason="end closed")
+            self._nat_scope = None
         if self._out is not None:
             if self._mix_slot is not None and self._out.mix is not None:
                 self._out.mix.remove(self._mix_slot)
@@ -261,15 +302,18 @@ class EndActor(Actor):
             raise Conflict(f"cannot listen on {endpoints}: {exc.strerror or exc}") from None
         self._recv = link
         rec.endpoints = bound_endpoints(endpoints, {i.value: a[1] for i, a in bound.items()})
+        if not rec.committed:
+            await self._probe({i: link.sockets[i] for i in bound})
 
     async def _open_sender(self) -> None:
         rec, settings = self.record, self.stream.settings
         endpoint = await self._endpoint("source")
-        assert rec.endpoints is not None
+        hub = self._hub_targets()
+        ext = rec.endpoints if rec.endpoints is not None else hub
+        if ext is None:
+            raise InvalidRequest("a sender needs its targets (or a hub to send through)")
         try:
-            targets = sender_endpoints(
-                rec.endpoints.source, rec.endpoints.repair, rec.endpoints.control
-            )
+            targets = sender_endpoints(ext.source, ext.repair, ext.control)
         except EndpointError as exc:
             raise InvalidRequest(f"invalid targets: {exc}") from None
         sender = Sender(
@@ -285,11 +329,157 @@ class EndActor(Actor):
         except OSError as exc:
             raise Conflict(f"cannot send to {targets}: {exc}") from None
         self._send = link
+        if self._nat:
+            direct = None
+            if rec.endpoints is not None:
+                direct = await _resolved(rec.endpoints)
+            hub_targets = await _resolved(hub) if hub is not None else None
+            self._chooser = PathChooser(direct, hub_targets, trio.current_time())
+            link.retarget(self._chooser.targets)
+            if not rec.committed and link.udp is not None:
+                await self._probe({Interface.CONTROL: link.udp})
+
+    # -- a `nat` path ---------------------------------------------------------------------
+
+    @property
+    def _nat(self) -> bool:
+        media = self.stream.media
+        return media is not None and media.mode == "nat"
+
+    def _hub_host(self) -> tuple[str, int] | None:
+        """(host, probe port) of the stream's hub as this instance reaches it."""
+        media = self.stream.media
+        if media is None or media.hub is None or self._peers is None:
+            return None
+        host = media_host(self._peers, media.hub.hub)
+        return (host, media.hub.probe_port or 0) if host else None
+
+    def _hub_targets(self) -> ExternalEndpoints | None:
+        """Where the sender sends through the hub's relay (None: no hub)."""
+        media, hub = self.stream.media, self._hub_host()
+        if media is None or media.hub is None or hub is None or self.role != "sender":
+            return None
+        s, r, c = media.hub.sender_ports
+        host = f"[{hub[0]}]" if ":" in hub[0] else hub[0]
+        settings = self.stream.settings
+        scheme = settings.fec.scheme
+        if scheme == "none":
+            return ExternalEndpoints(f"rtp://{host}:{s}", None, f"rtcp://{host}:{c}")
+        return ExternalEndpoints(
+            f"rtp+{scheme}://{host}:{s}", f"{scheme}://{host}:{r}", f"rtcp://{host}:{c}"
+        )
+
+    async def _probe(self, sockets: dict[Interface, Any]) -> None:
+        """Learn the public side of each socket's mapping from the hub (a `nat` path)."""
+        hub = self._hub_host()
+        if not self._nat or hub is None or not hub[1]:
+            return
+        target = await resolve(address_text(*hub))
+        if target is None:
+            return
+        found: dict[Interface, str] = {}
+
+        async def one(interface: Interface, udp: Any) -> None:
+            seen = await probe_mapping(udp, target)
+            if seen:
+                found[interface] = seen
+
+        async with trio.open_nursery() as nursery:
+            for interface, udp in sockets.items():
+                nursery.start_soon(one, interface, udp)
+        self.observed = found
+
+    def observed_endpoints(self) -> ExternalEndpoints | None:
+        """A receiver's endpoints at the public side of its mappings (all of them, or
+        None when a socket's is unknown)."""
+        ends = self.record.endpoints
+        if ends is None or not self.observed:
+            return None
+        uris: dict[Interface, str | None] = {}
+        for interface, uri in (
+            (Interface.SOURCE, ends.source),
+            (Interface.REPAIR, ends.repair),
+            (Interface.CONTROL, ends.control),
+        ):
+            if uri is None:
+                uris[interface] = None
+                continue
+            seen = self.observed.get(interface)
+            if seen is None:
+                return None
+            uris[interface] = f"{uri.split('://', 1)[0]}://{seen}"
+        source = uris[Interface.SOURCE]
+        assert source is not None
+        return ExternalEndpoints(source, uris[Interface.REPAIR], uris[Interface.CONTROL])
+
+    def _start_nat(self) -> None:
+        """Keep the NAT open for a committed end of a `nat` path (punches, registrations)."""
+        media = self.stream.media
+        if not self._nat or media is None or self._nat_scope is not None:
+            return
+        scope = self._nat_scope = trio.CancelScope()
+        self.nursery.start_soon(self._nat_task, scope)
+
+    async def _nat_task(self, scope: trio.CancelScope) -> None:
+        media = self.stream.media
+        assert media is not None
+        lease = media.hub
+        with scope:
+            hub = self._hub_host()
+            hub_token = bytes.fromhex(lease.token) if lease is not None else None
+            if self._recv is not None:
+                hub_y = None
+                if hub is not None and lease is not None:
+                    hub_y = await resolve(address_text(hub[0], lease.receiver_port))
+                punch_to = [a for a in [await resolve(p) for p in self.record.punch] if a]
+                await receiver_loop(
+                    dict(self._recv.sockets),
+                    punch_to=punch_to,
+                    punch=punch_token(media.token),
+                    hub=hub_y,
+                    hub_token=hub_token,
+                )
+            elif self._send is not None and self._send.udp is not None:
+                if hub is None or lease is None or hub_token is None:
+                    return
+                control = await resolve(address_text(hub[0], lease.sender_ports[2]))
+                if control is not None:
+                    await sender_loop(self._send.udp, control, hub_token)
+
+    def _steer(self) -> None:
+        """A sender on a `nat` path: follow the receiver's punches, or move to the hub."""
+        chooser, link, media = self._chooser, self._send, self.stream.media
+        if chooser is None or link is None or media is None:
+            return
+        now = trio.current_time()
+        changed = False
+        token = punch_token(media.token)
+        punches, link.punches = link.punches, []
+        wanted = {i for i in Interface if link.endpoints.endpoint(i) is not None}
+        for data, source in punches:
+            interface = punch_from(data, token)
+            if interface is not None and interface in wanted:
+                changed = chooser.punched(interface, source, now) or changed
+        changed = chooser.tick(link.rtcp_received, now) or changed
+        if changed:
+            log.info("stream %s: sending %s", self.stream.uid, chooser.path)
+            link.retarget(chooser.targets)
+
+    @property
+    def path(self) -> str:
+        media = self.stream.media
+        if self._chooser is not None:
+            return self._chooser.path
+        if media is None:
+            return ""
+        return "local" if media.mode == "local" else media.mode
 
     def _gain(self) -> float:
         return volume_to_amplitude(self.stream.settings.volume)
 
     def _attach(self) -> None:
+        if self.record.committed:
+            self._start_nat()
         if self._recv is not None and self._out is not None and self._out.mix is not None:
             self._mix_slot = self._out.mix.add(self._recv, self._gain())
         if self._send is not None and self._in is not None and self._in.fan is not None:
@@ -305,6 +495,8 @@ class EndActor(Actor):
             if isinstance(final, SessionMetrics):
                 for name in _TOTALS:
                     self._ended[name] = self._ended.get(name, 0) + getattr(final, name)
+                for name, value in _fec_counters(final).items():
+                    self._ended_fec[name] = self._ended_fec.get(name, 0) + value
             return
         bounds = fixed_bounds_ns(self.stream.settings)
         if kind != "session.started" or bounds is None or self._recv is None:
@@ -319,7 +511,9 @@ class EndActor(Actor):
         match msg:
             case GetEndInfo():
                 return self.info()
-            case Commit():
+            case Commit(punch=punch):
+                if punch:
+                    self.record.punch = list(punch)
                 return await self._commit()
             case Patch(patch=patch):
                 return await self._patch(patch)
@@ -331,11 +525,29 @@ class EndActor(Actor):
         if self.record.committed:
             raise Conflict(f"the {self.role} of stream {self.stream.uid} is committed already")
         self.life.to(StreamState.STARTING)
+        await self._choose_path()
         self.record.committed = True
         await self._save()
         self._attach()
         self._announce()
         return self.info()
+
+    async def _choose_path(self) -> None:
+        """A sender on a `nat` path, before its first packet: wait (at most
+        `PUNCH_WAIT_S`) for the receiver's punches, which prove a direct path and tell
+        the receiver's public addresses; without one, the hub's relay it is."""
+        chooser, link, media = self._chooser, self._send, self.stream.media
+        if chooser is None or link is None or link.udp is None or media is None:
+            return
+        token = punch_token(media.token)
+        wanted = {i for i in Interface if link.endpoints.endpoint(i) is not None}
+        now = trio.current_time()
+        seen = await wait_punches(link.udp, token, wanted, PUNCH_WAIT_S)
+        for interface, source in seen.items():
+            chooser.punched(interface, source, now)
+        chooser.settle(bool(seen), now)
+        log.info("stream %s: sending %s (punches from %s)", self.stream.uid, chooser.path, seen)
+        link.retarget(chooser.targets)
 
     async def _patch(self, patch: StreamPatch) -> EndInfo:
         settings = self.stream.settings
@@ -394,6 +606,7 @@ class EndActor(Actor):
             since=self.life.since,
             committed=self.record.committed,
             endpoints=self.record.endpoints,
+            path=self.path,
         )
 
     def _set(self, state: StreamState, reason: str = "") -> None:
@@ -436,6 +649,11 @@ class EndActor(Actor):
             if not self._opened:
                 return
         self._measure()
+        self._steer()
+        gone = self._other_half_gone()
+        if gone:
+            self._set(StreamState.DEGRADED, gone)
+            return
         if self._recv is not None:
             bus = self._out
             playing = any(m.state is SessionState.PLAYING for m in self._recv.receiver.metrics())
@@ -455,6 +673,14 @@ class EndActor(Actor):
                 self._set(StreamState.ACTIVE)
             elif self._ever_active:
                 self._set(StreamState.DEGRADED, "the source delivers no audio")
+
+    def _other_half_gone(self) -> str:
+        """Why the instance holding the other end cannot be reached ("" when it can)."""
+        spec = self.stream
+        other = spec.source if self.role == "receiver" else spec.destination
+        if other.is_external or other.peer is None or self._peers is None:
+            return ""
+        return offline_reason(self._peers, other.peer)
 
     def _measure(self) -> None:
         """Bitrate over the last check, and whether the source moved."""
@@ -522,6 +748,9 @@ class EndActor(Actor):
                     if isinstance(v, int)
                 },
                 session_metrics=[msgspec.to_builtins(s) for s in sessions],
+                fec=self._fec_totals(sessions),
+                rtcp=self._rtcp_stats(),
+                rtcp_foreign=total("rtcp_foreign"),
             )
         if self._send is not None:
             m = self._send.sender.metrics()
@@ -547,5 +776,43 @@ class EndActor(Actor):
             sender=sender,
         )
 
+    def _fec_totals(self, sessions: list[SessionMetrics]) -> dict[str, int]:
+        """The FEC readers' counters, summed over every session the end had."""
+        out = dict(self._ended_fec)
+        for session in sessions:
+            for name, value in _fec_counters(session).items():
+                out[name] = out.get(name, 0) + value
+        return out
+
+    def _rtcp_stats(self) -> dict[str, int]:
+        reporter = self._recv.reporter if self._recv is not None else None
+        if reporter is None:
+            return {}
+        stats = msgspec.structs.asdict(reporter.stats)
+        return {k: v for k, v in stats.items() if isinstance(v, int)}
+
     async def _save(self) -> None:
         await self._store.ask(PutSetting("stream_end", self.uid, msgspec.to_builtins(self.record)))
+
+
+async def _resolved(ext: ExternalEndpoints) -> dict[Interface, Address]:
+    """The numeric addresses of a slot's URIs (those that resolve)."""
+    out: dict[Interface, Address] = {}
+    for interface, uri in (
+        (Interface.SOURCE, ext.source),
+        (Interface.REPAIR, ext.repair),
+        (Interface.CONTROL, ext.control),
+    ):
+        if uri is None:
+            continue
+        address = await resolve(uri.split("://", 1)[1])
+        if address is not None:
+            out[interface] = address
+    return out
+
+
+def _fec_counters(session: SessionMetrics) -> dict[str, int]:
+    if session.fec is None:
+        return {}
+    fields = msgspec.structs.asdict(session.fec)
+    return {k: v for k, v in fields.items() if k not in _FEC_GAUGES and isinstance(v, int)}

@@ -12,10 +12,12 @@ owns the audio plane (the daemon's one `Ticker`, the device buses) and supervise
 
 At start it brings back the committed ends from the store and removes those whose other
 half should be here but is not (a kill between the two commits of a local stream). Ends
-whose other half is on another instance are checked there every `RECONCILE_S` seconds and
-removed when that instance answers that it has no such end; an instance that cannot be
-reached leaves the end as it is (degraded, not deleted). Every second it publishes one
-`stream.metrics` event per stream it holds an end of.
+whose other half is on another instance are checked there whenever that instance comes
+(back) online, at once (reconciliation at reconnect), and every `RECONCILE_S` seconds,
+and removed when that instance answers that it has no such end; an instance that cannot
+be reached leaves the end as it is (degraded with the reason, not deleted). A prepared
+end whose coordinator went offline is removed at once (no commit can come). Every second
+it publishes one `stream.metrics` event per stream it holds an end of.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import msgspec
 import trio
 
 from rocd.errors import NotFound, RocdError
+from rocd.net.roc import Interface
 
 from ._actor import Actor, ActorRef
 from ._peer_handle import Peers
@@ -34,6 +37,7 @@ from ._registry import Registry
 from ._store import DeleteSetting, ListSettings
 from ._stream_end import Commit, EndActor, EndRecord, GetEndInfo, GetMetrics, Patch
 from ._stream_faults import Faults
+from ._stream_media import HUB_KIND, GetMediaPath, media_path, offline_reason, peer_started
 from ._stream_plane import AudioPlane
 from ._stream_settings import check_external, resolve
 from ._stream_types import (
@@ -57,6 +61,8 @@ log = logging.getLogger("rocd.streams")
 
 #: Seconds between two checks that the other half of each end still exists.
 RECONCILE_S = 5.0
+#: Seconds between two looks at whether the instances holding other halves are online.
+WATCH_S = 0.25
 #: Seconds between two `stream.metrics` events of a stream.
 METRICS_S = 1.0
 
@@ -103,6 +109,7 @@ class StreamHost(Actor):
         await self.nursery.start(self.ends.run)
         await self._restore()
         self.nursery.start_soon(self._reconcile_loop)
+        self.nursery.start_soon(self._watch_peers)
         self.nursery.start_soon(self._metrics_loop)
 
     async def on_stop(self) -> None:
@@ -112,7 +119,7 @@ class StreamHost(Actor):
 
     def _actor(self, record: EndRecord, ttl_s: float = 10.0) -> EndActor:
         assert self.plane is not None
-        return EndActor(
+        actor = EndActor(
             record,
             peer=self.uid,
             plane=self.plane,
@@ -120,8 +127,11 @@ class StreamHost(Actor):
             store=self._store,
             publish=self._publish,
             expire=self._expired,
+            peers=self._peers,
             ttl_s=ttl_s,
         )
+        actor.origin_started = peer_started(self._peers, record.stream.origin)
+        return actor
 
     def _expired(self, stream: str, role: str) -> None:
         try:
@@ -181,10 +191,10 @@ class StreamHost(Actor):
         match msg:
             case PrepareReceiver():
                 await self.faults.at("prepare_receiver.before")
-                prepared = await self._prepare(msg.stream, "receiver", msg.bind_host, msg.ttl_s)
+                actor = await self._prepare(msg.stream, "receiver", msg.bind_host, msg.ttl_s)
                 await self.faults.at("prepare_receiver.after")
-                assert prepared.endpoints is not None
-                return ReceiverPrepared(prepared.endpoints)
+                assert actor.record.endpoints is not None
+                return ReceiverPrepared(actor.record.endpoints, actor.observed_endpoints())
             case PrepareSender():
                 await self.faults.at("prepare_sender.before")
                 record = EndRecord(
@@ -194,12 +204,15 @@ class StreamHost(Actor):
                 await self.faults.at("prepare_sender.after")
                 send = actor._send
                 port = send.udp.local[1] if send is not None and send.udp is not None else 0
-                return SenderPrepared(port)
-            case CommitEnd(stream=stream, role=role):
+                return SenderPrepared(port, actor.observed.get(Interface.CONTROL, ""))
+            case CommitEnd(stream=stream, role=role, punch=punch):
                 await self.faults.at(f"commit_{role}.before")
-                info = await self._end(stream, role).ask(Commit())
+                info = await self._end(stream, role).ask(Commit(punch))
                 await self.faults.at(f"commit_{role}.after")
                 return info
+            case GetMediaPath(peer=peer):
+                hub_here = self._registry.find(HUB_KIND, self.uid) is not None
+                return media_path(self._peers, peer, hub_here=hub_here)
             case AbortEnd(stream=stream, role=role, reason=reason):
                 return await self._remove(stream, role, reason)
             case ListEnds(stream=stream):
@@ -216,10 +229,9 @@ class StreamHost(Actor):
 
     async def _prepare(
         self, stream: StreamSpec, role: Role, bind_host: str, ttl_s: float
-    ) -> EndRecord:
+    ) -> EndActor:
         record = EndRecord(stream=_resolved(stream), role=role, bind_host=bind_host)
-        await self._start(record, ttl_s)
-        return record
+        return await self._start(record, ttl_s)
 
     async def _start(self, record: EndRecord, ttl_s: float) -> EndActor:
         """Start (prepare) an end; its refusal is raised as the RocdError it is."""
@@ -252,22 +264,87 @@ class StreamHost(Actor):
             for actor in self._end_actors():
                 await self._reconcile(actor)
 
+    async def _watch_peers(self) -> None:
+        """Reconcile at reconnect: the ends whose other half lives on an instance that
+        has just come (back) online are checked there at once (until it answers), and a
+        prepared end whose coordinator went offline is removed (no commit will come)."""
+        seen: dict[str, tuple[bool, float | None]] = {}  # uid -> (online, started)
+        due: set[str] = set()
+        while True:
+            await trio.sleep(WATCH_S)
+            for actor in self._end_actors():
+                record = actor.record
+                if not record.committed:
+                    why = self._coordinator_gone(actor)
+                    if why:
+                        await self._remove(record.stream.uid, record.role, why)
+                    continue
+                other = _remote_other(record, self.uid)
+                if other is None:
+                    continue
+                now = (not offline_reason(self._peers, other), peer_started(self._peers, other))
+                before = seen.get(other, (False, None))
+                if now[0] and (not before[0] or (before[1] is not None and now[1] != before[1])):
+                    due.add(other)  # back online, or restarted meanwhile
+                seen[other] = now
+            for uid in list(due):
+                if await self._reconcile_with(uid):
+                    due.discard(uid)
+
+    def _coordinator_gone(self, actor: EndActor) -> str:
+        """Why a prepared end's coordinator can no longer commit it ("" if it can): it
+        is a known peer that went offline, or that restarted since (its setup died)."""
+        origin = actor.record.stream.origin
+        if origin == self.uid:
+            return ""
+        try:
+            self._peers.get(origin)
+        except NotFound:
+            return ""
+        if offline_reason(self._peers, origin):
+            return "its coordinator went offline"
+        started = peer_started(self._peers, origin)
+        if started is not None and actor.origin_started not in (None, started):
+            return "its coordinator restarted"
+        return ""
+
+    async def _reconcile_with(self, uid: str) -> bool:
+        """Remove the committed ends whose other half instance `uid` does not hold; True
+        once it answered."""
+        try:
+            handle = self._peers.get(uid)
+            there = await handle.ask(self.kind, handle.uid, ListEnds(), within=2.0)
+        except RocdError:
+            return False  # not reachable, or its streams are not up yet: try again
+        held = {(e.stream.uid, e.role) for e in there}
+        for actor in self._end_actors():
+            record = actor.record
+            if not record.committed or _remote_other(record, self.uid) != uid:
+                continue
+            other = "sender" if record.role == "receiver" else "receiver"
+            if (record.stream.uid, other) not in held:
+                log.warning(
+                    "stream %s: its %s is gone from %s; removed", record.stream.uid, other, uid
+                )
+                await self._remove(record.stream.uid, record.role, f"its {other} is gone")
+        return True
+
     async def _reconcile(self, actor: EndActor) -> None:
         record = actor.record
         if not record.committed:
             return
         spec = record.stream
         other: Role = "sender" if record.role == "receiver" else "receiver"
-        end = spec.source if other == "sender" else spec.destination
-        if end.is_external or end.peer is None or end.peer == self.uid:
+        peer = _remote_other(record, self.uid)
+        if peer is None:
             return
         try:
-            handle = self._peers.get(end.peer)
+            handle = self._peers.get(peer)
             ends = await handle.ask(self.kind, handle.uid, ListEnds(stream=spec.uid), within=2.0)
         except RocdError:
             return  # unreachable: keep the end, it is degraded until the peer is back
         if not any(e.role == other for e in ends):
-            log.warning("stream %s: its %s is gone from %s; removed", spec.uid, other, end.peer)
+            log.warning("stream %s: its %s is gone from %s; removed", spec.uid, other, peer)
             await self._remove(spec.uid, record.role, f"its {other} is gone")
 
     async def _metrics_loop(self) -> None:
@@ -293,6 +370,15 @@ def _resolved(spec: StreamSpec) -> StreamSpec:
     if spec.destination.is_external:
         external.append(check_external(spec.destination, "destination", sender=True).fec_scheme)
     return msgspec.structs.replace(spec, settings=resolve(spec.settings, external))
+
+
+def _remote_other(record: EndRecord, local: str) -> str | None:
+    """The uid of the instance holding the other end, when that is another instance."""
+    spec = record.stream
+    other = spec.source if record.role == "receiver" else spec.destination
+    if other.is_external or other.peer is None or other.peer == local:
+        return None
+    return other.peer
 
 
 def _other_half(record: EndRecord, local: str) -> Role | None:

@@ -15,8 +15,11 @@ the setup is `committed`. Steps out of this order raise `InvalidSetupStep` (a bu
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from rocd.errors import RocdError
+
+from ._stream_media import HubLease
 
 
 class SetupPhase(enum.StrEnum):
@@ -53,6 +56,9 @@ class Setup:
         self.phase = SetupPhase.STARTED
         self.expects: dict[str, str | None] = {"receiver": receiver, "sender": sender}
         self.made: dict[str, str] = {}  # role -> peer uid of an end prepared or committed
+        self.there = ""  # the host the sender reaches the receiver's instance at
+        self.lease: HubLease | None = None  # a hub relay leased for it (given back on rollback)
+        self.ends: list[Any] = []  # what each committed end answered (its EndInfo)
 
     def _to(self, phase: SetupPhase) -> None:
         if phase not in _NEXT[self.phase]:

@@ -20,6 +20,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from ._actor import Request
 from ._audio_types import Rate, Volume
+from ._stream_media import MediaPlan
 from ._stream_state import StreamState
 
 Role = Literal["sender", "receiver"]
@@ -135,6 +136,7 @@ class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     settings: StreamSettings
     created: float  # Unix time, seconds
     origin: str  # uid of the instance that set it up
+    media: MediaPlan | None = None  # the path of its audio (None: direct, as before)
 
 
 # -- views ------------------------------------------------------------------------------
@@ -152,6 +154,11 @@ class EndInfo(msgspec.Struct, frozen=True, kw_only=True):
     committed: bool = False
     #: receiver: where it listens (the ports to send to); sender: where it sends.
     endpoints: ExternalEndpoints | None = None
+    #: The path its audio takes: "local", "direct", "hub" (through a hub's relay),
+    #: "punched" (a direct path opened through a NAT); "" for an end that does not know.
+    path: str = ""
+    #: Not heard from its instance just now (offline): what was last known of it.
+    stale: bool = False
 
 
 class EndView(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,6 +167,10 @@ class EndView(msgspec.Struct, frozen=True, kw_only=True):
     state: StreamState
     reason: str = ""
     endpoints: ExternalEndpoints | None = None
+    #: The path of the audio (a sender's view: local, direct, punched or hub).
+    path: str = ""
+    #: Its instance cannot be asked now: the state shown is degraded, with the reason.
+    stale: bool = False
 
 
 class Stream(msgspec.Struct, frozen=True, kw_only=True):
@@ -194,6 +205,14 @@ class ReceiverEndMetrics(msgspec.Struct, frozen=True, kw_only=True):
     bitrate_bps: float  # received, over the last interval
     counters: dict[str, int]  # the receiver's drop counters, all of them
     session_metrics: list[dict[str, Any]]  # every live session, every field
+    #: The FEC readers' counters (what they took, refused, decoded), summed over every
+    #: session the end had: forged or foreign repair packets show up here.
+    fec: dict[str, int] = {}
+    #: What the receiver's RTCP took and refused (`foreign`, `unknown_ssrc`,
+    #: `table_full`, ...) and the size of its sender table.
+    rtcp: dict[str, int] = {}
+    #: RTCP naming a session's SSRC from another address (ignored), over every session.
+    rtcp_foreign: int = 0
 
 
 class SenderEndMetrics(msgspec.Struct, frozen=True, kw_only=True):
@@ -229,10 +248,14 @@ class StreamMetrics(msgspec.Struct, frozen=True, kw_only=True):
 
 class ReceiverPrepared(msgspec.Struct, frozen=True):
     endpoints: ExternalEndpoints  # bound: the ports a sender must send to
+    #: On a `nat` path: the public side of each socket's mapping, as the hub saw it.
+    observed: ExternalEndpoints | None = None
 
 
 class SenderPrepared(msgspec.Struct, frozen=True):
     port: int  # the UDP port the sender sends from
+    #: On a `nat` path: "host:port" the hub saw the sender's socket at ("": unknown).
+    observed: str = ""
 
 
 class PrepareReceiver(Request[ReceiverPrepared], frozen=True, kw_only=True):
@@ -247,7 +270,9 @@ class PrepareSender(Request[SenderPrepared], frozen=True, kw_only=True):
     """Phase 1 on the source's instance: open the device, bind the socket."""
 
     stream: StreamSpec
-    targets: ExternalEndpoints  # where to send
+    #: Where to send; None on a `nat` path whose direct candidates are unknown (the
+    #: sender then sends through the hub at once).
+    targets: ExternalEndpoints | None
     ttl_s: float = 10.0
 
 
@@ -256,6 +281,9 @@ class CommitEnd(Request[EndInfo], frozen=True, kw_only=True):
 
     stream: str
     role: Role
+    #: A receiver on a `nat` path: "host:port" addresses where the sender's socket may be
+    #: reached, to punch towards before the first packet comes.
+    punch: tuple[str, ...] = ()
 
 
 class AbortEnd(Request[bool], frozen=True, kw_only=True):

@@ -6,7 +6,12 @@ labels are `stream` (uid), `peer` (the instance at the other end: this one's uid
 local stream, "external" for a Roc endpoint) and `direction` ("receive" or "send"), never
 addresses or SSRCs. Every counter of the receiver and of its sessions is exported, also
 those this module does not name (as rocd_stream_receiver_<name>_total and
-rocd_stream_session_<name>_total).
+rocd_stream_session_<name>_total). What the receive path refused (forged or foreign
+packets: the security model in README.md) is counted as rocd_receiver_fec_<name>_total
+(the FEC readers' counters over every session of the end) and
+rocd_receiver_rtcp_<name>_total (the receiver's RTCP), with the size and cap of its RTCP
+sender table as gauges. A hub also exports its relays (`rocd_hub_relays`, and per relay
+labelled by `stream`: datagrams by `direction`, bytes, and what it dropped by `reason`).
 """
 
 from __future__ import annotations
@@ -18,13 +23,23 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from rocd.actors import EndInfo, EndMetrics, GetEndMetrics, ListEnds
+from rocd.actors import (
+    HUB_KIND,
+    EndInfo,
+    EndMetrics,
+    GetEndMetrics,
+    ListEnds,
+    ListRelays,
+    RelayInfo,
+)
 from rocd.errors import RocdError
 
 from ._context import ApiContext
 from ._routes import API
 
 _LABELS = ("stream", "peer", "direction")
+#: Fields of the receiver's RTCP statistics that are levels, not counts.
+_RTCP_GAUGES = frozenset({"senders", "max_senders"})
 #: Session fields with a name of their own here, or that are not counters.
 _NAMED = frozenset(
     {"ssrc", "address", "payload_type", "state", "latency_ms", "target_ms", "jitter_ms",
@@ -42,8 +57,11 @@ def _other_peer(info: EndInfo) -> str:
 class _Snapshot(Collector):
     """The families of one scrape, from end metrics gathered just before."""
 
-    def __init__(self, ends: list[tuple[EndInfo, EndMetrics]]) -> None:
+    def __init__(
+        self, ends: list[tuple[EndInfo, EndMetrics]], relays: list[RelayInfo] | None = None
+    ) -> None:
         self.ends = ends
+        self.relays = relays
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Any] = {}
@@ -100,6 +118,15 @@ class _Snapshot(Collector):
                 for name, value in totals.items():
                     counter(f"rocd_stream_session_{name}", f"session counter {name}",
                             labels, value)  # fmt: skip
+                for name, value in r.fec.items():
+                    counter(f"rocd_receiver_fec_{name}", f"FEC reader counter {name}",
+                            labels, value)  # fmt: skip
+                for name, value in r.rtcp.items():
+                    if name in _RTCP_GAUGES:
+                        gauge(f"rocd_receiver_rtcp_{name}", f"RTCP {name}", labels, value)
+                    else:
+                        counter(f"rocd_receiver_rtcp_{name}", f"RTCP counter {name}",
+                                labels, value)  # fmt: skip
             s = m.sender
             if s is not None:
                 counter("rocd_stream_packets_sent", "RTP source packets sent", labels,
@@ -121,6 +148,28 @@ class _Snapshot(Collector):
             peer_family.add_metric([peer], count)
         yield from families.values()
         yield peer_family
+        if self.relays is not None:
+            yield from _hub_families(self.relays)
+
+
+def _hub_families(relays: list[RelayInfo]) -> Iterator[Metric]:
+    count = GaugeMetricFamily("rocd_hub_relays", "media relays this hub runs now")
+    count.add_metric([], len(relays))
+    datagrams = CounterMetricFamily(
+        "rocd_hub_relay_datagrams", "datagrams relayed", labels=("stream", "direction")
+    )
+    octets = CounterMetricFamily("rocd_hub_relay_bytes", "bytes relayed", labels=("stream",))
+    dropped = CounterMetricFamily(
+        "rocd_hub_relay_dropped", "datagrams a relay refused", labels=("stream", "reason")
+    )
+    for relay in relays:
+        stats = relay.stats
+        datagrams.add_metric([relay.stream, "to_receiver"], stats.to_receiver)
+        datagrams.add_metric([relay.stream, "to_sender"], stats.to_sender)
+        octets.add_metric([relay.stream], stats.bytes)
+        for reason in ("unknown_source", "bad_token", "no_receiver", "over_rate"):
+            dropped.add_metric([relay.stream, reason], getattr(stats, reason))
+    yield from (count, datagrams, octets, dropped)
 
 
 async def gather(ctx: ApiContext) -> list[tuple[EndInfo, EndMetrics]]:
@@ -149,5 +198,12 @@ async def gather(ctx: ApiContext) -> list[tuple[EndInfo, EndMetrics]]:
 )
 async def metrics(ctx: ApiContext) -> str:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(await gather(ctx)))
+    relays = None
+    hub = ctx.registry.find(HUB_KIND, ctx.peers.local.uid) if ctx.peers is not None else None
+    if hub is not None:
+        try:
+            relays = await hub.ask(ListRelays())
+        except RocdError:
+            relays = None
+    registry.register(_Snapshot(await gather(ctx), relays))
     return generate_latest(registry).decode()

@@ -52,14 +52,18 @@ from ._pulse_server import (
     pulse_server_command,
     pulse_server_env,
 )
+from ._recording import FORMATS as RECORDING_FORMATS
+from ._recording import Recording, open_recording, recording_format
 from ._ring import FrameRing, RingStats
 from ._tee import Tee, TeeReader
 from ._tone import DEFAULT_TONES, Tone, ToneDriver, ToneGenerator
 from ._watch import EventHub, diff_devices
+from ._wav import WavFile, wav_header
 
 __all__ = [
     "DEFAULT_TONES",
     "MAX_VOLUME",
+    "RECORDING_FORMATS",
     "AudioDriver",
     "AudioError",
     "CaptureStream",
@@ -88,6 +92,7 @@ __all__ = [
     "PortAudioDriver",
     "PrivatePulseServer",
     "PulseDriver",
+    "Recording",
     "RingStats",
     "SampleSpec",
     "StreamBroken",
@@ -99,6 +104,7 @@ __all__ = [
     "ToneGenerator",
     "Unsupported",
     "VirtualKind",
+    "WavFile",
     "apply_gain",
     "as_frames",
     "check_volume",
@@ -110,11 +116,14 @@ __all__ = [
     "open_file_reader",
     "open_file_writer",
     "open_pulse_driver",
+    "open_recording",
     "prepare_pulse_root",
     "private_pulse_root",
     "probe_pulse",
     "pulse_server_command",
     "pulse_server_env",
+    "recording_format",
     "silence",
     "volume_to_amplitude",
+    "wav_header",
 ]

@@ -3,14 +3,16 @@
 Every readable WAV, FLAC or OGG file in the directory is a source `file:source:<name>`.
 A sink is made with `create_virtual("speaker", name)` as `file:sink:<name>`; playing into
 it records `<name>` (its extension picks the format: .wav float32, .flac 24-bit, .ogg
-Vorbis). A recording is written to a hidden `.<name>.part` and renamed when the stream
-closes, also on cancellation, so the directory only ever holds complete, valid files;
-once written it is listed as a source too.
+Vorbis), through the same `Recording` as `rocd recv`: a WAV is valid on disk at every
+moment (a daemon killed mid-recording leaves everything up to the last half second), a
+FLAC or OGG is written to a hidden `.<name>.part` and renamed when the stream closes,
+also on cancellation. A file being recorded is not listed as a source until it is done.
 
 Files are unclocked: reads and writes return as fast as the disk allows. Their rate and
 channels are the file's: there is no conversion here (the resampler lives elsewhere), a
-different spec is a ValueError. Blocking file calls run in a worker thread. Files added
-or removed behind the driver's back are noticed on the next `list_devices` (with events).
+different spec is a ValueError. Blocking file calls run in a worker thread, a second of
+audio per hop for reads, half a second for recordings (see `_file_io`). Files added or
+removed behind the driver's back are noticed on the next `list_devices` (with events).
 """
 
 from collections.abc import AsyncIterator
@@ -24,9 +26,10 @@ import trio
 
 from ._driver import DeviceInfo, DriverFeatures, VirtualKind
 from ._errors import AudioError, Unsupported
-from ._file_io import FORMATS as _FORMATS
-from ._file_io import finish_recording
-from ._format import Frames, SampleSpec, as_frames
+from ._file_io import BlockReader, open_sound_file
+from ._format import Frames, SampleSpec
+from ._recording import FORMATS as _FORMATS
+from ._recording import Recording, open_recording
 from ._watch import SoftStream, TableDriver, check_name
 
 
@@ -35,26 +38,26 @@ class FileCapture(SoftStream):
 
     def __init__(self, driver: TableDriver, device_id: str, f: Any, spec: SampleSpec) -> None:
         super().__init__(driver, device_id, spec)
-        self._file = f
+        self._reader = BlockReader(f, spec)
 
     async def read(self, frames: int) -> Frames:
-        block = await trio.to_thread.run_sync(
-            lambda: self._file.read(frames, dtype="float32", always_2d=True)
-        )
+        block = await self._reader.read(frames)
         self._frames += len(block)
-        return self._gain(as_frames(block, self._spec))
+        return self._gain(block)
 
 
 class FilePlayback(SoftStream):
     """A recording in progress into a file sink."""
 
-    def __init__(self, driver: TableDriver, device_id: str, f: Any, spec: SampleSpec) -> None:
+    def __init__(
+        self, driver: TableDriver, device_id: str, recording: Recording, spec: SampleSpec
+    ) -> None:
         super().__init__(driver, device_id, spec)
-        self._file = f
+        self._recording = recording
 
     async def write(self, frames: Frames) -> None:
-        block = self._gain(as_frames(frames, self._spec))
-        await trio.to_thread.run_sync(self._file.write, block)
+        block = self._gain(frames)
+        await self._recording.write(block)
         self._frames += len(block)
 
 
@@ -68,6 +71,7 @@ class FileDriver(TableDriver):
         self.root = Path(root)
         if not self.root.is_dir():
             raise AudioError(f"{self.root} is not a directory")
+        self._recording: set[str] = set()  # names of the files being recorded
 
     async def list_devices(self) -> list[DeviceInfo]:
         await self.rescan()
@@ -93,6 +97,8 @@ class FileDriver(TableDriver):
         for path in sorted(self.root.iterdir()):
             if path.name.startswith(".") or path.suffix.lower() not in _FORMATS:
                 continue
+            if path.name in self._recording:
+                continue  # not a source until it is complete
             try:
                 info = sf.info(str(path))
             except (sf.LibsndfileError, RuntimeError, OSError):
@@ -123,7 +129,7 @@ class FileDriver(TableDriver):
         if spec is not None and spec != info.spec:
             raise ValueError(f"{device_id} is {info.spec}; the file driver does not convert")
         path = self.root / info.name
-        f = await trio.to_thread.run_sync(sf.SoundFile, str(path))
+        f = await trio.to_thread.run_sync(open_sound_file, str(path))
         self.table.set_state(device_id, "running")
         try:
             yield FileCapture(self, device_id, f, info.spec)
@@ -139,22 +145,18 @@ class FileDriver(TableDriver):
         info = self.device(device_id, "sink")
         if spec is not None and spec != info.spec:
             raise ValueError(f"{device_id} is {info.spec}; the file driver does not convert")
-        final = self.root / info.name
-        part = self.root / f".{info.name}.part"
-        container, subtype = _FORMATS[final.suffix.lower()]
-        f = await trio.to_thread.run_sync(
-            lambda: sf.SoundFile(
-                str(part), "w", info.rate, info.channels, subtype, format=container
-            )
-        )
-        self.table.set_state(device_id, "running")
+        if info.name in self._recording:
+            raise ValueError(f"{device_id} is recording already")
+        self._recording.add(info.name)
         try:
-            yield FilePlayback(self, device_id, f, info.spec)
+            async with open_recording(self.root / info.name, info.spec) as recording:
+                self.table.set_state(device_id, "running")
+                try:
+                    yield FilePlayback(self, device_id, recording, info.spec)
+                finally:
+                    self.table.set_state(device_id, "idle")
         finally:
-            self.table.set_state(device_id, "idle")
-            # Shielded: a cancelled recording must still end as a complete file.
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(finish_recording, f, part, final)
+            self._recording.discard(info.name)
 
     async def create_virtual(
         self, kind: VirtualKind, name: str, spec: SampleSpec, *, description: str = ""

@@ -1,7 +1,7 @@
 """What `rocd send -i` reads and `rocd recv -o` writes, named by a short URI.
 
     file:PATH | file://PATH     an audio file (any format libsndfile reads; written as
-                                WAV float32, or FLAC / OGG by extension)
+                                WAV float32, FLAC or OGG by extension: .wav, .flac, .ogg)
     tone:sine[:FREQ] | tone:FREQ | tone:sweep | tone:noise | tone:silence
                                 a generated test signal (input only)
     pulse:NAME | pulse://NAME   a PulseAudio (or pipewire-pulse) device by name; `default`
@@ -14,6 +14,7 @@ Files and tones are unclocked (the link paces them in real time); devices are cl
 
 from __future__ import annotations
 
+import math
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -27,15 +28,17 @@ from rocd.audio import (
     Tone,
     ToneDriver,
     ToneGenerator,
+    Unsupported,
     open_file_reader,
     open_file_writer,
     open_pulse_driver,
+    recording_format,
 )
 from rocd.audio import Frames as AudioFrames
 
+from ._run import UsageError
 
-class UsageError(ValueError):
-    """A malformed input or output URI (exit status 2)."""
+__all__ = ["Limited", "ToneSource", "UsageError", "open_input", "open_output", "parse_tone"]
 
 
 class ToneSource:
@@ -45,7 +48,10 @@ class ToneSource:
 
     def __init__(self, tone: Tone, spec: SampleSpec) -> None:
         self.spec = spec
-        self._generator = ToneGenerator(tone, spec)
+        try:
+            self._generator = ToneGenerator(tone, spec)
+        except ValueError as exc:  # a frequency the rate cannot carry
+            raise UsageError(f"tone: {exc}") from None
 
     async def read(self, frames: int) -> AudioFrames:
         return self._generator.generate(frames)
@@ -84,23 +90,32 @@ def split(uri: str) -> tuple[str, str]:
     return scheme, rest.removeprefix("//")
 
 
+TONE_USAGE = "expected tone:sine[:FREQ], tone:FREQ, tone:sweep, tone:noise or tone:silence"
+
+
 def parse_tone(rest: str) -> Tone:
-    """'sine', 'sine:440', '440', 'sweep', 'noise', 'silence' -> a Tone."""
+    """'sine', 'sine:440', '440', 'sweep', 'noise', 'silence' -> a Tone. A frequency is a
+    positive finite number of Hz (below half the sample rate: checked by `ToneSource`)."""
     kind, _, freq = rest.partition(":")
+    if kind in ("sweep", "noise", "silence") and not freq:
+        return {
+            "sweep": Tone(kind="sweep", frequency=20.0),
+            "noise": Tone(kind="noise", amplitude=0.25),
+            "silence": Tone(kind="silence"),
+        }[kind]
+    if kind == "sine":
+        text = freq or "440"
+    elif not freq:
+        text = kind
+    else:
+        raise UsageError(f"tone:{rest}: {TONE_USAGE}")
     try:
-        if kind.replace(".", "", 1).isdigit():
-            return Tone(kind="sine", frequency=float(kind))
-        if kind == "sine":
-            return Tone(kind="sine", frequency=float(freq) if freq else 440.0)
-        if kind == "sweep" and not freq:
-            return Tone(kind="sweep", frequency=20.0)
-        if kind == "noise" and not freq:
-            return Tone(kind="noise", amplitude=0.25)
-        if kind == "silence" and not freq:
-            return Tone(kind="silence")
+        frequency = float(text)
     except ValueError:
-        pass
-    raise UsageError(f"tone:{rest}: expected tone:sine[:FREQ], tone:FREQ, sweep, noise, silence")
+        raise UsageError(f"tone:{rest}: {TONE_USAGE}") from None
+    if not math.isfinite(frequency) or frequency <= 0:
+        raise UsageError(f"tone:{rest}: the frequency must be a positive number of Hz")
+    return Tone(kind="sine", frequency=frequency)
 
 
 async def _pulse_default(kind: str) -> str:
@@ -131,6 +146,8 @@ async def open_input(
     async with AsyncExitStack() as stack:
         source: Any
         if scheme == "file":
+            if not rest:
+                raise UsageError(f"{uri!r}: expected file:PATH")
             source = await stack.enter_async_context(open_file_reader(rest))
         elif scheme == "tone":
             source = ToneSource(parse_tone(rest), spec)
@@ -158,6 +175,12 @@ async def open_output(uri: str, spec: SampleSpec) -> AsyncIterator[Any]:
     async with AsyncExitStack() as stack:
         sink: Any
         if scheme == "file":
+            if not rest:
+                raise UsageError(f"{uri!r}: expected file:PATH")
+            try:
+                recording_format(rest)
+            except Unsupported as exc:
+                raise UsageError(str(exc)) from None
             sink = await stack.enter_async_context(open_file_writer(rest, spec))
         elif scheme == "null":
             sink = await stack.enter_async_context(

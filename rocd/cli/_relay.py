@@ -12,16 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
-import sys
 
 import msgspec
 import trio
 
 from rocd.net.roc import GilbertElliott, ImpairmentConfig, RelayRoute, UdpRelay
 
-from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from ._units import address, duration_ns, probability
+from ._exit import EXIT_OK
+from ._logging import setup_logging
+from ._run import UsageError, run_command
+from ._signals import catch_stop_signals
+from ._units import address, duration_ns, probability, whole
 
 log = logging.getLogger("rocd.relay")
 
@@ -35,11 +36,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="LISTEN=TARGET",
         help="listen address and where to forward (repeat per port)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same losses)")
+    p.add_argument("--seed", type=whole, default=0, help="random seed (same seed, same losses)")
     p.add_argument("--loss", type=probability, default=0.0, help="random loss (0.05 or 5%%)")
     p.add_argument(
         "--burst",
-        type=float,
+        type=burst_length,
         default=0.0,
         metavar="PACKETS",
         help="make the loss bursty, with this mean burst length",
@@ -49,7 +50,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--reorder", type=probability, default=0.0, help="share held back")
     p.add_argument("--reorder-delay", type=duration_ns, default=20_000_000, metavar="TIME")
     p.add_argument("--duplicate", type=probability, default=0.0, help="share sent twice")
-    p.add_argument("--rate", type=int, default=0, metavar="BPS", help="link rate, bits/s")
+    p.add_argument(
+        "--rate", type=whole, default=0, metavar="BPS", help="link rate, bits/s (0: no limit)"
+    )
     p.add_argument("--stats", action="store_true", help="print one JSON line of counters a second")
     p.set_defaults(run=run)
 
@@ -84,17 +87,32 @@ def routes(specs: list[str]) -> list[RelayRoute]:
     return out
 
 
-async def _serve(relay: UdpRelay, stats: bool) -> None:
-    async with trio.open_nursery() as nursery:
+def burst_length(text: str) -> float:
+    """A mean burst length in packets: a number >= 1 (or 0: no bursts)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid burst length {text!r}") from None
+    if not (value == 0 or 1 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"burst length {text!r}: expected 0 or >= 1 packets")
+    return value
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    try:
+        relay = UdpRelay(routes(args.route), forward=impairment(args))
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise UsageError(str(exc)) from None
+    stop = trio.Event()
+    async with catch_stop_signals(lambda _name, _count: stop.set()), trio.open_nursery() as nursery:
         bound = await nursery.start(relay.run)
         for route, where in zip(relay.routes, bound, strict=True):
             log.info("relaying %s:%d -> %s:%d", *where, *route.target)
-        if stats:
+        if args.stats:
             nursery.start_soon(_print_stats, relay)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                break
+        await stop.wait()
         nursery.cancel_scope.cancel()
+    return EXIT_OK
 
 
 async def _print_stats(relay: UdpRelay) -> None:
@@ -112,14 +130,5 @@ async def _print_stats(relay: UdpRelay) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        relay = UdpRelay(routes(args.route), forward=impairment(args))
-    except (ValueError, argparse.ArgumentTypeError) as exc:
-        print(f"rocd relay: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        trio.run(_serve, relay, args.stats)
-    except OSError as exc:
-        print(f"rocd relay: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    setup_logging("info")
+    return run_command(_serve, args)

@@ -13,16 +13,13 @@ import argparse
 import json
 import logging
 import random
-import signal
-import sys
 import time
 from typing import Any
 
 import msgspec
 import trio
 
-from rocd.actors import root_cause
-from rocd.audio import AudioError, SampleSpec, Tee
+from rocd.audio import SampleSpec, Tee
 from rocd.net.roc import (
     EndpointError,
     EndpointSet,
@@ -34,12 +31,19 @@ from rocd.net.roc import (
     sender_endpoints,
 )
 
-from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from ._io import UsageError, open_input
+from ._exit import EXIT_OK
+from ._io import open_input
 from ._logging import setup_logging
-from ._units import duration_ns
+from ._run import UsageError, run_command
+from ._signals import catch_stop_signals
+from ._units import count, duration_ns, sample_rate
 
 log = logging.getLogger("rocd.send")
+
+FILE_TICK_NS = 50_000_000
+"""How often a sender of a file or tone wakes Trio up (its send thread keeps the 10 ms
+beat of the packets): a Python process pays for every wake-up about as much as roc-send
+spends in all, so five times fewer of them is most of what makes `rocd send` light."""
 
 FEC_NAMES = {"rs8m": FecScheme.RS8M, "ldpc": FecScheme.LDPC_STAIRCASE, "none": None}
 
@@ -87,8 +91,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="file:PATH, tone:sine[:FREQ], tone:sweep|noise|silence, pulse:NAME",
     )
     add_endpoint_options(p, slots=True)
-    p.add_argument("--nbsrc", type=int, default=18, help="source packets per FEC block")
-    p.add_argument("--nbrpr", type=int, default=10, help="repair packets per FEC block")
+    p.add_argument("--nbsrc", type=count, default=18, help="source packets per FEC block")
+    p.add_argument("--nbrpr", type=count, default=10, help="repair packets per FEC block")
     p.add_argument(
         "--packet-len",
         type=duration_ns,
@@ -96,7 +100,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="TIME",
         help="audio per packet (default 5ms)",
     )
-    p.add_argument("--rate", type=int, default=44100, help="sample rate of tone inputs")
+    p.add_argument("--rate", type=sample_rate, default=44100, help="sample rate of tone inputs")
     p.add_argument(
         "--duration",
         type=duration_ns,
@@ -172,9 +176,16 @@ async def send(args: argparse.Namespace) -> int:
     slots = slots_from(args)
     configs = [sender_config(args, endpoints) for endpoints in slots]
     tone_spec = SampleSpec(args.rate, 2)
-    async with open_input(args.input, spec=tone_spec, duration_ns=args.duration) as source:
-        # One sender and one socket per destination, all fed the same frames.
-        tee = Tee(source, len(slots))
+    stop = trio.Event()
+    # Caught from here to the end: a second signal (`timeout`, two Ctrl-C) must not cut
+    # the last packets, report and BYE short (see _signals).
+    async with (
+        catch_stop_signals(lambda _name, _count: stop.set()),
+        open_input(args.input, spec=tone_spec, duration_ns=args.duration) as source,
+    ):
+        # One sender and one socket per destination, all fed the same frames (a lone
+        # destination reads the source itself: a Tee costs a copy per read).
+        readers = [source] if len(slots) == 1 else Tee(source, len(slots)).readers
         try:
             senders = [
                 Sender(
@@ -188,15 +199,18 @@ async def send(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         async with trio.open_nursery() as nursery:
-            ticker = await nursery.start(Ticker().run)
+            # Each destination's packets leave from a send thread at their times; one
+            # kernel timer (see Ticker: os_timer) wakes Trio every 50 ms to read, encode
+            # and queue ahead, and for RTCP (see SendLink: send_thread, FILE_TICK_NS).
+            ticker = await nursery.start(Ticker(FILE_TICK_NS, os_timer=True).run)
             links = [
-                SendLink(sender, endpoints, ticker=ticker)
+                SendLink(sender, endpoints, ticker=ticker, send_thread=not source.clocked)
                 for sender, endpoints in zip(senders, slots, strict=True)
             ]
-            for link, reader in zip(links, tee.readers, strict=True):
+            for link, reader in zip(links, readers, strict=True):
                 local = await nursery.start(link.run, reader)
                 log.info("sending %s from %s:%d to %s", args.input, *local, link.endpoints)
-            nursery.start_soon(_stop_on_signal, links)
+            nursery.start_soon(_stop_on, stop, links)
             if args.metrics:
                 nursery.start_soon(
                     print_metrics,
@@ -210,36 +224,13 @@ async def send(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _stop_on_signal(links: list[SendLink]) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.info("%s: stopping", signal.Signals(signum).name)
-            for link in links:
-                link.request_stop()
-            return
+async def _stop_on(stop: trio.Event, links: list[SendLink]) -> None:
+    """End every stream as if its input had ended (flush, last report, BYE) on `stop`."""
+    await stop.wait()
+    for link in links:
+        link.request_stop()
 
 
 def run(args: argparse.Namespace) -> int:
     setup_logging("debug" if args.verbose else "info")
     return run_command(send, args)
-
-
-def run_command(command: Any, args: argparse.Namespace) -> int:
-    """Run `command(args)` under Trio; turn its failures into one line and an exit status."""
-    try:
-        status: int = trio.run(command, args)
-    except BaseException as exc:
-        cause = root_cause(exc)
-        if isinstance(cause, KeyboardInterrupt):
-            return EXIT_OK
-        if isinstance(cause, UsageError):
-            print(f"rocd {args.command}: {cause}", file=sys.stderr)
-            return EXIT_USAGE
-        if isinstance(cause, AudioError | OSError):
-            reason = getattr(cause, "strerror", None) or str(cause)
-            print(f"rocd {args.command}: {reason}", file=sys.stderr)
-            return EXIT_FAILED
-        log.critical("failed", exc_info=exc)
-        print(f"rocd {args.command}: failed: {cause!r}", file=sys.stderr)
-        return EXIT_FAILED
-    return status

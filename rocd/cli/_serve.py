@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
+from pathlib import Path
 
 import trio
 
-from rocd.actors import ClusterListenError, StateDirBusy, StateError, root_cause
+from rocd.actors import ClusterListenError, StateDirBusy, StateError
 from rocd.config import (
     DEFAULT_API_PORT,
     DEFAULT_CLUSTER_PORT,
@@ -25,6 +25,8 @@ from rocd.config import (
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._logging import setup_logging
+from ._run import describe_os_error, first_error
+from ._signals import catch_stop_signals
 
 log = logging.getLogger("rocd")
 
@@ -56,32 +58,44 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def serve(config: Config) -> int:
-    """Run the daemon until SIGINT/SIGTERM; a second signal stops it at once."""
+    """Run the daemon until SIGINT/SIGTERM. A later signal hurries the stop (open requests
+    lose their grace) but never skips what keeps data: state and recordings are flushed
+    whatever comes; see `catch_stop_signals`."""
     from rocd.daemon import Daemon
 
     daemon = Daemon(config)
-    async with trio.open_nursery() as nursery:
+    start_scope = trio.CancelScope()
+    starting: trio.CancelScope | None = start_scope
 
-        async def watch_signals() -> None:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                first = True
-                async for signum in signals:
-                    log.info("%s received", signal.Signals(signum).name)
-                    if first:
-                        daemon.request_stop()  # graceful: takes effect once started
-                        first = False
-                    else:
-                        nursery.cancel_scope.cancel(reason="second signal")
+    def on_signal(_name: str, count: int) -> None:
+        if count == 1:
+            daemon.request_stop()  # graceful: takes effect once started
+        elif starting is not None:
+            # Still starting (a sound server that does not come up...): give up the
+            # start. Actors already running still get their shielded on_stop.
+            starting.cancel(reason="second signal while starting")
+        else:
+            daemon.hurry_stop()
 
-        nursery.start_soon(watch_signals)
-        await daemon.run()
-        nursery.cancel_scope.cancel()
+    async with catch_stop_signals(on_signal), trio.open_nursery() as nursery:
+        with start_scope:
+            await nursery.start(daemon.run)
+        starting = None
     return EXIT_OK
 
 
-def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def check_state_dir(path: Path) -> str | None:
+    """Why the state directory `path` cannot be used (made if missing), or None."""
+    if path.exists() and not path.is_dir():
+        return f"state directory {path} is not a directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create state directory {path}: {exc.strerror or exc}"
+    return None
 
+
+def run(args: argparse.Namespace) -> int:
     try:
         config = with_overrides(
             load_config(Path(args.config) if args.config else None),
@@ -96,10 +110,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"rocd: {exc}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(config.log_level)
+    problem = check_state_dir(config.state_path)
+    if problem is not None:
+        print(f"rocd: {problem}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         return trio.run(serve, config)
     except BaseException as exc:
-        cause = root_cause(exc)
+        cause = first_error(exc)
         if isinstance(cause, KeyboardInterrupt):
             return EXIT_OK
         if isinstance(cause, StateDirBusy):
@@ -108,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"rocd: state file unusable: {cause}", file=sys.stderr)
         elif isinstance(cause, ClusterListenError):
             print(f"rocd: {cause.strerror}", file=sys.stderr)
+        elif isinstance(cause, OSError) and cause.filename:
+            print(f"rocd: {describe_os_error(cause)}", file=sys.stderr)
         elif isinstance(cause, OSError):
             where = f"{config.api.host}:{config.api.port}"
             print(f"rocd: cannot listen on {where}: {cause.strerror or cause}", file=sys.stderr)

@@ -63,6 +63,7 @@ class Instance:
     netns: str = ""  # run inside this network namespace (root only)
     host: str = "127.0.0.1"  # where the cluster listener binds
     api_host: str = "127.0.0.1"  # where the API binds (off loopback: give [api] auth)
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     me: dict[str, Any] = field(default_factory=dict)
@@ -101,7 +102,7 @@ class Instance:
                 [*inside, *serve],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
-                env=os.environ.copy(),
+                env={**os.environ, **self.env},
             )
         return self
 

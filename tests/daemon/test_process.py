@@ -177,15 +177,3 @@ def test_a_second_daemon_on_the_same_state_dir_exits_naming_the_first(
     first.wait_exit()
     third = start(spawn, *state_args(tmp_path))
     third.wait_serving()
-
-
-def test_a_state_dir_that_is_a_file_is_named_as_such(
-    tmp_path: Path, spawn: list[DaemonProcess]
-) -> None:
-    not_a_dir = tmp_path / "file"
-    not_a_dir.write_text("x")
-    proc = start(spawn, "--state-dir", str(not_a_dir), "--api", "127.0.0.1:0")
-    assert proc.wait_exit() == 1
-    assert proc.text.strip().splitlines() == [
-        f"rocd: state file unusable: {not_a_dir}: not a directory"
-    ]

@@ -109,3 +109,13 @@ def test_arguments_are_checked() -> None:
         Pacer(44100, START, chunk_samples=1, max_lag_ns=-1)
     with pytest.raises(ValueError, match="unsend"):
         Pacer(44100, START, chunk_samples=1).sent(-1)
+
+
+def test_a_shift_moves_the_rest_of_the_schedule_and_its_capture_times() -> None:
+    pacer = Pacer(44100, START, chunk_samples=441, wall_start_ns=7_000)
+    pacer.sent(441)
+    due, capture = pacer.deadline_ns, pacer.capture_ns(441)
+    pacer.shift(-3_000_000)  # a reader moving its reads 3 ms earlier
+    assert pacer.deadline_ns == due - 3_000_000
+    assert pacer.capture_ns(441) == capture - 3_000_000
+    assert pacer.due(due - 3_000_000) == 1

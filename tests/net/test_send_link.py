@@ -57,8 +57,13 @@ async def collect(udp: UdpEndpoint, into: list[tuple[float, bytes, tuple[str, in
             into.append((trio.current_time(), data, src))
 
 
-@pytest.mark.parametrize("fec", [FecScheme.RS8M, FecScheme.LDPC_STAIRCASE])
-async def test_a_second_of_audio_arrives_paced_exact_and_from_one_socket(fec: FecScheme) -> None:
+@pytest.mark.parametrize(
+    ("fec", "send_thread"),
+    [(FecScheme.RS8M, False), (FecScheme.LDPC_STAIRCASE, False), (FecScheme.RS8M, True)],
+)
+async def test_a_second_of_audio_arrives_paced_exact_and_from_one_socket(
+    fec: FecScheme, send_thread: bool
+) -> None:
     proto = "rs8m" if fec is FecScheme.RS8M else "ldpc"
     with trio.fail_after(10):
         rx = {name: await UdpEndpoint.bind(("127.0.0.1", 0)) for name in ("src", "rpr", "ctl")}
@@ -72,7 +77,7 @@ async def test_a_second_of_audio_arrives_paced_exact_and_from_one_socket(fec: Fe
         sender = Sender(
             SenderConfig(fec=fec), input_rate=44100, input_channels=2, rng=random.Random(1)
         )
-        link = SendLink(sender, endpoints)
+        link = SendLink(sender, endpoints, send_thread=send_thread)
         async with trio.open_nursery() as nursery:
             for name, udp in rx.items():
                 nursery.start_soon(collect, udp, got[name])
@@ -93,6 +98,9 @@ async def test_a_second_of_audio_arrives_paced_exact_and_from_one_socket(fec: Fe
     assert 0.95 < elapsed < 1.2
     times = [t for t, _, _ in got["src"]]
     assert times[-1] - times[0] == pytest.approx(1.0, abs=0.1)
+    # In bursts of one 10 ms chunk (two or three packets), not of the 100 ms encoded ahead.
+    per_10ms = np.bincount(((np.array(times) - times[0]) / 0.01).astype(int))
+    assert per_10ms.max() <= 4, per_10ms
     # Payloads are the input, quantised to L16.
     payload = b"".join(
         RtpPacket.parse(parse_source_datagram(fec, d)[0]).payload for _, d, _ in got["src"]

@@ -80,3 +80,50 @@ async def test_watched_sockets_are_readable_only_when_data_waits(
             assert ticker.readable(a.fileno())
             nursery.cancel_scope.cancel()
     assert seen == [False, True, False]
+
+
+async def test_a_lead_puts_chunks_that_long_before_the_ticks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            ticker = await nursery.start(Ticker(PERIOD).run)
+            now = round(trio.current_time() * 1e9)
+            assert ticker.pacer_start_ns(now, lead_ns=500_000) == now + PERIOD - 500_000
+            nursery.cancel_scope.cancel()
+
+
+async def test_ticks_say_their_nominal_time(autojump_clock: trio.testing.MockClock) -> None:
+    ticks: list[int | None] = []
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            ticker = await nursery.start(Ticker(PERIOD).run)
+            start = round(trio.current_time() * 1e9)
+
+            async def step(now: int) -> bool:
+                ticks.append(ticker.tick_ns)
+                return len(ticks) == 3
+
+            await ticker.attach(step).wait()
+            nursery.cancel_scope.cancel()
+    assert ticks == [start + PERIOD, start + 2 * PERIOD, start + 3 * PERIOD]
+
+
+async def test_a_kernel_timer_ticks_on_schedule_on_the_real_clock() -> None:
+    lateness: list[int] = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            ticker = await nursery.start(Ticker(PERIOD, os_timer=True).run)
+
+            async def step(now: int) -> bool:
+                assert ticker.tick_ns is not None
+                lateness.append(now - ticker.tick_ns)
+                return len(lateness) == 50
+
+            t0 = trio.current_time()
+            await ticker.attach(step).wait()
+            elapsed = trio.current_time() - t0
+            nursery.cancel_scope.cancel()
+    assert min(lateness) >= 0  # never early
+    assert 0.45 < elapsed < 0.75  # 50 ticks of 10 ms (a loaded machine may skip some)
+    assert ticker.ticks + ticker.late_ticks >= 40

@@ -27,6 +27,7 @@ from rocd.actors import (
     StreamSettings,
     StreamSpec,
 )
+from rocd.actors._stream_media import GetMediaPath
 from rocd.actors._stream_types import END_REQUESTS, EndSpec
 from tests.client import RunningDaemon, events, running_daemon
 
@@ -244,7 +245,8 @@ class LoopbackPeer:
     def __init__(self, other: RunningDaemon) -> None:
         self.other = other
         self.media_host = "127.0.0.1"  # where its media is reached from here
-        self.our_media_host = "127.0.0.1"  # where it reaches ours
+        self.route = ("direct", "")  # as a peer actor's link says
+        self.online = True
 
     @property
     def uid(self) -> str:
@@ -257,7 +259,7 @@ class LoopbackPeer:
     async def ask(
         self, kind: str, uid: str, request: Request[Any], *, within: float = DEFAULT_ASK_TIMEOUT
     ) -> Any:
-        assert type(request) in END_REQUESTS, type(request)
+        assert type(request) in (*END_REQUESTS, GetMediaPath), type(request)
         wire = msgspec.msgpack.decode(msgspec.msgpack.encode(request), type=type(request))
         reply = await self.other.daemon.registry.lookup(kind, uid).ask(wire, within=within)
         (base,) = [b for b in type(request).__orig_bases__ if typing.get_origin(b) is Request]  # type: ignore[attr-defined]

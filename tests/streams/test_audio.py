@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.e2e.relay import start_relay
 from tests.e2e.signals import assert_exact_stream, whole_fec_blocks
 from tests.pulse_server import PulseServer
 
@@ -129,11 +129,7 @@ def test_five_percent_loss_through_the_relay_is_repaired(
         listen = free_ports(3)
         pairs = zip(listen, target, strict=True)
         routes = [f"--route=127.0.0.1:{lp}=127.0.0.1:{tp}" for lp, tp in pairs]
-        relay = subprocess.Popen(
-            [sys.executable, "-m", "rocd.cli", "relay", *routes, "--loss", "5%", "--seed", "3"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        time.sleep(0.5)  # the relay binds at once; give its process time to start
+        relay = start_relay(*routes, "--loss", "5%", "--seed", "3")
         from_a = a.create(device("file:source:noise.wav"), external(listen), **LOSSY)
         a.wait_state(from_a["uid"], "stopped", timeout=20)
         time.sleep(0.6)
@@ -144,7 +140,7 @@ def test_five_percent_loss_through_the_relay_is_repaired(
     finally:
         if relay is not None:
             relay.send_signal(signal.SIGINT)
-            relay.wait(timeout=10)
+            relay.communicate(timeout=10)
         sink.unload()
     (end,) = metrics["ends"]
     assert end["receiver"]["packetsLost"] > 0, metrics  # the relay did drop packets

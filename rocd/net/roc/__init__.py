@@ -47,6 +47,18 @@ from ._latency_tuner import (
 )
 from ._ldpc import LDPC_N1, LDPC_SEED, LdpcStaircaseCodec
 from ._link_meter import LinkMeter
+from ._media_hub import (
+    HUB_MAGIC,
+    HubKind,
+    HubMessage,
+    HubRelay,
+    HubRelayStats,
+    HubRole,
+    encode_hub_message,
+    is_hub_message,
+    parse_hub_message,
+)
+from ._media_hub_link import HubRelayLink, PortPool
 from ._mix_link import MixLink, MixSlot
 from ._ntp import (
     NTP32_UNAVAILABLE,
@@ -147,6 +159,7 @@ from ._wrap import (
 )
 
 __all__ = [
+    "HUB_MAGIC",
     "INACTIVITY_TIMEOUT_NS",
     "L16_MONO",
     "L16_STEREO",
@@ -192,6 +205,12 @@ __all__ = [
     "FreqEstimator",
     "FreqEstimatorConfig",
     "GilbertElliott",
+    "HubKind",
+    "HubMessage",
+    "HubRelay",
+    "HubRelayLink",
+    "HubRelayStats",
+    "HubRole",
     "ImpairmentConfig",
     "ImpairmentCounters",
     "ImpairmentModel",
@@ -212,6 +231,7 @@ __all__ = [
     "Pacer",
     "Packet",
     "Packetizer",
+    "PortPool",
     "Protocol",
     "ProtocolError",
     "QueueMetrics",
@@ -280,9 +300,11 @@ __all__ = [
     "default_codec",
     "default_latency_tolerance_ns",
     "default_stale_tolerance_ns",
+    "encode_hub_message",
     "encode_l16",
     "encode_l16_s16",
     "hold_ntp32",
+    "is_hub_message",
     "lowpass_fir",
     "metric_to_ntp32",
     "metric_to_ntp64",
@@ -296,6 +318,7 @@ __all__ = [
     "ntp64_to_ntp32",
     "ntp64_to_unix_ns",
     "open_udp_socket",
+    "parse_hub_message",
     "parse_repair_datagram",
     "parse_rtcp",
     "parse_source_datagram",

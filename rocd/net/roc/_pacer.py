@@ -100,6 +100,11 @@ class Pacer:
             raise ValueError(f"cannot unsend {samples} samples")
         self._sent += samples
 
+    def shift(self, delta_ns: int) -> None:
+        """Move the rest of the schedule `delta_ns` later (a reader changing its phase)."""
+        self._start_ns += delta_ns
+        self._wall_start_ns += delta_ns
+
     def _restart(self, now_ns: int) -> None:
         """Shift the schedule so the next chunk is due exactly now."""
         shift = now_ns - self.deadline_ns

@@ -13,6 +13,16 @@ device has room, and the next frames are read from the receiver right then. An u
 sink (a file) is held to real time by a `Pacer` at the output rate and stepped by a
 `Ticker` (shared or the link's own), so a file records exactly what a speaker would have
 played, silence included.
+
+An unclocked sink is also read on time exactly, whenever the tick comes: each read has a
+nominal time on the pacer's schedule, and only the datagrams that arrived (kernel
+timestamp) before it are fed to the receiver first; later ones wait for the next read. A
+tick that is late (a busy machine delays a process by milliseconds) thus changes nothing
+in what is played, where it used to let the next burst of packets into the queue early
+(at a 10 ms target, out of the latency bounds). The reads are moreover placed at a fixed
+point of the sender's 10 ms period of bursts (`ReadPhase`), learned while no session
+plays (and only moved later once one plays), so a burst may be up to 7.5 ms late and
+still make the read it belongs to.
 """
 
 from __future__ import annotations
@@ -26,11 +36,13 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
+from ._encoding import NS_PER_SECOND
 from ._endpoint import EndpointSet, Interface
 from ._errors import MalformedPacket
 from ._pacer import Pacer
+from ._read_phase import ReadPhase
 from ._receiver import Receiver
-from ._receiver_types import EndReason
+from ._receiver_types import EndReason, SessionState
 from ._rtcp_receiver import ReceiverReporter
 from ._send_link import RTCP_DRAIN_TICKS, SampleSpecLike
 from ._ticker import CONSUME, Ticker, now_ns
@@ -50,6 +62,18 @@ buffer, which drops the excess, instead of stalling the audio path): 64 senders 
 #: on_event(kind, data): "session.started" / "session.ended" with the SSRC and the reason
 #: (and, when it ended, the session's last `metrics`).
 SessionEvents = Callable[[str, dict[str, Any]], None]
+
+#: A datagram drained but not fed yet: (arrival ns, is a source packet, data, sender).
+_Pending = tuple[int, bool, bytes, Any]
+
+
+#: How far off its phase a paced read may be before it is moved (ns): arrivals wander by
+#: tens of microseconds, and each move shifts where silence is played while buffering.
+_PHASE_SLACK_NS = 250_000
+
+
+def _arrival(item: _Pending) -> int:
+    return item[0]
 
 
 class FrameOutput(Protocol):
@@ -175,14 +199,46 @@ class RecvLink:
             await sink.write(frames)
 
     async def _play_ticked(self, sink: FrameOutput, chunk: int, ticker: Ticker) -> None:
+        rate = sink.spec.rate
         start = ticker.pacer_start_ns(now_ns())
-        pacer = Pacer(sink.spec.rate, start, chunk_samples=chunk, max_lag_ns=10**9)
+        pacer = Pacer(rate, start, chunk_samples=chunk, max_lag_ns=10**9)
+        phase = ReadPhase(chunk * NS_PER_SECOND // rate)
+        pending: list[_Pending] = []
+        receiver = self.receiver
+
+        def keep_source(data: bytes, source: Any, arrival: int) -> None:
+            pending.append((arrival, True, data, source))
+
+        def keep_repair(data: bytes, source: Any, arrival: int) -> None:
+            pending.append((arrival, False, data, source))
 
         async def step(now: int) -> bool:
             self._ticks += 1
-            self._take_datagrams(now, ticker)
+            if receiver.session_count == 0 and not pending:
+                phase.reset()  # between senders: the next one has its own phase
+            wall = self._wall_ns()
+            sockets = self.sockets
+            udp = sockets.get(Interface.SOURCE)
+            if udp is not None and ticker.readable(udp.fd):
+                udp.drain_to(keep_source, now, wall)
+            udp = sockets.get(Interface.REPAIR)
+            if udp is not None and ticker.readable(udp.fd):
+                udp.drain_to(keep_repair, now, wall)
+            if len(pending) > 1:
+                pending.sort(key=_arrival)  # two sockets: one order of arrival
+            self._take_control(now, wall, ticker)
+            if pending:
+                for arrival, is_source, _data, _source in pending:
+                    if is_source:
+                        phase.arrival(arrival)
+                # While a session plays, reads only move later (none is skipped).
+                shift = phase.shift_ns(pacer.deadline_ns, later_only=self._playing())
+                if abs(shift) > _PHASE_SLACK_NS:
+                    pacer.shift(shift)
             for _ in range(pacer.due(now)):
-                frames = self.receiver.read(chunk, now)
+                read_ns = pacer.deadline_ns
+                self._feed(pending, read_ns)
+                frames = receiver.read(chunk, read_ns)
                 pacer.sent(chunk)
                 await sink.write(frames)
             self._after_read(now)
@@ -197,9 +253,32 @@ class RecvLink:
             for fd in fds:
                 ticker.unwatch(fd)
 
+    def _feed(self, pending: list[_Pending], until_ns: int) -> None:
+        """Hand the receiver the pending datagrams that arrived by `until_ns`."""
+        receiver = self.receiver
+        fed = 0
+        for arrival, is_source, data, source in pending:
+            if arrival > until_ns:
+                break
+            if is_source:
+                receiver.on_source(data, source, arrival)
+            else:
+                receiver.on_repair(data, source, arrival)
+            fed += 1
+        del pending[:fed]
+
+    def _playing(self) -> bool:
+        """Whether a session plays (the read phase is then kept as it is)."""
+        receiver = self.receiver
+        for ssrc in self._known:
+            session = receiver.session(ssrc)
+            if session is not None and session.state is SessionState.PLAYING:
+                return True
+        return False
+
     def _take_datagrams(self, now: int, ticker: Ticker | None = None) -> None:
-        """Drain the sockets; on a ticker, only those it saw readable (and the control
-        socket at every tick: a report is then handled at most one tick after it came)."""
+        """Drain the sockets into the receiver (a clocked sink's loop, or `pull`); on a
+        ticker, only those it saw readable."""
         wall = self._wall_ns()
         receiver = self.receiver
         sockets = self.sockets
@@ -209,7 +288,13 @@ class RecvLink:
         udp = sockets.get(Interface.REPAIR)
         if udp is not None and (ticker is None or ticker.readable(udp.fd)):
             udp.drain_to(receiver.on_repair, now, wall)
-        control = sockets.get(Interface.CONTROL)
+        self._take_control(now, wall, ticker)
+
+    def _take_control(self, now: int, wall: int, ticker: Ticker | None) -> None:
+        """Receiver reports: on a ticker when it saw the socket readable (a report is then
+        handled at most one tick after it came), else every RTCP_DRAIN_TICKS reads."""
+        receiver = self.receiver
+        control = self.sockets.get(Interface.CONTROL)
         if (
             control is not None
             and self.reporter is not None

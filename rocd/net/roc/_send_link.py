@@ -10,6 +10,20 @@ tone) is held to real time by a `Pacer` and stepped by a `Ticker` (shared by man
 or the link's own): every tick it sends every chunk already due, so a late wake-up never
 shifts the schedule. RTCP from receivers is drained at each step, not waited for.
 
+An unclocked source can be read ahead, and is: when its queue runs dry the link reads and
+encodes `ahead_chunks` chunks (100 ms) in one go and queues their datagrams, each with the
+time its chunk falls due; every tick then only sends what is due. The datagrams leave at
+the same moments as if each chunk were encoded at its tick, but the encoding runs as one
+hot loop ten times less often: measured here, a 10 ms chunk costs ~120 us of CPU encoded
+alone after a 10 ms sleep (cold caches) and ~35 us in a loop, which is most of what a
+sender process spends. The sender's counters and reports run up to that far ahead of
+the wire; on a stop request what is queued is sent at once, before the last report.
+
+With `send_thread`, the sends themselves leave from a `SendThread` at their times, and the
+ticker (which may then tick far less often, e.g. every 50 ms) only reads, encodes and
+queues what falls due within the next tick and `AHEAD_NS`, and handles RTCP: a Trio
+wake-up every 10 ms costs a Python process as much again as roc-send needs in all.
+
 The frame source is anything with `spec` (rate, channels), `clocked` and
 `async read(frames)`, e.g. rocd.audio's file, tone and device streams; a read shorter than
 asked means the end of the source: the stream is flushed and `run` returns.
@@ -19,7 +33,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -29,7 +45,9 @@ import trio
 
 from ._endpoint import EndpointSet, Interface
 from ._errors import MalformedPacket
+from ._media_hub import is_hub_message
 from ._pacer import Pacer
+from ._send_thread import SendThread
 from ._sender import Datagram, Sender
 from ._ticker import PRODUCE, Ticker, now_ns
 from ._udp import Address, UdpEndpoint, resolve_udp
@@ -41,10 +59,29 @@ log = logging.getLogger("rocd.net.roc.send")
 #: Frames read per step: 10 ms, Roc's I/O frame (two 5 ms packets per step).
 DEFAULT_CHUNK_NS = 10_000_000
 
+#: Chunks of an unclocked source encoded in one go, ahead of their time (see above).
+DEFAULT_AHEAD_CHUNKS = 10
+
+#: An unclocked source's chunks fall due this long before the ticks (`Ticker.pacer_start_ns`):
+#: a tick must then be 9.5 ms late before it sends the next chunk's packets early too. A
+#: receiver at a small target latency (10 ms) takes such an early burst for a jump of
+#: its queue beyond the latency bounds and restarts the session; half a period (the
+#: ticker's default) allowed it at 5 ms, which a busy machine reaches.
+SEND_LEAD_NS = 500_000
+
+#: With a send thread, how far beyond the next tick the link keeps datagrams queued (ns).
+AHEAD_NS = 100_000_000
+#: With a send thread, when the first chunk is due after the first step (ns): once it is
+#: encoded and queued, so that it leaves on time.
+THREAD_START_NS = 20_000_000
+
 #: RTCP reports come every 200 ms and carry their kernel arrival time: a link that reads
 #: its control socket without a ticker's poll reads it every 5th step (50 ms), which loses
 #: no precision and saves four empty reads in five.
 RTCP_DRAIN_TICKS = 5
+
+#: Punch datagrams kept until the link's owner reads them.
+MAX_PUNCHES = 16
 
 
 class SampleSpecLike(Protocol):
@@ -77,21 +114,35 @@ class SendLink:
         *,
         ticker: Ticker | None = None,
         chunk_ns: int = DEFAULT_CHUNK_NS,
+        ahead_chunks: int = DEFAULT_AHEAD_CHUNKS,
         wall_ns: Callable[[], int] = time.time_ns,
         gso: bool = False,
+        send_thread: bool = False,
     ) -> None:
+        if ahead_chunks < 1:
+            raise ValueError(f"ahead_chunks must be >= 1, got {ahead_chunks}")
         self.sender = sender
         self.endpoints = endpoints
         self.ticker = ticker
         self.chunk_ns = chunk_ns
+        self.ahead_chunks = ahead_chunks
+        self.send_thread = send_thread
+        """Unclocked sources: send from a `SendThread` (system clock only, not a MockClock)."""
         self.gso = gso
         """Send each chunk's source packets and each block's repair packets in one system
         call (UDP segmentation offload, see `UdpEndpoint`): cheaper, but only where no
         loss is emulated on the path before a device (it would drop the run at once)."""
         self._wall_ns = wall_ns
         self._udp: UdpEndpoint | None = None
+        #: Datagrams encoded ahead (unclocked sources), with when their chunk is due.
+        self._ahead: deque[tuple[int, list[Datagram]]] = deque()
+        self._send_lock = threading.Lock()  # a send thread and Trio both send
         self._targets: dict[Interface, Address] = {}
         self.malformed_rtcp = 0
+        self.rtcp_received = 0  # reports taken from receivers (a path that works)
+        #: Punch datagrams that came from receivers behind NATs, (data, source), for the
+        #: owner to read (at most `MAX_PUNCHES` kept until it does).
+        self.punches: list[tuple[bytes, Address]] = []
         self.done = trio.Event()
         self._streaming = trio.CancelScope()
 
@@ -127,6 +178,8 @@ class SendLink:
                         ticker = await nursery.start(Ticker(self.chunk_ns).run)
                         await self._stream_ticked(source, ticker)
                         nursery.cancel_scope.cancel(reason="source ended")
+            while self._ahead:  # stopped early: what was encoded goes out now
+                self._send(self._ahead.popleft()[1])
             self._send(self.sender.stop(now_ns(), self._wall_ns()))
         finally:
             self.close()
@@ -151,6 +204,15 @@ class SendLink:
             (wildcard, 0), family=family, max_datagram=65535, gso=self.gso
         )
         return self._udp.local
+
+    @property
+    def targets(self) -> dict[Interface, Address]:
+        return dict(self._targets)
+
+    def retarget(self, targets: dict[Interface, Address]) -> None:
+        """Send to `targets` from the next datagram on (a path through a NAT found, or a
+        move to a hub's relay); an interface left out is not sent at all."""
+        self._targets = dict(targets)
 
     def write(self, frames: npt.NDArray[np.float32], capture_ns: int) -> None:
         """Send the datagrams of the next frames (captured at wall time `capture_ns`)."""
@@ -194,38 +256,76 @@ class SendLink:
     async def _stream_ticked(self, source: FrameInput, ticker: Ticker) -> None:
         rate = source.spec.rate
         chunk = max(1, rate * self.chunk_ns // 1_000_000_000)
-        now = now_ns()
-        start = ticker.pacer_start_ns(now)
-        pacer = Pacer(
-            rate,
-            start,
-            chunk_samples=chunk,
-            wall_start_ns=self._wall_ns() + start - now,
-            max_lag_ns=10**9,
-        )
-
+        lead = min(SEND_LEAD_NS, ticker.period_ns // 2)
+        pacer: Pacer | None = None
         udp = self._udp
         assert udp is not None
         fd = udp.fd
+        ahead = self._ahead
+        sender = self.sender
+        thread = SendThread(self._send) if self.send_thread else None
+        horizon = ticker.period_ns + AHEAD_NS
+        ended = False
+
+        async def encode(pacer: Pacer, count: int) -> list[tuple[int, list[Datagram]]]:
+            """The next `count` chunks (read at once), encoded, each with its due time."""
+            nonlocal ended
+            frames = await source.read(count * chunk)
+            ended = len(frames) < count * chunk
+            out = []
+            for start in range(0, len(frames), chunk):
+                block = frames[start : start + chunk]
+                due_ns = pacer.deadline_ns
+                capture = pacer.capture_ns(pacer.sent_samples)
+                out.append((due_ns, sender.write(block, capture)))
+                pacer.sent(len(block))
+            return out
 
         async def step(now: int) -> bool:
+            nonlocal pacer
+            if pacer is None:
+                # The stream starts at this tick however late it runs (a process warming
+                # up): its first chunk is due now, the next ones `lead` before each tick.
+                # A send thread starts it a little later instead, so that even the first
+                # burst leaves on the beat (receivers learn the beat from the bursts).
+                tick = ticker.tick_ns if ticker.tick_ns is not None else now
+                start = now + THREAD_START_NS if thread is not None else tick - lead
+                wall_start = self._wall_ns() - (now - start)
+                pacer = Pacer(
+                    rate, start, chunk_samples=chunk, wall_start_ns=wall_start, max_lag_ns=10**9
+                )
             if ticker.readable(fd):  # receiver reports (the ticker polls the socket)
                 self._take_rtcp(now, self._wall_ns())
-            for _ in range(pacer.due(now)):
-                frames = await source.read(chunk)
-                if len(frames):
-                    self._send(self.sender.write(frames, pacer.capture_ns(pacer.sent_samples)))
-                    pacer.sent(len(frames))
-                if len(frames) < chunk:
-                    return True
-            self._send(self.sender.poll_rtcp(now, self._wall_ns()))  # also while stalled
-            return False
+            due = pacer.due(now)  # chunks due and not encoded yet (0 while ahead)
+            if thread is not None:
+                # Keep what falls due before the tick after next queued in the thread.
+                count = 0
+                while pacer.sample_time_ns(pacer.sent_samples + count * chunk) <= now + horizon:
+                    count += 1
+                if count and not ended:
+                    for encoded in await encode(pacer, count):
+                        thread.put(*encoded)
+            else:
+                if due and not ended:
+                    ahead.extend(await encode(pacer, max(due, self.ahead_chunks)))
+                while ahead and ahead[0][0] <= now:
+                    self._send(ahead.popleft()[1])
+            deadline = sender.rtcp_deadline_ns
+            if deadline is None or deadline <= now:  # a report is due (also while stalled)
+                self._send(sender.poll_rtcp(now, self._wall_ns()))
+            return ended and not ahead and (thread is None or not thread.queued)
 
         ticker.watch(fd)
         try:
-            await ticker.attach(step, stage=PRODUCE).wait()
+            async with trio.open_nursery() as nursery:
+                if thread is not None:
+                    nursery.start_soon(thread.run)
+                await ticker.attach(step, stage=PRODUCE).wait()
+                nursery.cancel_scope.cancel(reason="stream ended")
         finally:
             ticker.unwatch(fd)
+            if thread is not None:  # stopped early: `run` sends what is left at once
+                ahead.extend(thread.take_queued())
 
     def _send(self, datagrams: list[Datagram]) -> None:
         udp = self._udp
@@ -233,15 +333,22 @@ class SendLink:
         if not datagrams:
             return
         targets = self._targets
-        udp.send_many((data, targets[kind]) for kind, data in datagrams if kind in targets)
+        with self._send_lock:
+            udp.send_many([(data, targets[kind]) for kind, data in datagrams if kind in targets])
 
     def _take_rtcp(self, now: int, wall: int) -> None:
         udp = self._udp
         assert udp is not None
-        for data, _source, arrival in udp.drain(now, wall):
+        for data, source, arrival in udp.drain(now, wall):
+            if data[:1] == b"r" and is_hub_message(data):  # never RTCP (0x80-0xBF)
+                if len(self.punches) < MAX_PUNCHES:
+                    self.punches.append((data, source))
+                continue
             if Interface.CONTROL not in self._targets:
                 continue
             try:
                 self.sender.handle_rtcp(data, arrival, wall - (now - arrival))
             except MalformedPacket:
                 self.malformed_rtcp += 1
+            else:
+                self.rtcp_received += 1
