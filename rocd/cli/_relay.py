@@ -5,6 +5,10 @@
 
 Point a sender at the listen ports instead of the receiver's; everything one sender sends
 leaves the relay from one socket, so Roc receivers still match repair packets to it.
+
+With `--nfqueue N` instead of routes it impairs packets where they are (root): an
+iptables rule `-j NFQUEUE --queue-num N --queue-bypass` picks the packets of a link,
+and the same model gives each its verdict (drop, or accept when it is due).
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import logging
 import msgspec
 import trio
 
-from rocd.net.roc import GilbertElliott, ImpairmentConfig, RelayRoute, UdpRelay
+from rocd.net.roc import (
+    GilbertElliott,
+    ImpairmentConfig,
+    QueueImpairment,
+    RelayRoute,
+    UdpRelay,
+)
 
 from ._exit import EXIT_OK
 from ._logging import setup_logging
@@ -32,9 +42,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--route",
         action="append",
-        required=True,
+        default=[],
         metavar="LISTEN=TARGET",
         help="listen address and where to forward (repeat per port)",
+    )
+    p.add_argument(
+        "--nfqueue",
+        type=whole,
+        metavar="NUM",
+        help="impair the packets iptables queues to netfilter queue NUM (no routes; root)",
     )
     p.add_argument("--seed", type=whole, default=0, help="random seed (same seed, same losses)")
     p.add_argument("--loss", type=probability, default=0.0, help="random loss (0.05 or 5%%)")
@@ -98,16 +114,33 @@ def burst_length(text: str) -> float:
     return value
 
 
-async def _serve(args: argparse.Namespace) -> int:
+def _relay(args: argparse.Namespace) -> UdpRelay | QueueImpairment:
+    """The relay the flags ask for: UDP routes, or a netfilter queue."""
     try:
-        relay = UdpRelay(routes(args.route), forward=impairment(args))
+        if args.nfqueue is not None:
+            if args.route:
+                raise ValueError("--nfqueue takes no --route (it acts on packets in place)")
+            return QueueImpairment(args.nfqueue, impairment(args))
+        if not args.route:
+            raise ValueError("give --route LISTEN=TARGET (one or more) or --nfqueue NUM")
+        return UdpRelay(routes(args.route), forward=impairment(args))
     except (ValueError, argparse.ArgumentTypeError) as exc:
         raise UsageError(str(exc)) from None
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    relay = _relay(args)
     stop = trio.Event()
     async with catch_stop_signals(lambda _name, _count: stop.set()), trio.open_nursery() as nursery:
-        bound = await nursery.start(relay.run)
-        for route, where in zip(relay.routes, bound, strict=True):
-            log.info("relaying %s:%d -> %s:%d", *where, *route.target)
+        if isinstance(relay, QueueImpairment):
+            await nursery.start(relay.run)
+            log.info("impairing the packets of netfilter queue %d", relay.queue)
+            # A line on stdout once bound, for scripts that wait for it.
+            print(f"nfqueue {relay.queue} bound", flush=True)
+        else:
+            bound = await nursery.start(relay.run)
+            for route, where in zip(relay.routes, bound, strict=True):
+                log.info("relaying %s:%d -> %s:%d", *where, *route.target)
         if args.stats:
             nursery.start_soon(_print_stats, relay)
         await stop.wait()
@@ -115,9 +148,12 @@ async def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _print_stats(relay: UdpRelay) -> None:
+async def _print_stats(relay: UdpRelay | QueueImpairment) -> None:
     while True:
         await trio.sleep(1.0)
+        if isinstance(relay, QueueImpairment):
+            print(json.dumps(msgspec.to_builtins(relay.counters)), flush=True)
+            continue
         print(
             json.dumps(
                 {

@@ -4,9 +4,7 @@ driven through their HTTP API the way a user or another program would."""
 from __future__ import annotations
 
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +15,17 @@ from typing import Any, TypeVar
 
 import httpx
 
-_SERVING = re.compile(r"serving (http://\S+), state in")
+from rocd.scenario._daemon import SERVING
+from rocd.scenario._daemon import free_port as _free_port
+
+_SERVING = SERVING
 
 T = TypeVar("T")
 
 
 def free_port() -> int:
     """A TCP port free right now on 127.0.0.1 (a restarted instance keeps its port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return _free_port()
 
 
 def start_all(instances: list[Instance]) -> None:

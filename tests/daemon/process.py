@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -11,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-_SERVING = re.compile(r"serving (http://\S+), state in")
+from rocd.scenario._daemon import SERVING
+
+_SERVING = SERVING
 
 
 class DaemonProcess:

@@ -5,61 +5,29 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from rocd.scenario._signals import align, chirp, quantise_l16, sine_snr_db, snr_db
+
+__all__ = [
+    "Frames",
+    "align",
+    "assert_exact_stream",
+    "assert_same_audio",
+    "chirp",
+    "quantise_l16",
+    "s16_noise",
+    "sine",
+    "sine_snr_db",
+    "snr_db",
+    "whole_fec_blocks",
+]
+
 Frames = npt.NDArray[np.float32]
-
-
-def chirp(seconds: float, rate: int = 44100, channels: int = 2, seed: int = 0) -> Frames:
-    """A 200 Hz -> 5 kHz sweep with a little noise: unambiguous to align by correlation."""
-    n = round(seconds * rate)
-    t = np.arange(n) / rate
-    f0, f1 = 200.0, 5000.0
-    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * seconds))
-    noise = np.random.default_rng(seed).normal(0, 0.01, n)
-    left = 0.5 * np.sin(phase) + noise
-    cols = [left, -0.7 * left][:channels]
-    return np.stack(cols, axis=1).astype(np.float32)
-
-
-def quantise_l16(frames: Frames) -> Frames:
-    """What L16 makes of float samples (Roc's rule: truncate x * 32768, clip)."""
-    q = np.clip(np.trunc(frames.astype(np.float64) * 32768), -32768, 32767)
-    return (q / 32768).astype(np.float32)
-
-
-def align(sent: Frames, received: Frames) -> int:
-    """Offset of `sent` inside `received` (by cross-correlation of the first channel)."""
-    a = sent[:, 0].astype(np.float64)
-    b = received[:, 0].astype(np.float64)
-    size = 1 << int(np.ceil(np.log2(len(a) + len(b))))
-    corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)
-    return int(np.argmax(corr[: len(b)]))
-
-
-def snr_db(reference: Frames, signal: Frames) -> float:
-    err = signal.astype(np.float64) - reference.astype(np.float64)
-    power = float(np.mean(reference.astype(np.float64) ** 2))
-    noise = float(np.mean(err**2))
-    return float("inf") if noise == 0 else 10 * np.log10(power / noise)
 
 
 def sine(seconds: float, freq: float = 1000.0, rate: int = 44100, channels: int = 2) -> Frames:
     t = np.arange(round(seconds * rate)) / rate
     tone = 0.5 * np.sin(2 * np.pi * freq * t)
     return np.repeat(tone[:, None], channels, axis=1).astype(np.float32)
-
-
-def sine_snr_db(signal: npt.NDArray[np.floating], freq: float, rate: int = 44100) -> float:
-    """Signal-to-(noise + distortion) of a sine, from its spectrum: power within +-20 Hz of
-    `freq` against everything else above 20 Hz. Unlike a sample-by-sample comparison this
-    does not count a slowly varying delay (what drift compensation does on purpose) as
-    noise, only what a resampler adds: aliasing, imaging, distortion, clicks."""
-    x = np.asarray(signal, dtype=np.float64)
-    window = np.blackman(len(x))
-    spectrum = np.abs(np.fft.rfft(x * window)) ** 2
-    freqs = np.fft.rfftfreq(len(x), 1 / rate)
-    near = np.abs(freqs - freq) <= 20
-    rest = (~near) & (freqs > 20)
-    return float(10 * np.log10(spectrum[near].sum() / spectrum[rest].sum()))
 
 
 def whole_fec_blocks(frames: Frames, packet: int = 221, block: int = 18) -> Frames:

@@ -9,8 +9,6 @@ played with what it was given.
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,11 +23,13 @@ import numpy.typing as npt
 import pytest
 import soundfile as sf
 
+from rocd.scenario import find_tool
+from rocd.scenario._daemon import SERVING
 from tests.pulse_server import PulseServer
 
 Frames = npt.NDArray[np.float32]
 RATE = 44100
-_SERVING = re.compile(r"serving (http://\S+), state in")
+_SERVING = SERVING
 
 
 class Rocd:
@@ -273,12 +273,7 @@ def whole_packets(frames: Frames, packet: int = 221) -> Frames:
 
 def roc_tool(name: str) -> str | None:
     """A reference Roc tool from $ROC_PREFIX/bin or PATH."""
-    prefix = os.environ.get("ROC_PREFIX")
-    if prefix:
-        path = Path(prefix) / "bin" / name
-        if path.is_file() and os.access(path, os.X_OK):
-            return str(path)
-    return shutil.which(name)
+    return find_tool(name)
 
 
 @pytest.fixture

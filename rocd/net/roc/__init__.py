@@ -78,6 +78,7 @@ from ._ntp import (
 )
 from ._pacer import Pacer
 from ._packetizer import Packet, Packetizer
+from ._queue_impairment import QueueCounters, QueueImpairment
 from ._rate_converter import ChannelMapper, RateConverter, ResamplerQuality
 from ._receiver import Receiver
 from ._receiver_session import ReceiverSession
@@ -234,6 +235,8 @@ __all__ = [
     "PortPool",
     "Protocol",
     "ProtocolError",
+    "QueueCounters",
+    "QueueImpairment",
     "QueueMetrics",
     "RateConverter",
     "RawRtcpPacket",
