@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip pulseaudio pulseaudio-utils libpulse0 libportaudio2
-              libasound2-plugins libsndfile1 libsamplerate0 iproute2 iptables gcc libc6-dev)
+              libasound2-plugins libsndfile1 libsamplerate0 iproute2 iptables gcc libc6-dev
+              chromium)  # chromium: the web console's browser tests (Playwright drives it)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -31,6 +31,7 @@ from . import (  # noqa: F401  (routes)
     _vads,
 )
 from ._auth import install_auth
+from ._console import install_console
 from ._context import ApiContext
 from ._guard import install_guard
 from ._routes import API, Api, ErrorBody, json_response
@@ -42,12 +43,14 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 
 
 def create_app(ctx: ApiContext, api: Api = API) -> Quart:
     """The app serving `api`'s operations (all of rocd's unless told otherwise)."""
-    app = QuartTrio("rocd")
+    # No Quart static folder: the web console serves its own files (install_console).
+    app = QuartTrio("rocd", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20  # 1 MiB: API bodies are small JSON documents
     # "//" in a path is not merged with a redirect (an HTML 308): a device id that starts
     # with "/" (percent-encoded) is a 404 like any unknown id.
     app.url_map.merge_slashes = False
     api.install(app, ctx)
+    install_console(app)
     install_auth(app, ctx)
     install_guard(app, ctx.guard)
 

@@ -10,7 +10,8 @@ Rules:
   (GET, the event WebSocket); operator may also change devices, VADs, streams and the
   instance's name; admin may also manage trust (pairing, invites, roles) and tokens.
 - A missing or unknown token is 401, a role too low 403; both bodies name the role the
-  request needs. GET /health stays open, for probes.
+  request needs. GET /health stays open, for probes, and so do the web console's files
+  (GET / and /console/...: they hold no data; the page asks for a token).
 - A WebSocket (`WS /events`) may give its token as the query parameter `token` instead:
   browsers cannot set headers on a WebSocket. Plain HTTP requests must use the header
   (a token in a URL ends up in histories and logs).
@@ -35,6 +36,7 @@ from rocd.actors import ApiToken, CheckToken, Role, require
 from rocd.config import ApiConfig
 from rocd.errors import Forbidden, RocdError, Unauthorized, Unavailable
 
+from ._console import CONSOLE_RULES
 from ._context import ApiContext
 from ._routes import json_response
 
@@ -43,7 +45,9 @@ CACHE_SECONDS = 2.0
 _CACHE_MAX = 256
 
 #: Routes open to anyone, and those that need admin (method, Quart rule).
-PUBLIC: frozenset[tuple[str, str]] = frozenset({("GET", "/health")})
+PUBLIC: frozenset[tuple[str, str]] = frozenset(
+    {("GET", "/health"), *(("GET", rule) for rule in CONSOLE_RULES)}
+)
 ADMIN: frozenset[tuple[str, str]] = frozenset(
     {
         ("POST", "/peers"),

@@ -143,7 +143,8 @@ def pa_device(entry: Any, kind: str) -> PaDevice:
         index=entry.index,
         name=entry.name,
         description=entry.description or "",
-        state=str(getattr(entry.state, "value", entry.state)).upper(),
+        # pulsectl's EnumValue keeps its name in `_value` ("idle"); its str() is a repr.
+        state=str(getattr(entry.state, "_value", entry.state)).upper(),
         sample_specification=f"{entry.channel_count}ch {entry.rate}Hz",
         mute=bool(entry.mute),
         volume={

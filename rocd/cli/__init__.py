@@ -5,6 +5,8 @@
     rocd recv    receive Roc streams into a file or device (like roc-recv)
     rocd relay   a seeded UDP impairment relay (loss, delay, jitter, reordering)
     rocd token   API tokens: create (with a role), list, revoke
+    rocd ctl     drive the cluster through an instance's API (peers, devices, VADs, streams,
+                 events); its own exit statuses say what failed (see _ctl_client)
     rocd scenario  run a multi-instance scenario file and get a verdict (or check it)
 
 Exit statuses: 0 clean end, 1 failure (one line says why), 2 bad usage (one line names it).
@@ -19,10 +21,10 @@ from typing import NoReturn
 
 from rocd import __version__
 
-from . import _recv, _relay, _scenario, _send, _serve, _token
+from . import _ctl, _recv, _relay, _scenario, _send, _serve, _token
 from ._exit import EXIT_USAGE
 
-COMMANDS = (_serve, _send, _recv, _relay, _token, _scenario)
+COMMANDS = (_serve, _send, _recv, _relay, _token, _ctl, _scenario)
 
 
 class Parser(argparse.ArgumentParser):

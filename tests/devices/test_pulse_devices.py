@@ -74,6 +74,7 @@ async def test_a_virtual_speaker_made_through_rest_is_bit_exact(
         assert "Living room" in sink_of(pulse_server, sink)["description"]
         device = (await rocd.http.get(device_path(vad["device"]))).json()
         assert (device["vad"], device["direction"], device["virtual"]) == (vad["uid"], "sink", True)
+        assert device["state"] in ("running", "idle", "suspended")
         # Capture through rocd's own device, found by its REST id.
         ref = rocd.daemon.registry.lookup("device", vad["device"])
         endpoint = await ref.ask(GetEndpoint())
