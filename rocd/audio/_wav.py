@@ -24,8 +24,11 @@ a worker thread).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import struct
+from collections.abc import Callable
 from typing import Final
 
 import numpy as np
@@ -95,11 +98,36 @@ class WavFile:
         self.spec = spec
         self.frames = 0
         self._riff_limit = riff_limit
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        header = wav_header(spec, 0, riff_limit=riff_limit)
+        if not _is_regular_or_absent(path):  # a FIFO, a device: written in place
+            self._fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+            self._guard(lambda: self._write_all(header))
+            return
+        # Made beside the target and renamed over it once its header is written, so that
+        # `path` never shows an empty or half-written header (a reader, or a kill -9, at
+        # any moment finds a valid WAV).
+        directory, name = os.path.split(path)
+        new = os.path.join(directory, f".{name}.new")
+        self._fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+
+        def publish() -> None:
+            self._write_all(header)
+            os.replace(new, path)
+
         try:
-            self._write_all(wav_header(spec, 0, riff_limit=riff_limit))
+            self._guard(publish)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(new)
+            raise
+
+    def _guard(self, step: Callable[[], None]) -> None:
+        """Run `step`; on any error close the file before raising it."""
+        try:
+            step()
         except BaseException:
             os.close(self._fd)
+            self._fd = -1
             raise
 
     def append(self, block: Frames, *, sync: bool = True) -> None:
@@ -135,3 +163,10 @@ class WavFile:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+
+
+def _is_regular_or_absent(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True

@@ -59,6 +59,33 @@ def test_a_wav_reads_back_exactly_after_every_append(tmp_path: Path, channels: i
     assert info.format == ("WAVEX" if channels > 2 else "WAV")
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_wav_path_never_shows_a_missing_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: bool
+) -> None:
+    """Whenever the file is written to, what `path` holds is a readable WAV (or nothing
+    yet): a reader (or a kill -9) between creating the file and writing its header must
+    not find an empty file, nor an old recording cut to nothing."""
+    path = tmp_path / "x.wav"
+    if existing:
+        sf.write(path, noise(100), 48000, subtype="FLOAT")
+    seen: list[int | None] = []
+    write = os.write
+
+    def checked_write(fd: int, data: bytes | memoryview) -> int:
+        seen.append(sf.info(str(path)).frames if path.exists() else None)
+        return write(fd, data)
+
+    monkeypatch.setattr(os, "write", checked_write)
+    wav = WavFile(str(path), SPEC)
+    wav.append(noise(441))
+    wav.close()
+    monkeypatch.undo()
+    assert seen == [100 if existing else None, 0]  # header, then samples
+    assert sf.info(str(path)).frames == 441
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "x.wav"]
+
+
 def test_samples_beyond_the_header_sizes_are_ignored_not_read(tmp_path: Path) -> None:
     # Killed between writing samples and rewriting the header: the header still counts
     # the previous append only, and that is what a reader gets.
