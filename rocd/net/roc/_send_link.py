@@ -43,10 +43,12 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
+from . import _send_native
 from ._endpoint import EndpointSet, Interface
 from ._errors import MalformedPacket
 from ._media_hub import is_hub_message
 from ._pacer import Pacer
+from ._send_native import NativeSendThread
 from ._send_thread import SendThread
 from ._sender import Datagram, Sender
 from ._ticker import PRODUCE, Ticker, now_ns
@@ -126,6 +128,7 @@ class SendLink:
         wall_ns: Callable[[], int] = time.time_ns,
         gso: bool = False,
         send_thread: bool = False,
+        native_send: bool = True,
     ) -> None:
         if ahead_chunks < 1:
             raise ValueError(f"ahead_chunks must be >= 1, got {ahead_chunks}")
@@ -136,6 +139,10 @@ class SendLink:
         self.ahead_chunks = ahead_chunks
         self.send_thread = send_thread
         """Unclocked sources: send from a `SendThread` (system clock only, not a MockClock)."""
+        self.native_send = native_send
+        """With `send_thread`: the C send loop (`NativeSendThread`) where it is built and
+        `gso` is off, else the Python one."""
+        self._native: NativeSendThread | None = None
         self.gso = gso
         """Send each chunk's source packets and each block's repair packets in one system
         call (UDP segmentation offload, see `UdpEndpoint`): cheaper, but only where no
@@ -228,6 +235,8 @@ class SendLink:
         self._targets = targets
         # One list assignment: a send thread reading the route sees the old or the new.
         self._route[:] = [targets.get(interface) for interface in Interface]
+        if self._native is not None:
+            self._native.set_route(self._route)
 
     def write(self, frames: npt.NDArray[np.float32], capture_ns: int) -> None:
         """Send the datagrams of the next frames (captured at wall time `capture_ns`)."""
@@ -278,7 +287,12 @@ class SendLink:
         fd = udp.fd
         ahead = self._ahead
         sender = self.sender
-        thread = SendThread(self._send_routed) if self.send_thread else None
+        thread: SendThread[Routed] | NativeSendThread | None = None
+        if self.send_thread and self.native_send and not self.gso and _send_native.available():
+            thread = self._native = NativeSendThread(udp.sock, udp.stats)
+            thread.set_route(self._route)
+        elif self.send_thread:
+            thread = SendThread(self._send_routed)
         horizon = ticker.period_ns + AHEAD_NS
         ended = False
 
@@ -337,6 +351,8 @@ class SendLink:
             deadline = sender.rtcp_deadline_ns
             if deadline is None or deadline <= now:  # a report is due (also while stalled)
                 self._send(sender.poll_rtcp(now, self._wall_ns()))
+            if self._native is not None:
+                self._native.count()
             return ended and not ahead and (thread is None or not thread.queued)
 
         ticker.watch(fd)
@@ -350,6 +366,7 @@ class SendLink:
             ticker.unwatch(fd)
             if thread is not None:  # stopped early: `run` sends what is left at once
                 ahead.extend(thread.take_queued())
+            self._native = None
 
     def _send(self, datagrams: list[Datagram]) -> None:
         if datagrams:
