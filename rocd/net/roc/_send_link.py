@@ -22,7 +22,9 @@ the wire; on a stop request what is queued is sent at once, before the last repo
 With `send_thread`, the sends themselves leave from a `SendThread` at their times, and the
 ticker (which may then tick far less often, e.g. every 200 ms) only reads, encodes and
 queues what falls due within the next tick and `AHEAD_NS`, and handles RTCP: a Trio
-wake-up every 10 ms costs a Python process as much again as roc-send needs in all.
+wake-up every 10 ms costs a Python process as much again as roc-send needs in all. The
+thread is the C loop of `_send_native` where it is built (`native_send`), else the
+Python `SendThread`.
 
 The frame source is anything with `spec` (rate, channels), `clocked` and
 `async read(frames)`, e.g. rocd.audio's file, tone and device streams; a read shorter than
