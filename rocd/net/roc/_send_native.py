@@ -24,9 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import outcome
-import trio
-
+from ._send_thread import run_in_thread
 from ._ticker import now_ns
 from ._udp import Address, UdpStats
 
@@ -187,22 +185,9 @@ class NativeSendThread:
     async def run(self) -> None:
         """Send from a worker thread until cancelled; then the loop stops at once (what is
         queued stays queued: `take_queued`) and is waited for."""
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        result: list[outcome.Outcome[None]] = []
-
-        def deliver(out: outcome.Outcome[None]) -> None:
-            result.append(out)
-            token.run_sync_soon(done.set)
-
         lib, q, fd = self._lib, self._q, self._sock.fileno()
         lib.sq_reset(q)
-        trio.lowlevel.start_thread_soon(lambda: lib.sq_run(q, fd), deliver)
         try:
-            await done.wait()
+            await run_in_thread(lambda: lib.sq_run(q, fd), lambda: lib.sq_stop(q))
         finally:
-            lib.sq_stop(q)
-            with trio.CancelScope(shield=True):
-                await done.wait()
             self.count()
-        result[0].unwrap()

@@ -30,7 +30,7 @@ import trio
 
 from ._ticker import now_ns
 
-__all__ = ["SendThread"]
+__all__ = ["SendThread", "run_in_thread"]
 
 #: Longest sleep of the thread (ns): how soon it notices a stop.
 MAX_SLEEP_NS: Final = 10_000_000
@@ -75,23 +75,11 @@ class SendThread(Generic[Batch]):
         """Send in a thread until cancelled; on cancellation the thread stops within
         MAX_SLEEP_NS (what is queued stays queued: `take_queued`) and is waited for."""
         offset_ns = now_ns() - time.perf_counter_ns()
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        result: list[outcome.Outcome[None]] = []
-
-        def deliver(out: outcome.Outcome[None]) -> None:
-            result.append(out)
-            token.run_sync_soon(done.set)
-
         self._stopping = False
-        trio.lowlevel.start_thread_soon(lambda: self._loop(offset_ns), deliver)
-        try:
-            await done.wait()
-        finally:
-            self._stopping = True
-            with trio.CancelScope(shield=True):
-                await done.wait()
-        result[0].unwrap()
+        await run_in_thread(lambda: self._loop(offset_ns), self._stop)
+
+    def _stop(self) -> None:
+        self._stopping = True
 
     def _loop(self, offset_ns: int) -> None:
         # The thread wakes up for every batch (100 times a second), and what a Python
@@ -119,3 +107,25 @@ class SendThread(Generic[Batch]):
             self.batches_sent += 1
             if -wait > self.late_ns:
                 self.late_ns = -wait
+
+
+async def run_in_thread(loop: Callable[[], object], stop: Callable[[], object]) -> None:
+    """Run `loop` in a worker thread until it returns (re-raising what it raises); on
+    cancellation call `stop` (which makes `loop` return soon) and wait for it, so no
+    thread outlives its task."""
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+    result: list[outcome.Outcome[object]] = []
+
+    def deliver(out: outcome.Outcome[object]) -> None:
+        result.append(out)
+        token.run_sync_soon(done.set)
+
+    trio.lowlevel.start_thread_soon(loop, deliver)
+    try:
+        await done.wait()
+    finally:
+        stop()
+        with trio.CancelScope(shield=True):
+            await done.wait()
+    result[0].unwrap()

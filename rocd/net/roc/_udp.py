@@ -303,24 +303,8 @@ class UdpEndpoint:
         endpoint falls back to one send per datagram for good. Only with `gso` (see the
         module docstring for why it is off by default).
         """
-        stats = self.stats
-        if not self._gso:
-            # One plain `sendto` each: this runs for every datagram a sender sends, often
-            # from a thread woken just for it, so no call or object more than needed.
-            sendto = self.sock.sendto
-            sent = 0
-            for data, address in datagrams:
-                try:
-                    sendto(data, address)
-                except BlockingIOError:
-                    stats.send_dropped += 1
-                except OSError:
-                    stats.send_errors += 1
-                else:
-                    sent += 1
-            stats.sent += sent
-            return sent
         items = datagrams if isinstance(datagrams, list) else list(datagrams)
+        stats = self.stats
         sock = self.sock
         n = len(items)
         sent = i = 0
