@@ -31,4 +31,7 @@ fi
 # The compiled LDPC decoder core (optional: numpy decodes without it).
 .venv/bin/python -c "from rocd.net.roc import _ldpc_native as n; print('setup: built', n.build())" \
     || echo "setup: no C compiler: the numpy LDPC decoder will be used"
+# The compiled send loop of paced senders (optional: a Python thread sends without it).
+.venv/bin/python -c "from rocd.net.roc import _send_native as n; print('setup: built', n.build())" \
+    || echo "setup: no C compiler: paced senders will send from a Python thread"
 echo "setup: ready (.venv/bin/rocd; source .venv/bin/activate or ./scripts/install-user.sh to have rocd on your PATH)"

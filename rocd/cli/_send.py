@@ -40,10 +40,13 @@ from ._units import count, duration_ns, sample_rate
 
 log = logging.getLogger("rocd.send")
 
-FILE_TICK_NS = 50_000_000
+FILE_TICK_NS = 200_000_000
 """How often a sender of a file or tone wakes Trio up (its send thread keeps the 10 ms
-beat of the packets): a Python process pays for every wake-up about as much as roc-send
-spends in all, so five times fewer of them is most of what makes `rocd send` light."""
+beat of the packets): to read and encode what falls due next, take the receivers' reports
+and send its own, due every 200 ms (REPORT_INTERVAL_NS). A Python process pays for every
+wake-up about as much as roc-send spends per packet burst, so twenty times fewer of them
+than packet bursts is much of what makes `rocd send` light (measured: Trio's share of the
+process, 1.05 % of a core at 100 ms, 0.73 % at 200 ms)."""
 
 FEC_NAMES = {"rs8m": FecScheme.RS8M, "ldpc": FecScheme.LDPC_STAIRCASE, "none": None}
 
@@ -200,7 +203,7 @@ async def send(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         async with trio.open_nursery() as nursery:
             # Each destination's packets leave from a send thread at their times; one
-            # kernel timer (see Ticker: os_timer) wakes Trio every 50 ms to read, encode
+            # kernel timer (see Ticker: os_timer) wakes Trio every 200 ms to read, encode
             # and queue ahead, and for RTCP (see SendLink: send_thread, FILE_TICK_NS).
             ticker = await nursery.start(Ticker(FILE_TICK_NS, os_timer=True).run)
             links = [

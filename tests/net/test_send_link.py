@@ -12,11 +12,13 @@ import trio
 
 from rocd.net.roc import (
     FecScheme,
+    Interface,
     RtpPacket,
     Sender,
     SenderConfig,
     SendLink,
     UdpEndpoint,
+    _send_native,
     decode_l16_s16,
     parse_rtcp,
     parse_source_datagram,
@@ -58,12 +60,19 @@ async def collect(udp: UdpEndpoint, into: list[tuple[float, bytes, tuple[str, in
 
 
 @pytest.mark.parametrize(
-    ("fec", "send_thread"),
-    [(FecScheme.RS8M, False), (FecScheme.LDPC_STAIRCASE, False), (FecScheme.RS8M, True)],
+    ("fec", "send_thread", "native"),
+    [
+        (FecScheme.RS8M, False, False),
+        (FecScheme.LDPC_STAIRCASE, False, False),
+        (FecScheme.RS8M, True, False),
+        (FecScheme.RS8M, True, True),
+        (FecScheme.LDPC_STAIRCASE, True, True),
+    ],
 )
 async def test_a_second_of_audio_arrives_paced_exact_and_from_one_socket(
-    fec: FecScheme, send_thread: bool
+    fec: FecScheme, send_thread: bool, native: bool
 ) -> None:
+    assert not native or _send_native.available(), "scripts/setup.sh builds the C send loop"
     proto = "rs8m" if fec is FecScheme.RS8M else "ldpc"
     with trio.fail_after(10):
         rx = {name: await UdpEndpoint.bind(("127.0.0.1", 0)) for name in ("src", "rpr", "ctl")}
@@ -77,7 +86,7 @@ async def test_a_second_of_audio_arrives_paced_exact_and_from_one_socket(
         sender = Sender(
             SenderConfig(fec=fec), input_rate=44100, input_channels=2, rng=random.Random(1)
         )
-        link = SendLink(sender, endpoints, send_thread=send_thread)
+        link = SendLink(sender, endpoints, send_thread=send_thread, native_send=native)
         async with trio.open_nursery() as nursery:
             for name, udp in rx.items():
                 nursery.start_soon(collect, udp, got[name])
@@ -112,3 +121,53 @@ async def test_a_second_of_audio_arrives_paced_exact_and_from_one_socket(
     assert got["ctl"]
     kinds = {type(p).__name__ for _, d, _ in got["ctl"] for p in parse_rtcp(d)}
     assert {"SenderReport", "Sdes"} <= kinds
+
+
+@pytest.mark.parametrize("native", [False, True])
+async def test_a_retarget_moves_what_the_send_thread_has_queued_too(native: bool) -> None:
+    assert not native or _send_native.available(), "scripts/setup.sh builds the C send loop"
+    with trio.fail_after(10):
+        rx = {
+            (side, name): await UdpEndpoint.bind(("127.0.0.1", 0))
+            for side in "ab"
+            for name in ("src", "rpr", "ctl")
+        }
+        got: dict[tuple[str, str], list[tuple[float, bytes, tuple[str, int]]]] = {k: [] for k in rx}
+
+        def uri(side: str, name: str, scheme: str) -> str:
+            return f"{scheme}://127.0.0.1:{rx[side, name].local[1]}"
+
+        endpoints = sender_endpoints(
+            uri("a", "src", "rtp+rs8m"), uri("a", "rpr", "rs8m"), uri("a", "ctl", "rtcp")
+        )
+        b_targets = {
+            interface: ("127.0.0.1", rx["b", name].local[1])
+            for interface, name in zip(Interface, ("src", "rpr", "ctl"), strict=True)
+        }
+        audio = tone(0.8)
+        sender = Sender(SenderConfig(), input_rate=44100, input_channels=2, rng=random.Random(1))
+        link = SendLink(sender, endpoints, send_thread=True, native_send=native)
+        async with trio.open_nursery() as nursery:
+            for key, udp in rx.items():
+                nursery.start_soon(collect, udp, got[key])
+            await nursery.start(link.run, ArraySource(audio, 44100))
+            await trio.sleep(0.3)  # the send thread holds ~100 ms queued ahead
+            link.retarget(b_targets)
+            moved = trio.current_time()
+            await link.done.wait()
+            await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        for udp in rx.values():
+            udp.close()
+    n_packets = len(audio) // 221
+    a, b = got["a", "src"], got["b", "src"]
+    assert len(a) + len(b) == n_packets
+    assert a
+    assert b
+    # Within a burst of the move (one in flight), every datagram goes to the new path.
+    assert max(t for t, _, _ in a) < moved + 0.015
+    assert min(t for t, _, _ in b) >= moved
+    seqs = [RtpPacket.parse(parse_source_datagram(FecScheme.RS8M, d)[0]).seq for _, d, _ in a + b]
+    assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(n_packets)]
+    assert len(got["a", "rpr"]) + len(got["b", "rpr"]) == (n_packets // 18) * 10
+    assert got["b", "ctl"]  # the reports moved too

@@ -39,7 +39,7 @@ async def test_batches_leave_at_their_times_in_order() -> None:
 
 
 async def test_a_cancelled_thread_stops_within_a_sleep_and_keeps_the_rest() -> None:
-    thread = SendThread(lambda datagrams: None)
+    thread: SendThread[list[Datagram]] = SendThread(lambda datagrams: None)
     thread.put(now_ns() + 60_000 * MS, [Datagram(Interface.SOURCE, b"later")])
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:

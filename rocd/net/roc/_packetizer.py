@@ -25,6 +25,7 @@ import numpy.typing as npt
 from ._encoding import NS_PER_SECOND, Encoding
 from ._l16 import encode_l16
 from ._rtp import MAX_PADDING, RtpPacket
+from ._types import Buffer
 from ._wrap import seq_add, ts_add
 
 __all__ = ["Packet", "Packetizer"]
@@ -94,12 +95,17 @@ class Packetizer:
         channels = self.encoding.channels
         if frames.ndim != 2 or frames.shape[1] != channels:
             raise ValueError(f"frames must have shape (n, {channels}), got {frames.shape}")
+        return self.write_encoded(encode_l16(frames), len(frames), capture_ns)
+
+    def write_encoded(self, payload: Buffer, frames: int, capture_ns: int) -> list[Packet]:
+        """`write` for `frames` frames already encoded (`payload`, their L16 bytes): a
+        sender encodes many chunks in one go and cuts packets chunk by chunk."""
         self._anchor_position = self._position + self._fill
         self._anchor_ns = capture_ns
         pending = self._pending
-        pending += encode_l16(frames)
+        pending += payload
         spp = self.samples_per_packet
-        count, rest = divmod(self._fill + len(frames), spp)
+        count, rest = divmod(self._fill + frames, spp)
         self._fill = rest
         if not count:
             return []

@@ -20,9 +20,11 @@ sender process spends. The sender's counters and reports run up to that far ahea
 the wire; on a stop request what is queued is sent at once, before the last report.
 
 With `send_thread`, the sends themselves leave from a `SendThread` at their times, and the
-ticker (which may then tick far less often, e.g. every 50 ms) only reads, encodes and
+ticker (which may then tick far less often, e.g. every 200 ms) only reads, encodes and
 queues what falls due within the next tick and `AHEAD_NS`, and handles RTCP: a Trio
-wake-up every 10 ms costs a Python process as much again as roc-send needs in all.
+wake-up every 10 ms costs a Python process as much again as roc-send needs in all. The
+thread is the C loop of `_send_native` where it is built (`native_send`), else the
+Python `SendThread`.
 
 The frame source is anything with `spec` (rate, channels), `clocked` and
 `async read(frames)`, e.g. rocd.audio's file, tone and device streams; a read shorter than
@@ -43,16 +45,26 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
+from . import _send_native
 from ._endpoint import EndpointSet, Interface
 from ._errors import MalformedPacket
 from ._media_hub import is_hub_message
 from ._pacer import Pacer
+from ._send_native import NativeSendThread
 from ._send_thread import SendThread
 from ._sender import Datagram, Sender
 from ._ticker import PRODUCE, Ticker, now_ns
 from ._udp import Address, UdpEndpoint, resolve_udp
 
 __all__ = ["FrameInput", "SampleSpecLike", "SendLink"]
+
+_SOURCE = Interface.SOURCE
+_REPAIR = Interface.REPAIR
+
+#: Datagrams, each with the index of its interface's address in the link's route
+#: (source 0, repair 1, control 2), as `UdpEndpoint.send_routed` takes them: the address
+#: is read as it leaves, so what is queued ahead follows a `retarget`.
+Routed = list[tuple[bytes, int]]
 
 log = logging.getLogger("rocd.net.roc.send")
 
@@ -71,8 +83,8 @@ SEND_LEAD_NS = 500_000
 
 #: With a send thread, how far beyond the next tick the link keeps datagrams queued (ns).
 AHEAD_NS = 100_000_000
-#: With a send thread, when the first chunk is due after the first step (ns): once it is
-#: encoded and queued, so that it leaves on time.
+#: With a send thread, when the first chunk is due after the first step (ns) at the
+#: least: once it is encoded and queued, so that it leaves on time.
 THREAD_START_NS = 20_000_000
 
 #: RTCP reports come every 200 ms and carry their kernel arrival time: a link that reads
@@ -118,6 +130,7 @@ class SendLink:
         wall_ns: Callable[[], int] = time.time_ns,
         gso: bool = False,
         send_thread: bool = False,
+        native_send: bool = True,
     ) -> None:
         if ahead_chunks < 1:
             raise ValueError(f"ahead_chunks must be >= 1, got {ahead_chunks}")
@@ -128,6 +141,10 @@ class SendLink:
         self.ahead_chunks = ahead_chunks
         self.send_thread = send_thread
         """Unclocked sources: send from a `SendThread` (system clock only, not a MockClock)."""
+        self.native_send = native_send
+        """With `send_thread`: the C send loop (`NativeSendThread`) where it is built and
+        `gso` is off, else the Python one."""
+        self._native: NativeSendThread | None = None
         self.gso = gso
         """Send each chunk's source packets and each block's repair packets in one system
         call (UDP segmentation offload, see `UdpEndpoint`): cheaper, but only where no
@@ -135,9 +152,11 @@ class SendLink:
         self._wall_ns = wall_ns
         self._udp: UdpEndpoint | None = None
         #: Datagrams encoded ahead (unclocked sources), with when their chunk is due.
-        self._ahead: deque[tuple[int, list[Datagram]]] = deque()
+        self._ahead: deque[tuple[int, Routed]] = deque()
         self._send_lock = threading.Lock()  # a send thread and Trio both send
         self._targets: dict[Interface, Address] = {}
+        #: The source, repair and control addresses (None: not sent), changed in place.
+        self._route: list[Address | None] = [None, None, None]
         self.malformed_rtcp = 0
         self.rtcp_received = 0  # reports taken from receivers (a path that works)
         #: Punch datagrams that came from receivers behind NATs, (data, source), for the
@@ -179,7 +198,7 @@ class SendLink:
                         await self._stream_ticked(source, ticker)
                         nursery.cancel_scope.cancel(reason="source ended")
             while self._ahead:  # stopped early: what was encoded goes out now
-                self._send(self._ahead.popleft()[1])
+                self._send_routed(self._ahead.popleft()[1])
             self._send(self.sender.stop(now_ns(), self._wall_ns()))
         finally:
             self.close()
@@ -198,7 +217,7 @@ class SendLink:
             endpoint = self.endpoints.endpoint(interface)
             if endpoint is not None:
                 family, targets[interface] = await resolve_udp(endpoint.address)
-        self._targets = targets
+        self._set_targets(targets)
         wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
         self._udp = await UdpEndpoint.bind(
             (wildcard, 0), family=family, max_datagram=65535, gso=self.gso
@@ -212,7 +231,14 @@ class SendLink:
     def retarget(self, targets: dict[Interface, Address]) -> None:
         """Send to `targets` from the next datagram on (a path through a NAT found, or a
         move to a hub's relay); an interface left out is not sent at all."""
-        self._targets = dict(targets)
+        self._set_targets(dict(targets))
+
+    def _set_targets(self, targets: dict[Interface, Address]) -> None:
+        self._targets = targets
+        # One list assignment: a send thread reading the route sees the old or the new.
+        self._route[:] = [targets.get(interface) for interface in Interface]
+        if self._native is not None:
+            self._native.set_route(self._route)
 
     def write(self, frames: npt.NDArray[np.float32], capture_ns: int) -> None:
         """Send the datagrams of the next frames (captured at wall time `capture_ns`)."""
@@ -263,22 +289,29 @@ class SendLink:
         fd = udp.fd
         ahead = self._ahead
         sender = self.sender
-        thread = SendThread(self._send) if self.send_thread else None
+        thread: SendThread[Routed] | NativeSendThread | None = None
+        if self.send_thread and self.native_send and not self.gso and _send_native.available():
+            thread = self._native = NativeSendThread(udp.sock, udp.stats)
+            thread.set_route(self._route)
+        elif self.send_thread:
+            thread = SendThread(self._send_routed)
         horizon = ticker.period_ns + AHEAD_NS
         ended = False
 
-        async def encode(pacer: Pacer, count: int) -> list[tuple[int, list[Datagram]]]:
-            """The next `count` chunks (read at once), encoded, each with its due time."""
+        async def encode(pacer: Pacer, count: int) -> list[tuple[int, Routed]]:
+            """The next `count` chunks (read and encoded at once), each chunk's datagrams
+            with their due time."""
             nonlocal ended
             frames = await source.read(count * chunk)
             ended = len(frames) < count * chunk
-            out = []
-            for start in range(0, len(frames), chunk):
-                block = frames[start : start + chunk]
-                due_ns = pacer.deadline_ns
-                capture = pacer.capture_ns(pacer.sent_samples)
-                out.append((due_ns, sender.write(block, capture)))
-                pacer.sent(len(block))
+            sent = pacer.sent_samples
+            starts = range(sent, sent + len(frames), chunk)
+            bursts = sender.write_bursts(frames, [pacer.capture_ns(i) for i in starts], chunk)
+            routed = self._routed
+            out = [
+                (pacer.sample_time_ns(i), routed(b)) for i, b in zip(starts, bursts, strict=True)
+            ]
+            pacer.sent(len(frames))
             return out
 
         async def step(now: int) -> bool:
@@ -287,9 +320,16 @@ class SendLink:
                 # The stream starts at this tick however late it runs (a process warming
                 # up): its first chunk is due now, the next ones `lead` before each tick.
                 # A send thread starts it a little later instead, so that even the first
-                # burst leaves on the beat (receivers learn the beat from the bursts).
+                # burst leaves on the beat (receivers learn the beat from the bursts),
+                # and half a chunk off the ticks: the thread needs the interpreter's lock
+                # to send, and the ticks' work (reading, encoding) holds it; a burst due
+                # as a tick begins would wait for it (measured: ~10 futex calls a tick).
                 tick = ticker.tick_ns if ticker.tick_ns is not None else now
-                start = now + THREAD_START_NS if thread is not None else tick - lead
+                if thread is not None:
+                    phase = tick + self.chunk_ns // 2
+                    start = phase - (phase - now - THREAD_START_NS) // self.chunk_ns * self.chunk_ns
+                else:
+                    start = tick - lead
                 wall_start = self._wall_ns() - (now - start)
                 pacer = Pacer(
                     rate, start, chunk_samples=chunk, wall_start_ns=wall_start, max_lag_ns=10**9
@@ -309,10 +349,12 @@ class SendLink:
                 if due and not ended:
                     ahead.extend(await encode(pacer, max(due, self.ahead_chunks)))
                 while ahead and ahead[0][0] <= now:
-                    self._send(ahead.popleft()[1])
+                    self._send_routed(ahead.popleft()[1])
             deadline = sender.rtcp_deadline_ns
             if deadline is None or deadline <= now:  # a report is due (also while stalled)
                 self._send(sender.poll_rtcp(now, self._wall_ns()))
+            if self._native is not None:
+                self._native.count()
             return ended and not ahead and (thread is None or not thread.queued)
 
         ticker.watch(fd)
@@ -326,15 +368,26 @@ class SendLink:
             ticker.unwatch(fd)
             if thread is not None:  # stopped early: `run` sends what is left at once
                 ahead.extend(thread.take_queued())
+            self._native = None
 
     def _send(self, datagrams: list[Datagram]) -> None:
+        if datagrams:
+            self._send_routed(self._routed(datagrams))
+
+    @staticmethod
+    def _routed(datagrams: list[Datagram]) -> Routed:
+        # `is`, not a dict: an Enum's hash is a Python call.
+        return [
+            (data, 0 if kind is _SOURCE else 1 if kind is _REPAIR else 2)
+            for kind, data in datagrams
+        ]
+
+    def _send_routed(self, datagrams: Routed) -> None:
+        """Send now (from Trio or from the send thread: one at a time)."""
         udp = self._udp
         assert udp is not None
-        if not datagrams:
-            return
-        targets = self._targets
         with self._send_lock:
-            udp.send_many([(data, targets[kind]) for kind, data in datagrams if kind in targets])
+            udp.send_routed(datagrams, self._route)
 
     def _take_rtcp(self, now: int, wall: int) -> None:
         udp = self._udp

@@ -32,7 +32,7 @@ import errno
 import ipaddress
 import socket
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -338,6 +338,34 @@ class UdpEndpoint:
             else:
                 sent += self._send_one(data, address)
             i = j
+        stats.sent += sent
+        return sent
+
+    def send_routed(
+        self, datagrams: Iterable[tuple[Buffer, int]], route: Sequence[Address | None]
+    ) -> int:
+        """`send_many` of datagrams that name their address by its index in `route`
+        (None there: the datagram is not sent); how many the kernel took.
+
+        For a sender that queues datagrams ahead of their time while where they go may
+        change (`route` is read at the send)."""
+        if self._gso:
+            return self.send_many([(d, a) for d, i in datagrams if (a := route[i]) is not None])
+        stats = self.stats
+        sendto = self.sock.sendto
+        sent = 0
+        for data, index in datagrams:
+            address = route[index]
+            if address is None:
+                continue
+            try:
+                sendto(data, address)
+            except BlockingIOError:
+                stats.send_dropped += 1
+            except OSError:
+                stats.send_errors += 1
+            else:
+                sent += 1
         stats.sent += sent
         return sent
 
