@@ -150,14 +150,16 @@ def load_text(text: str, file: str = "<scenario>") -> Scenario:
     try:
         scenario = msgspec.convert(data, Scenario)
     except msgspec.ValidationError as exc:
-        found = re.match(r"(.*) - at `\$\.?(.*)`$", str(exc))
-        if found is None:
-            raise where.error((), str(exc).replace("`", "")) from None
-        message, at = found.groups()
-        path = _parse_path(at)
+        # msgspec says where (" - at `$.steps[1]`") except at the top level.
+        found = re.fullmatch(r"(.*?)(?: - at `\$\.?(.*)`)?", str(exc), re.DOTALL)
+        message, at = found.groups() if found else (str(exc), None)
+        path = _parse_path(at or "")
         unknown = re.fullmatch(r"Object contains unknown field `(.+)`", message)
         if unknown is not None:  # point at the field itself
             path, message = (*path, unknown.group(1)), "no such field here"
+        missing = re.fullmatch(r"Object missing required field `(.+)`", message)
+        if missing is not None:
+            path, message = (*path, missing.group(1)), "missing (it is required)"
         message = message.replace("`", "")
         raise where.error(path, message[:1].lower() + message[1:]) from None
     _check(scenario, where)

@@ -66,6 +66,17 @@ def test_an_unknown_key_names_its_line() -> None:
     assert error_of(text) == "s.toml:20: steps[2].within: no such field here"
 
 
+def test_an_unknown_top_level_key_names_its_line() -> None:
+    text = GOOD.replace('description = "two nodes"\n', 'description = "two nodes"\ntimout_s = 60\n')
+    assert error_of(text) == "s.toml:2: timout_s: no such field here"
+
+
+def test_a_missing_field_is_named() -> None:
+    assert error_of(GOOD.replace('description = "two nodes"\n', "")) == (
+        "s.toml: description: missing (it is required)"
+    )
+
+
 def test_invalid_toml_names_its_line() -> None:
     assert error_of(GOOD.replace("[nodes.b]", "[nodes.b")).startswith("s.toml:6: invalid TOML")
 
