@@ -231,8 +231,8 @@ def run(args: argparse.Namespace) -> int:
         if not hasattr(args, name):
             setattr(args, name, default)
     from ._ctl_client import Client, CtlError, to_json
-    from ._ctl_events import quiet_stdout
     from ._ctl_verbs import VERBS
+    from ._pipe import quiet_stdout
 
     try:
         client = Client(

@@ -20,6 +20,7 @@ import trio
 from rocd.scenario import EXIT, ScenarioError, load, run_scenario
 
 from ._exit import EXIT_OK, EXIT_USAGE
+from ._pipe import say
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,7 +56,7 @@ def run_check(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             status = EXIT_USAGE
             continue
-        print(f"{file}: ok ({len(scenario.nodes)} nodes, {len(scenario.steps)} steps)")
+        say(f"{file}: ok ({len(scenario.nodes)} nodes, {len(scenario.steps)} steps)")
     return status
 
 
@@ -66,8 +67,7 @@ def run_run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     report = trio.run(lambda: run_scenario(scenario, args.file, keep=args.keep))
-    print()
-    print(report.table())
+    say(f"\n{report.table()}")
     try:
         json_path, xml_path = report.write(args.out)
     except OSError as exc:
@@ -76,5 +76,5 @@ def run_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT["error"]
-    print(f"reports: {json_path} {xml_path}")
+    say(f"reports: {json_path} {xml_path}")
     return report.exit_code

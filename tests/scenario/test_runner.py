@@ -156,6 +156,39 @@ sleep_s = 30
     assert_nothing_left(report)
 
 
+class _HeadOne(io.StringIO):
+    """stdout read by `head -1`: the first line is taken, then the reader is gone."""
+
+    def write(self, text: str) -> int:
+        if "\n" in self.getvalue():
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+async def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path) -> None:
+    text = f"""
+description = "read by head -1"
+{QUIET}
+[[steps]]
+node = "a"
+call = "GET /health"
+expect = ["status == 200"]
+
+[[steps]]
+node = "a"
+call = "GET /version"
+expect = ["status == 200"]
+"""
+    out = _HeadOne()
+    report = await run_scenario(
+        load_text(text, "t.toml"), tmp_path / "t.toml", out=out, run_root=tmp_path
+    )
+    assert report.verdict == "passed", report.reason
+    assert [s.status for s in report.steps] == ["passed", "passed"]
+    assert out.getvalue() == "t: read by head -1\n"
+    assert_nothing_left(report)
+
+
 async def test_a_node_that_cannot_start_is_an_error(tmp_path: Path) -> None:
     text = """
 description = "bad config"
