@@ -12,6 +12,8 @@ missing), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from pathlib import Path
 
@@ -66,6 +68,17 @@ def run_run(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
+    # Where the reports go is checked first: a run's reports are its point.
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        if not os.access(args.out, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as exc:
+        print(
+            f"rocd scenario: cannot write the reports in {args.out}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return EXIT["error"]
     report = trio.run(lambda: run_scenario(scenario, args.file, keep=args.keep))
     say(f"\n{report.table()}")
     try:
