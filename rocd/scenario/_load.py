@@ -152,8 +152,8 @@ def load_text(text: str, file: str = "<scenario>") -> Scenario:
     except msgspec.ValidationError as exc:
         # msgspec says where (" - at `$.steps[1]`") except at the top level.
         found = re.fullmatch(r"(.*?)(?: - at `\$\.?(.*)`)?", str(exc), re.DOTALL)
-        message, at = found.groups() if found else (str(exc), None)
-        path = _parse_path(at or "")
+        message, at = (found.group(1), found.group(2) or "") if found else (str(exc), "")
+        path = _parse_path(at)
         unknown = re.fullmatch(r"Object contains unknown field `(.+)`", message)
         if unknown is not None:  # point at the field itself
             path, message = (*path, unknown.group(1)), "no such field here"

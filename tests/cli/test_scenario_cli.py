@@ -10,9 +10,18 @@ from pathlib import Path
 def test_an_out_dir_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path) -> None:
     not_a_dir = tmp_path / "a-file"
     not_a_dir.write_text("")
+    out = str(not_a_dir / "reports")
     done = subprocess.run(
-        [sys.executable, "-m", "rocd.cli", "scenario", "run", "scenarios/must_fail.toml"]
-        + ["--out", str(not_a_dir / "reports")],
+        [
+            sys.executable,
+            "-m",
+            "rocd.cli",
+            "scenario",
+            "run",
+            "scenarios/must_fail.toml",
+            "--out",
+            out,
+        ],
         capture_output=True,
         text=True,
         timeout=60,
