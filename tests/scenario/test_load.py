@@ -77,6 +77,16 @@ def test_a_missing_field_is_named() -> None:
     )
 
 
+def test_a_node_config_is_checked_against_the_daemons_own_model() -> None:
+    text = GOOD.replace(
+        "config = { cluster = { rendezvous = true } }",
+        'config = { cluster = { rendezvous = true }, api = { auht = "token" } }',
+    )
+    assert error_of(text) == "s.toml:7: nodes.b.config.api.auht: no such field here"
+    text = GOOD.replace("rendezvous = true", 'rendezvous = "yes"')
+    assert error_of(text) == "s.toml:7: nodes.b.config.cluster.rendezvous: expected bool, got str"
+
+
 def test_invalid_toml_names_its_line() -> None:
     assert error_of(GOOD.replace("[nodes.b]", "[nodes.b")).startswith("s.toml:6: invalid TOML")
 

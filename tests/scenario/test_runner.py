@@ -194,7 +194,7 @@ async def test_a_node_that_cannot_start_is_an_error(tmp_path: Path) -> None:
 description = "bad config"
 [nodes.a]
 sound = false
-config = { api = { auth = "sometimes" } }
+config = { cluster = { hub_ports = "40000-40001" } }
 [[steps]]
 sleep_s = 1
 """
@@ -202,7 +202,7 @@ sleep_s = 1
     assert report.verdict == "error"
     assert report.exit_code == 3
     assert "node a did not start: exited with status 2" in report.reason
-    assert "api.auth" in report.reason
+    assert "cluster.hub_ports" in report.reason
     assert report.steps[0].status == "not run"
     assert "setup failed" in printed
     assert_nothing_left(report)
