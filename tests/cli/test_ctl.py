@@ -318,6 +318,14 @@ def test_durations_and_counts_out_of_range_are_bad_usage(args: tuple[str, ...], 
     assert len(done.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize("api", ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://:4610"])
+@pytest.mark.parametrize("verb", [("peers", "list"), ("events",)])
+def test_an_api_url_without_a_usable_host_and_port_is_bad_usage(
+    api: str, verb: tuple[str, ...]
+) -> None:
+    failed(ctl_process(*verb, api=api), EXIT_USAGE, f"--api {api!r}: give the API's URL")
+
+
 def test_a_change_for_an_instance_that_is_gone_is_a_5xx(tmp_path: Path) -> None:
     a, c = Instance("a", tmp_path, NO_PULSE), Instance("c", tmp_path, NO_PULSE)
     start_all([a, c])
