@@ -63,13 +63,29 @@ def test_ctrl_c_in_a_terminal_stops_the_daemon_then_its_server(
     # A terminal's Ctrl-C (and `timeout`) signals the whole foreground process group:
     # the server is not in it, so it does not die first under the daemon (which said
     # "pulseaudio exited ...; restarting" as it stopped); the daemon stops it itself.
+    # Nor are the recorder and player of its streams' devices (parec, pacat).
     proc = start(spawn, tmp_path / "a", new_session=True)
     root = private_pulse_root(tmp_path / "a")
     server_pid = int((root / "server.pid").read_text())
+    vad = httpx.post(f"{proc.url}/peers/self/vads", json={"name": "S", "kind": "speaker"})
+    assert vad.status_code == 201, vad.text
+    for source, destination in (
+        ({"peer": "self", "device": "tone:sine"}, {"peer": "self", "vad": vad.json()["uid"]}),
+        ({"peer": "self", "vad": vad.json()["uid"]}, {"peer": "self", "device": "tone:null"}),
+    ):
+        made = httpx.post(
+            f"{proc.url}/streams", json={"source": source, "destination": destination}
+        )
+        assert made.status_code == 201, made.text
+    deadline = time.monotonic() + 10
+    while {s["state"] for s in httpx.get(f"{proc.url}/streams").json()} != {"active"}:
+        assert time.monotonic() < deadline, httpx.get(f"{proc.url}/streams").text
+        time.sleep(0.1)
     os.killpg(proc.proc.pid, signal.SIGINT)
     assert proc.wait_exit() == 0
     assert "private sound server: pulseaudio exited" not in proc.text
     assert "restarting" not in proc.text
+    assert " broke: " not in proc.text
     assert not Path(f"/proc/{server_pid}").exists()
     assert not root.exists()
 
