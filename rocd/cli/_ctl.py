@@ -20,7 +20,6 @@ found, 6 conflict, 7 daemon or peer failed, 8 events timed out, 1 anything else)
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from typing import Any
@@ -29,35 +28,13 @@ from rocd.config import DEFAULT_API_PORT
 
 from ._ctl_exit import EXIT_STATUSES
 from ._exit import EXIT_OK
+from ._units import count, seconds
 
 DEFAULT_API = f"http://127.0.0.1:{DEFAULT_API_PORT}"
 ROLES = ("viewer", "operator", "admin")
 
 
 # -- the parser -------------------------------------------------------------------------
-
-
-def _seconds(text: str) -> float:
-    """A duration flag: a finite number of seconds above 0 (socket timeouts take no
-    other, and a deadline of 0 or less could never be met)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"give seconds above 0, not {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    """How many events: a whole number from 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"give 1 or more, not {text!r}")
-    return value
 
 
 def _common() -> argparse.ArgumentParser:
@@ -72,7 +49,7 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument(
         "--timeout",
         metavar="S",
-        type=_seconds,
+        type=seconds,
         default=s,
         help="seconds to wait for an answer (15)",
     )
@@ -220,8 +197,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ev.add_argument("--kind", help="kinds or families, comma-separated (stream.,peer.joined)")
     ev.add_argument("--peer", help="only this instance's events")
     ev.add_argument("--follow", "-f", action="store_true", help="until interrupted")
-    ev.add_argument("--count", type=_count, default=1, metavar="N", help="stop after N events (1)")
-    ev.add_argument("--within", type=_seconds, metavar="S", help="give up after S seconds (exit 8)")
+    ev.add_argument("--count", type=count, default=1, metavar="N", help="stop after N events (1)")
+    ev.add_argument("--within", type=seconds, metavar="S", help="give up after S seconds (exit 8)")
     ctl.set_defaults(run=run)
 
 

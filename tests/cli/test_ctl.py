@@ -304,8 +304,8 @@ def test_exit_statuses_say_what_failed(cluster: tuple[Instance, Guarded]) -> Non
         (("--timeout", "nan", "peers", "list"), "--timeout: give seconds above 0, not 'nan'"),
         (("--timeout", "inf", "peers", "list"), "--timeout: give seconds above 0, not 'inf'"),
         (("--timeout", "0", "peers", "list"), "--timeout: give seconds above 0, not '0'"),
-        (("events", "--count", "0"), "--count: give 1 or more, not '0'"),
-        (("events", "--count", "-1"), "--count: give 1 or more, not '-1'"),
+        (("events", "--count", "0"), "--count: 0 is not a positive whole number"),
+        (("events", "--count", "-1"), "--count: -1 is not a positive whole number"),
         (("events", "--within", "-1"), "--within: give seconds above 0, not '-1'"),
     ],
 )
