@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quart import Quart, request
+from quart import Quart, Response, request
 
 from rocd.errors import NotFound
 
@@ -80,8 +80,13 @@ def load_assets(root: Path = CONSOLE_DIR) -> dict[str, Asset]:
 
 def _answer(asset: Asset) -> Any:
     headers = {**_HEADERS, "etag": asset.etag, "content-type": asset.content_type}
-    if asset.etag in request.headers.get("if-none-match", ""):
-        return b"", 304, headers
+    wanted = request.headers.get("if-none-match", "")
+    if asset.etag in wanted or wanted.strip() == "*":  # "*": any version the client has
+        # No Content-Length: a 304 may only carry the 200's, and a cache that took
+        # "0" from it would keep an empty file (RFC 9110, 8.6).
+        not_modified = Response(b"", 304, headers)
+        del not_modified.headers["content-length"]
+        return not_modified
     return asset.body, 200, headers
 
 

@@ -80,6 +80,8 @@ async def _start_child(
             stderr=pipe,
             check=False,
             env=dict(env),
+            # Its own session: a terminal's Ctrl-C reaches the daemon, which stops it.
+            start_new_session=True,
         )
     )
     return process

@@ -250,6 +250,9 @@ class PrivatePulseServer:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                # Its own session: a terminal's Ctrl-C (or `timeout`) signals the daemon's
+                # process group, and the daemon stops its server itself, in order.
+                start_new_session=True,
             )
         except OSError as exc:
             self.reason = f"cannot run {PROGRAM}: {exc.strerror or exc}"

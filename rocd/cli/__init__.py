@@ -22,7 +22,8 @@ from typing import NoReturn
 from rocd import __version__
 
 from . import _ctl, _recv, _relay, _scenario, _send, _serve, _token
-from ._exit import EXIT_USAGE
+from ._exit import EXIT_OK, EXIT_USAGE
+from ._pipe import quiet_stdout
 
 COMMANDS = (_serve, _send, _recv, _relay, _token, _ctl, _scenario)
 
@@ -56,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.error("a COMMAND is required: serve, send, recv or relay")
     run: Callable[[argparse.Namespace], int] = args.run
-    return run(args)
+    try:
+        return run(args)
+    except BrokenPipeError:  # the reader went away (`| head -1`): done, quietly
+        quiet_stdout()
+        return EXIT_OK
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:

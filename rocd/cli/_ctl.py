@@ -28,6 +28,7 @@ from rocd.config import DEFAULT_API_PORT
 
 from ._ctl_exit import EXIT_STATUSES
 from ._exit import EXIT_OK
+from ._units import count, seconds
 
 DEFAULT_API = f"http://127.0.0.1:{DEFAULT_API_PORT}"
 ROLES = ("viewer", "operator", "admin")
@@ -46,7 +47,11 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--token", metavar="T", default=s, help="API token (default $ROCD_TOKEN)")
     common.add_argument("--json", action="store_true", default=s, help="print the API's JSON")
     common.add_argument(
-        "--timeout", metavar="S", type=float, default=s, help="seconds to wait for an answer (15)"
+        "--timeout",
+        metavar="S",
+        type=seconds,
+        default=s,
+        help="seconds to wait for an answer (15)",
     )
     return common
 
@@ -192,8 +197,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ev.add_argument("--kind", help="kinds or families, comma-separated (stream.,peer.joined)")
     ev.add_argument("--peer", help="only this instance's events")
     ev.add_argument("--follow", "-f", action="store_true", help="until interrupted")
-    ev.add_argument("--count", type=int, default=1, metavar="N", help="stop after N events (1)")
-    ev.add_argument("--within", type=float, metavar="S", help="give up after S seconds (exit 8)")
+    ev.add_argument("--count", type=count, default=1, metavar="N", help="stop after N events (1)")
+    ev.add_argument("--within", type=seconds, metavar="S", help="give up after S seconds (exit 8)")
     ctl.set_defaults(run=run)
 
 
@@ -203,8 +208,8 @@ def run(args: argparse.Namespace) -> int:
         if not hasattr(args, name):
             setattr(args, name, default)
     from ._ctl_client import Client, CtlError, to_json
-    from ._ctl_events import quiet_stdout
     from ._ctl_verbs import VERBS
+    from ._pipe import quiet_stdout
 
     try:
         client = Client(

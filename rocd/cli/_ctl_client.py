@@ -88,9 +88,14 @@ class Client:
     """Requests to one rocd API (`base` like http://127.0.0.1:4610)."""
 
     def __init__(self, base: str, token: str | None, timeout: float) -> None:
-        parts = urllib.parse.urlsplit(base.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise CtlError(f"--api {base!r}: give the API's URL, like http://HOST:PORT", EXIT_USAGE)
+        usage = CtlError(f"--api {base!r}: give the API's URL, like http://HOST:PORT", EXIT_USAGE)
+        try:
+            parts = urllib.parse.urlsplit(base.strip())
+            parts.port  # noqa: B018 (a port that is no number, or beyond 65535, raises)
+        except ValueError:
+            raise usage from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise usage
         self.base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self.token = token or None
         self.timeout = timeout

@@ -8,9 +8,7 @@ handshake carries the API's error body, shown as any other error answer.
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 import urllib.parse
 
 import msgspec
@@ -22,16 +20,11 @@ from rocd.actors import Event
 from . import _ctl_views as views
 from ._ctl_client import Client, CtlError, api_error
 from ._ctl_exit import EXIT_TIMEOUT, EXIT_UNAVAILABLE, EXIT_UNREACHABLE
+from ._pipe import quiet_stdout
 
 #: WebSocket close codes the daemon uses: shutting down, and "you read too slowly".
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
-
-
-def quiet_stdout() -> None:
-    """After a broken pipe: send what is left of stdout nowhere (no second error at exit)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
 
 
 async def _connect(c: Client) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:

@@ -12,6 +12,8 @@ missing), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import trio
 from rocd.scenario import EXIT, ScenarioError, load, run_scenario
 
 from ._exit import EXIT_OK, EXIT_USAGE
+from ._pipe import say
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,7 +58,7 @@ def run_check(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             status = EXIT_USAGE
             continue
-        print(f"{file}: ok ({len(scenario.nodes)} nodes, {len(scenario.steps)} steps)")
+        say(f"{file}: ok ({len(scenario.nodes)} nodes, {len(scenario.steps)} steps)")
     return status
 
 
@@ -65,9 +68,19 @@ def run_run(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
+    # Where the reports go is checked first: a run's reports are its point.
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        if not os.access(args.out, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as exc:
+        print(
+            f"rocd scenario: cannot write the reports in {args.out}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return EXIT["error"]
     report = trio.run(lambda: run_scenario(scenario, args.file, keep=args.keep))
-    print()
-    print(report.table())
+    say(f"\n{report.table()}")
     try:
         json_path, xml_path = report.write(args.out)
     except OSError as exc:
@@ -76,5 +89,5 @@ def run_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT["error"]
-    print(f"reports: {json_path} {xml_path}")
+    say(f"reports: {json_path} {xml_path}")
     return report.exit_code

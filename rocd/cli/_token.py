@@ -57,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"rocd: {exc}", file=sys.stderr)
         return EXIT_USAGE
     path = config.state_path / STATE_FILE
+    fresh = not path.exists()
+    if fresh and args.action != "create":  # a mistyped --state-dir is not a new one
+        print(
+            f"rocd: no state file in {config.state_path} (no daemon has used it)", file=sys.stderr
+        )
+        return EXIT_FAILED
     try:
         db = StateDB(path)
     except (StateError, OSError) as exc:
@@ -67,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
             made = CreateToken(args.role, args.name).apply(db)
             print(made.token)
             print(f"token {made.id} ({made.role}) made; it is shown only now", file=sys.stderr)
+            if fresh:
+                print(f"rocd: note: {path} is new (no daemon has used it yet)", file=sys.stderr)
         elif args.action == "list":
             for token in ListTokens().apply(db):
                 created = time.strftime("%Y-%m-%d %H:%M", time.localtime(token.created))

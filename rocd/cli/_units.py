@@ -48,6 +48,18 @@ def address(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def seconds(text: str) -> float:
+    """A plain number of seconds above 0, finite (a timeout or deadline: socket timeouts
+    take no other, and a deadline of 0 or less could never be met)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"give seconds above 0, not {text!r}")
+    return value
+
+
 #: Sample rates and channel counts the audio layer takes (rocd.audio.SampleSpec).
 MIN_RATE, MAX_RATE = 1000, 768000
 MAX_CHANNELS = 32

@@ -20,6 +20,8 @@ from typing import Any, Final
 
 import msgspec
 
+from rocd.config import Config
+
 from ._expr import REFERENCE, ExpressionError, parse
 from ._model import ACTIONS, PROFILES, Scenario, Step
 from ._signals import SignalError, parse_signal
@@ -126,6 +128,21 @@ class _Where:
         field = _show(path)
         return ScenarioError(f"{at}: {field}: {message}" if field else f"{at}: {message}")
 
+    def invalid(self, under: tuple[str | int, ...], exc: msgspec.ValidationError) -> ScenarioError:
+        """msgspec's refusal of the value at `under`, at its line and field."""
+        # msgspec says where (" - at `$.steps[1]`") except at the top level.
+        found = re.fullmatch(r"(.*?)(?: - at `\$\.?(.*)`)?", str(exc), re.DOTALL)
+        message, at = (found.group(1), found.group(2) or "") if found else (str(exc), "")
+        path = (*under, *_parse_path(at))
+        unknown = re.fullmatch(r"Object contains unknown field `(.+)`", message)
+        if unknown is not None:  # point at the field itself
+            path, message = (*path, unknown.group(1)), "no such field here"
+        missing = re.fullmatch(r"Object missing required field `(.+)`", message)
+        if missing is not None:
+            path, message = (*path, missing.group(1)), "missing (it is required)"
+        message = message.replace("`", "")
+        return self.error(path, message[:1].lower() + message[1:])
+
 
 def load(path: Path) -> Scenario:
     """The scenario in `path`; ScenarioError (line and field named) when it is not valid."""
@@ -150,16 +167,7 @@ def load_text(text: str, file: str = "<scenario>") -> Scenario:
     try:
         scenario = msgspec.convert(data, Scenario)
     except msgspec.ValidationError as exc:
-        found = re.match(r"(.*) - at `\$\.?(.*)`$", str(exc))
-        if found is None:
-            raise where.error((), str(exc).replace("`", "")) from None
-        message, at = found.groups()
-        path = _parse_path(at)
-        unknown = re.fullmatch(r"Object contains unknown field `(.+)`", message)
-        if unknown is not None:  # point at the field itself
-            path, message = (*path, unknown.group(1)), "no such field here"
-        message = message.replace("`", "")
-        raise where.error(path, message[:1].lower() + message[1:]) from None
+        raise where.invalid((), exc) from None
     _check(scenario, where)
     return scenario
 
@@ -182,6 +190,10 @@ def _check(scenario: Scenario, where: _Where) -> None:
                 raise where.error(path, f"{why} needs node {name!r} in a network namespace (netns)")
 
     for name, node in nodes.items():
+        try:  # the daemon's own configuration model: a typo is found now, at its line
+            msgspec.convert(node.config, Config)
+        except msgspec.ValidationError as exc:
+            raise where.invalid(("nodes", name, "config"), exc) from None
         for file, signal in node.files.items():
             if "/" in file or not re.fullmatch(r"[\w.\-]+\.(wav|flac|ogg)", file):
                 raise where.error(

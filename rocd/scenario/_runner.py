@@ -48,6 +48,7 @@ class Progress:
         self.out = out
         self.total = total
         self.live = out.isatty()
+        self.gone = False  # the reader went away (`| head -1`): the run goes on, silent
         self.label = ""
         self.detail = ""
         self.t0 = 0.0
@@ -61,28 +62,29 @@ class Progress:
     def set_detail(self, text: str) -> None:
         self.detail = text
 
+    def write(self, text: str) -> None:
+        if self.gone:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:
+            self.gone = True
+
     def draw(self) -> None:
         if self.live:
             elapsed = time.monotonic() - self.t0
             detail = f" ({self.detail})" if self.detail else ""
-            self.out.write(f"\r\033[K{self.label} ... {elapsed:.1f} s{detail}"[:200])
-            self.out.flush()
+            self.write(f"\r\033[K{self.label} ... {elapsed:.1f} s{detail}"[:200])
 
     def end(self, status: str, seconds: float, message: str) -> None:
         mark = {"passed": "ok", "failed": "FAIL", "error": "ERROR"}.get(status, status)
         tail = f": {message}" if message and status != "passed" else ""
         line = f"{self.label} ... {mark} {seconds:.2f} s{tail}"
-        if self.live:
-            self.out.write(f"\r\033[K{line}\n")
-        else:
-            self.out.write(f"{line}\n")
-        self.out.flush()
+        self.write(f"\r\033[K{line}\n" if self.live else f"{line}\n")
 
     def say(self, text: str) -> None:
-        if self.live:
-            self.out.write("\r\033[K")
-        self.out.write(text + "\n")
-        self.out.flush()
+        self.write(("\r\033[K" if self.live else "") + text + "\n")
 
 
 def missing_tools(scenario: Scenario) -> list[str]:

@@ -76,6 +76,10 @@ async def test_a_revalidation_is_a_304(rocd: RunningDaemon) -> None:
     assert first.headers["cache-control"] == "no-cache"
     again = await rocd.http.get("/console/js/app.js", headers={"if-none-match": etag})
     assert (again.status_code, again.content) == (304, b"")
+    assert "content-length" not in again.headers  # "0" would not be the 200's length
+    assert again.headers["etag"] == etag
+    anything = await rocd.http.get("/console/js/app.js", headers={"if-none-match": "*"})
+    assert anything.status_code == 304
     other = await rocd.http.get("/console/js/app.js", headers={"if-none-match": '"stale"'})
     assert other.status_code == 200
     assert other.content == first.content

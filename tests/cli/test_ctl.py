@@ -297,6 +297,35 @@ def test_exit_statuses_say_what_failed(cluster: tuple[Instance, Guarded]) -> Non
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--timeout", "-1", "peers", "list"), "--timeout: give seconds above 0, not '-1'"),
+        (("--timeout", "nan", "peers", "list"), "--timeout: give seconds above 0, not 'nan'"),
+        (("--timeout", "inf", "peers", "list"), "--timeout: give seconds above 0, not 'inf'"),
+        (("--timeout", "0", "peers", "list"), "--timeout: give seconds above 0, not '0'"),
+        (("events", "--count", "0"), "--count: 0 is not a positive whole number"),
+        (("events", "--count", "-1"), "--count: -1 is not a positive whole number"),
+        (("events", "--within", "-1"), "--within: give seconds above 0, not '-1'"),
+    ],
+)
+def test_durations_and_counts_out_of_range_are_bad_usage(args: tuple[str, ...], words: str) -> None:
+    # Refused before any request: no daemon is needed (none listens there).
+    done = ctl_process(*args, api=f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert "Traceback" not in done.stderr
+    assert words in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("api", ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://:4610"])
+@pytest.mark.parametrize("verb", [("peers", "list"), ("events",)])
+def test_an_api_url_without_a_usable_host_and_port_is_bad_usage(
+    api: str, verb: tuple[str, ...]
+) -> None:
+    failed(ctl_process(*verb, api=api), EXIT_USAGE, f"--api {api!r}: give the API's URL")
+
+
 def test_a_change_for_an_instance_that_is_gone_is_a_5xx(tmp_path: Path) -> None:
     a, c = Instance("a", tmp_path, NO_PULSE), Instance("c", tmp_path, NO_PULSE)
     start_all([a, c])

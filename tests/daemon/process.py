@@ -18,7 +18,13 @@ _SERVING = SERVING
 class DaemonProcess:
     """A `rocd serve` child; `url` is known once its log says where it serves."""
 
-    def __init__(self, args: Sequence[str], *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        new_session: bool = False,  # its own process group, to signal as a terminal does
+    ) -> None:
         self.args = [sys.executable, "-m", "rocd.cli", "serve", *args]
         self.proc = subprocess.Popen(
             self.args,
@@ -26,6 +32,7 @@ class DaemonProcess:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, **(env or {})},
+            start_new_session=new_session,
         )
         self.log: list[str] = []
         self.url = ""

@@ -25,12 +25,12 @@ from .process import DaemonProcess, state_args
 ROCD = [sys.executable, "-m", "rocd.cli"]
 
 
-def start(spawn: list[DaemonProcess], state: Path) -> DaemonProcess:
+def start(spawn: list[DaemonProcess], state: Path, *, new_session: bool = False) -> DaemonProcess:
     """A daemon that finds no sound server (one that does not exist) and runs its own."""
     state.mkdir(parents=True, exist_ok=True)
     cfg = state / "rocd.toml"
     cfg.write_text(f'[audio]\npulse = "auto"\npulse_server = "unix:{state}/none/native"\n')
-    proc = DaemonProcess([*state_args(state), "--config", str(cfg)])
+    proc = DaemonProcess([*state_args(state), "--config", str(cfg)], new_session=new_session)
     spawn.append(proc)
     proc.wait_serving(timeout=30)
     return proc
@@ -55,6 +55,39 @@ def test_its_address_is_logged_reported_and_stable(
     assert not root.exists()  # a clean stop removes it
     again = start(spawn, state)
     assert private_address(again) == address  # same place after a restart
+
+
+def test_ctrl_c_in_a_terminal_stops_the_daemon_then_its_server(
+    tmp_path: Path, spawn: list[DaemonProcess]
+) -> None:
+    # A terminal's Ctrl-C (and `timeout`) signals the whole foreground process group:
+    # the server is not in it, so it does not die first under the daemon (which said
+    # "pulseaudio exited ...; restarting" as it stopped); the daemon stops it itself.
+    # Nor are the recorder and player of its streams' devices (parec, pacat).
+    proc = start(spawn, tmp_path / "a", new_session=True)
+    root = private_pulse_root(tmp_path / "a")
+    server_pid = int((root / "server.pid").read_text())
+    vad = httpx.post(f"{proc.url}/peers/self/vads", json={"name": "S", "kind": "speaker"})
+    assert vad.status_code == 201, vad.text
+    for source, destination in (
+        ({"peer": "self", "device": "tone:sine"}, {"peer": "self", "vad": vad.json()["uid"]}),
+        ({"peer": "self", "vad": vad.json()["uid"]}, {"peer": "self", "device": "tone:null"}),
+    ):
+        made = httpx.post(
+            f"{proc.url}/streams", json={"source": source, "destination": destination}
+        )
+        assert made.status_code == 201, made.text
+    deadline = time.monotonic() + 10
+    while {s["state"] for s in httpx.get(f"{proc.url}/streams").json()} != {"active"}:
+        assert time.monotonic() < deadline, httpx.get(f"{proc.url}/streams").text
+        time.sleep(0.1)
+    os.killpg(proc.proc.pid, signal.SIGINT)
+    assert proc.wait_exit() == 0
+    assert "private sound server: pulseaudio exited" not in proc.text
+    assert "restarting" not in proc.text
+    assert " broke: " not in proc.text
+    assert not Path(f"/proc/{server_pid}").exists()
+    assert not root.exists()
 
 
 def test_what_a_killed_daemon_left_is_cleaned_at_the_next_start(

@@ -66,6 +66,27 @@ def test_an_unknown_key_names_its_line() -> None:
     assert error_of(text) == "s.toml:20: steps[2].within: no such field here"
 
 
+def test_an_unknown_top_level_key_names_its_line() -> None:
+    text = GOOD.replace('description = "two nodes"\n', 'description = "two nodes"\ntimout_s = 60\n')
+    assert error_of(text) == "s.toml:2: timout_s: no such field here"
+
+
+def test_a_missing_field_is_named() -> None:
+    assert error_of(GOOD.replace('description = "two nodes"\n', "")) == (
+        "s.toml: description: missing (it is required)"
+    )
+
+
+def test_a_node_config_is_checked_against_the_daemons_own_model() -> None:
+    text = GOOD.replace(
+        "config = { cluster = { rendezvous = true } }",
+        'config = { cluster = { rendezvous = true }, api = { auht = "token" } }',
+    )
+    assert error_of(text) == "s.toml:7: nodes.b.config.api.auht: no such field here"
+    text = GOOD.replace("rendezvous = true", 'rendezvous = "yes"')
+    assert error_of(text) == "s.toml:7: nodes.b.config.cluster.rendezvous: expected bool, got str"
+
+
 def test_invalid_toml_names_its_line() -> None:
     assert error_of(GOOD.replace("[nodes.b]", "[nodes.b")).startswith("s.toml:6: invalid TOML")
 

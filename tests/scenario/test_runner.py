@@ -156,12 +156,45 @@ sleep_s = 30
     assert_nothing_left(report)
 
 
+class _HeadOne(io.StringIO):
+    """stdout read by `head -1`: the first line is taken, then the reader is gone."""
+
+    def write(self, text: str) -> int:
+        if "\n" in self.getvalue():
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+async def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path) -> None:
+    text = f"""
+description = "read by head -1"
+{QUIET}
+[[steps]]
+node = "a"
+call = "GET /health"
+expect = ["status == 200"]
+
+[[steps]]
+node = "a"
+call = "GET /version"
+expect = ["status == 200"]
+"""
+    out = _HeadOne()
+    report = await run_scenario(
+        load_text(text, "t.toml"), tmp_path / "t.toml", out=out, run_root=tmp_path
+    )
+    assert report.verdict == "passed", report.reason
+    assert [s.status for s in report.steps] == ["passed", "passed"]
+    assert out.getvalue() == "t: read by head -1\n"
+    assert_nothing_left(report)
+
+
 async def test_a_node_that_cannot_start_is_an_error(tmp_path: Path) -> None:
     text = """
 description = "bad config"
 [nodes.a]
 sound = false
-config = { api = { auth = "sometimes" } }
+config = { cluster = { hub_ports = "40000-40001" } }
 [[steps]]
 sleep_s = 1
 """
@@ -169,7 +202,7 @@ sleep_s = 1
     assert report.verdict == "error"
     assert report.exit_code == 3
     assert "node a did not start: exited with status 2" in report.reason
-    assert "api.auth" in report.reason
+    assert "cluster.hub_ports" in report.reason
     assert report.steps[0].status == "not run"
     assert "setup failed" in printed
     assert_nothing_left(report)
