@@ -11,26 +11,22 @@ numpy decoder runs; both give the same packets wherever numpy's cap is not reach
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from ._native import NativeLibrary
+
 __all__ = ["available", "build", "decode"]
 
-_SOURCE = Path(__file__).with_name("_ldpc_native.c")
-_LIBRARY = Path(__file__).with_name("libldpc_native.so")  # not importable as a module
+_NATIVE = NativeLibrary("ldpc_native", "-O3")
 
 
 def _load() -> ctypes.CDLL | None:
-    if not _LIBRARY.exists():
-        return None
-    try:
-        lib = ctypes.CDLL(str(_LIBRARY))
-    except OSError:
+    lib = _NATIVE.load()
+    if lib is None:
         return None
     lib.ldpc_decode.restype = ctypes.c_int
     lib.ldpc_decode.argtypes = [ctypes.c_int] * 3 + [ctypes.c_void_p] * 6
@@ -80,12 +76,5 @@ def decode(
 
 
 def build() -> Path:
-    """Compile the library next to this file; CalledProcessError / FileNotFoundError when
-    no C compiler is there."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise FileNotFoundError("no C compiler (cc, gcc) on PATH")
-    temp = _LIBRARY.with_suffix(".so.tmp")
-    subprocess.run([cc, "-O3", "-shared", "-fPIC", "-o", str(temp), str(_SOURCE)], check=True)
-    temp.replace(_LIBRARY)
-    return _LIBRARY
+    """Compile the library (see `NativeLibrary.build`)."""
+    return _NATIVE.build()

@@ -17,21 +17,19 @@ with the system's C compiler (scripts/setup.sh does). Without it `SendThread` se
 from __future__ import annotations
 
 import ctypes
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._native import NativeLibrary
 from ._send_thread import run_in_thread
 from ._ticker import now_ns
 from ._udp import Address, UdpStats
 
 __all__ = ["NativeSendThread", "available", "build"]
 
-_SOURCE = Path(__file__).with_name("_send_native.c")
-_LIBRARY = Path(__file__).with_name("libsend_native.so")  # not importable as a module
+_NATIVE = NativeLibrary("send_native", "-O2", "-pthread")
 
 #: The largest datagram handed back by `take_queued` (a UDP payload's limit).
 _MAX_DATAGRAM = 65535
@@ -43,11 +41,8 @@ _p = ctypes.c_void_p
 
 
 def _load() -> ctypes.CDLL | None:
-    if not _LIBRARY.exists():
-        return None
-    try:
-        lib = ctypes.CDLL(str(_LIBRARY))
-    except OSError:
+    lib = _NATIVE.load()
+    if lib is None:
         return None
     lib.sq_new.restype = _p
     lib.sq_new.argtypes = []
@@ -76,17 +71,8 @@ def available() -> bool:
 
 
 def build() -> Path:
-    """Compile the library next to this file; CalledProcessError / FileNotFoundError when
-    no C compiler is there."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise FileNotFoundError("no C compiler (cc, gcc) on PATH")
-    temp = _LIBRARY.with_suffix(".so.tmp")
-    subprocess.run(
-        [cc, "-O2", "-shared", "-fPIC", "-pthread", "-o", str(temp), str(_SOURCE)], check=True
-    )
-    temp.replace(_LIBRARY)
-    return _LIBRARY
+    """Compile the library (see `NativeLibrary.build`)."""
+    return _NATIVE.build()
 
 
 def _sockaddr(family: int, address: Address) -> bytes:
