@@ -24,16 +24,18 @@ import soundfile as sf
 from tests.cli.test_send_recv import ROCD, free_ports, spawn, uris, wait_listening
 
 
-def wait_for_file(path: Path, seconds: float, timeout: float = 20) -> None:
-    """Until `path` is a WAV holding at least `seconds` of audio."""
+def wait_for_file(path: Path, seconds: float, timeout: float = 20, *, tone: bool = False) -> None:
+    """Until `path` is a WAV holding at least `seconds` of audio (with `tone`, and the
+    sender's tone already: a receiver records silence until a sender's packets come, and
+    a sender process may take a second to start on a loaded machine)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists() and path.stat().st_size > 100:
             info = sf.info(str(path))
-            if info.frames >= seconds * info.samplerate:
+            if info.frames >= seconds * info.samplerate and (not tone or tone_peak(path)[1] > 0.4):
                 return
         time.sleep(0.05)
-    raise AssertionError(f"{path} did not reach {seconds} s")
+    raise AssertionError(f"{path} did not reach {seconds} s" + (" of a tone" if tone else ""))
 
 
 def signal_group_twice(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
@@ -78,7 +80,7 @@ def test_two_quick_signals_to_the_group_leave_a_complete_recording(
     recv = spawn(procs, "recv", "-o", f"file:{out}", *uris(ports), new_session=True)
     wait_listening(recv)
     spawn(procs, "send", "-i", "tone:sine:1000", "--duration", "20s", *uris(ports))
-    wait_for_file(out, 1.0)
+    wait_for_file(out, 1.0, tone=True)
     signal_group_twice(recv, sig)
     assert recv.wait(timeout=10) == 0
     assert recv.stderr is not None
@@ -112,7 +114,7 @@ def test_a_recording_killed_with_sigkill_is_a_valid_wav(
     recv = spawn(procs, "recv", "-o", f"file:{out}", *uris(ports))
     wait_listening(recv)
     spawn(procs, "send", "-i", "tone:sine:1000", "--duration", "20s", *uris(ports))
-    wait_for_file(out, 2.0)
+    wait_for_file(out, 2.0, tone=True)
     time.sleep(0.3)  # mid-way between two flushes
     started = sf.info(str(out)).frames / 44100
     recv.send_signal(signal.SIGKILL)
