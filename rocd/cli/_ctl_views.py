@@ -39,14 +39,28 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), *(line(r) for r in rows)])
 
 
+#: Fields that hold a Unix time (seconds) in the API's models: shown as a date and time.
+UNIX_TIMES = frozenset({"created", "started", "last_seen", "expires"})
+
+
+def when(unix: float) -> str:
+    """A Unix time as local date and time, with how long ago (or ahead) it is."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unix))
+    delta = time.time() - unix
+    return f"{stamp} ({delta:.0f} s ago)" if delta >= 0 else f"{stamp} (in {-delta:.0f} s)"
+
+
 def fields(value: msgspec.Struct, skip: Sequence[str] = ()) -> str:
-    """One `field: value` line per field of a resource (nested values as JSON)."""
+    """One `field: value` line per field of a resource (nested values as JSON, Unix
+    times as dates: `--json` gives the numbers)."""
     data = {k: v for k, v in msgspec.to_builtins(value).items() if k not in skip}
     pad = max(len(k) for k in data) if data else 0
     lines = []
     for key, item in data.items():
-        if item is None or item == "":
+        if item is None or item == "" or (key in UNIX_TIMES and item == 0):
             shown = "-"
+        elif key in UNIX_TIMES and isinstance(item, int | float):
+            shown = when(item)
         else:
             shown = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
         lines.append(f"{key + ':':<{pad + 1}} {shown}")

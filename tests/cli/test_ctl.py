@@ -8,9 +8,11 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import msgspec
 import pytest
 
 from rocd.actors import Event, PeerInfo, Stream, StreamMetrics, Vad
-from rocd.cli import main
+from rocd.cli import _ctl_views, main
 from rocd.cli._ctl_exit import (
     EXIT_CONFLICT,
     EXIT_DENIED,
@@ -405,3 +407,18 @@ def test_events_follow_prints_live_and_ends_cleanly(cluster: tuple[Instance, Gua
         proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_a_resource_shows_its_unix_times_as_dates() -> None:
+    class Thing(msgspec.Struct):
+        name: str
+        created: float
+        last_seen: float | None = None
+        started: float = 0.0
+
+    created = time.time() - 30
+    shown = _ctl_views.fields(Thing("x", created)).splitlines()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created))
+    assert shown[0] == "name:      x"
+    assert re.fullmatch(rf"created:   {re.escape(stamp)} \((30|31) s ago\)", shown[1]), shown
+    assert shown[2:] == ["last_seen: -", "started:   -"]  # unknown, and 0: never
