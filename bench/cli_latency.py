@@ -32,7 +32,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from bench.roc_tools import ROCD, free_ports, make_input, reap, roc_tool, stream_check, uris
+from bench.roc_tools import ROCD, make_input, reap, roc_tool, stream_check, uris
+from tests.ports import free_ports
 
 
 def one_run(tool: str, wav: Path, out: Path, target: str, packet_len: str) -> str:

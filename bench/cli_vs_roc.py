@@ -34,7 +34,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from bench.roc_tools import ROCD, arrival_check, free_ports, make_input, reap, roc_tool, uris
+from bench.roc_tools import ROCD, arrival_check, make_input, reap, roc_tool, uris
+from tests.ports import free_ports
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

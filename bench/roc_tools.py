@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from functools import cache
@@ -48,17 +47,6 @@ def roc_tool(name: str) -> str:
     print(f"building the reference Roc tools into {cache_prefix} ...", flush=True)
     subprocess.run([str(script), str(cache_prefix)], check=True)
     return str(cache_prefix / "bin" / name)
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` UDP ports free on 127.0.0.1 right now."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def reap(proc: subprocess.Popen[bytes]) -> None:

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from tests.ports import free_ports
 from tests.streams.cluster import create, end, files_of, instance, mesh
-from tests.streams.conftest import Rocd, device, free_ports, roc_tool, write_wav
+from tests.streams.conftest import Rocd, device, roc_tool, write_wav
 
 TICK = os.sysconf("SC_CLK_TCK")
 RATE = 44100

@@ -19,19 +19,10 @@ import soundfile as sf
 from tests.e2e.relay import start_relay
 from tests.e2e.signals import assert_exact_stream, whole_fec_blocks
 from tests.pcap import VECTORS
+from tests.ports import free_ports
 
 ROCD = [sys.executable, "-m", "rocd.cli"]
 INPUT = VECTORS / "sig2s_stereo.wav"
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def uris(ports: list[int], fec: str = "rs8m") -> list[str]:

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.cli.test_send_recv import ROCD, free_ports, spawn, uris, wait_listening
+from tests.cli.test_send_recv import ROCD, spawn, uris, wait_listening
+from tests.ports import free_ports
 
 
 def wait_for_file(path: Path, seconds: float, timeout: float = 20, *, tone: bool = False) -> None:

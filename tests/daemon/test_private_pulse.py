@@ -17,8 +17,8 @@ import numpy as np
 import soundfile as sf
 
 from rocd.audio import private_pulse_root
-from tests.cli.test_send_recv import free_ports
 from tests.e2e.signals import align, chirp, snr_db
+from tests.ports import free_ports
 
 from .process import DaemonProcess, state_args
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -156,17 +155,6 @@ class Rocd:
                 return
             time.sleep(0.1)
         raise AssertionError(f"no device {device} on {self.url}")
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` UDP ports free on 127.0.0.1 just now (for a tool that needs them named)."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def device(name: str) -> dict[str, str]:

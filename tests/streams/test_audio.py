@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.relay import start_relay
 from tests.e2e.signals import assert_exact_stream, whole_fec_blocks
+from tests.ports import free_ports
 from tests.pulse_server import PulseServer
 
 from .conftest import (
@@ -30,7 +31,6 @@ from .conftest import (
     Rocd,
     device,
     external,
-    free_ports,
     l16_noise,
     ports_of,
     whole_packets,

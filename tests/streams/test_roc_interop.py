@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 
 from tests.e2e.signals import assert_exact_stream
+from tests.ports import free_ports
 from tests.pulse_server import PulseServer
 
 from .conftest import (
@@ -26,7 +27,6 @@ from .conftest import (
     Rocd,
     device,
     external,
-    free_ports,
     l16_noise,
     ports_of,
     whole_packets,
