@@ -1,6 +1,6 @@
 """Resampler candidates for drift compensation: `python -m bench.resampler`.
 
-A sine (1, 5, 12, 18 kHz, 44.1 kHz stereo) goes through each candidate at ratio 1.0005
+A sine (1, 5, 12, 18, 20 kHz, 44.1 kHz stereo) goes through each candidate at ratio 1.0005
 (output / input rate) in 10 ms frames; SNR = the sine fitted to the output (amplitude and
 phase free, at the expected frequency) against what is left, over the steady part. CPU =
 process time per 441-sample output frame. The figures chose `rocd.net.roc.Resampler`'s backend.
@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import samplerate
 import soxr
+
+from rocd.net.roc import Resampler
 
 RATE = 44100
 RATIO = 1.0005
@@ -39,25 +41,44 @@ def _snr_db(out: Signal, freq: float) -> float:
     return float(10 * np.log10(np.sum(fitted**2) / np.sum((y - fitted) ** 2)))
 
 
+class _Pull:
+    """`x` handed out in order, `n` frames per call (`chunk` when n is not given)."""
+
+    def __init__(self, x: Signal, chunk: int = 256) -> None:
+        self.x = x
+        self.pos = 0
+        self.chunk = chunk
+
+    def __call__(self, n: int | None = None) -> Signal:
+        n = self.chunk if n is None else n
+        piece = self.x[self.pos : self.pos + n]
+        self.pos += n
+        return piece
+
+
+def _timed(read: Callable[[int], Signal], pull: _Pull) -> tuple[Signal, float]:
+    """Output frames read until the input is nearly used up, and CPU per frame."""
+    frames = []
+    t0 = time.process_time()
+    while pull.pos < len(pull.x) - 2 * FRAME:
+        frames.append(read(FRAME))
+    cpu = time.process_time() - t0
+    return np.concatenate(frames), cpu / len(frames)
+
+
 def _libsamplerate(converter: str) -> Callable[[Signal], tuple[Signal, float]]:
     def run(x: Signal) -> tuple[Signal, float]:
-        pos = 0
-
-        def pull() -> Signal:
-            nonlocal pos
-            chunk = x[pos : pos + 256]
-            pos += 256
-            return chunk
-
-        src = samplerate.CallbackResampler(pull, RATIO, converter, 2)
-        frames = []
-        t0 = time.process_time()
-        while pos < len(x) - 2 * FRAME:
-            frames.append(src.read(FRAME))
-        cpu = time.process_time() - t0
-        return np.concatenate(frames), cpu / len(frames)
+        pull = _Pull(x)
+        return _timed(samplerate.CallbackResampler(pull, RATIO, converter, 2).read, pull)
 
     return run
+
+
+def _compiled(x: Signal) -> tuple[Signal, float]:
+    pull = _Pull(x)
+    src = Resampler(pull, 2, RATIO)
+    assert src.backend == "native", "scripts/setup.sh builds the compiled resampler"
+    return _timed(src.read, pull)
 
 
 def _soxr_vr(x: Signal) -> tuple[Signal, float]:
@@ -74,12 +95,13 @@ def _soxr_vr(x: Signal) -> tuple[Signal, float]:
 
 def main() -> None:
     candidates: dict[str, Callable[[Signal], tuple[Signal, float]]] = {
+        "compiled (rocd default)": _compiled,
         "libsamplerate sinc_fastest": _libsamplerate("sinc_fastest"),
         "libsamplerate sinc_medium": _libsamplerate("sinc_medium"),
         "libsamplerate linear": _libsamplerate("linear"),
         "python-soxr vr (HQ)": _soxr_vr,
     }
-    freqs = (1000.0, 5000.0, 12000.0, 18000.0)
+    freqs = (1000.0, 5000.0, 12000.0, 18000.0, 20000.0)
     signals = {f: _sine(f) for f in freqs}
     print(f"ratio {RATIO}, {RATE} Hz stereo, {FRAME}-sample output frames")
     print(f"  {'candidate':28} " + " ".join(f"{f / 1000:>6.0f}k" for f in freqs) + "  us/frame")

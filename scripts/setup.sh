@@ -34,4 +34,7 @@ fi
 # The compiled send loop of paced senders (optional: a Python thread sends without it).
 .venv/bin/python -c "from rocd.net.roc import _send_native as n; print('setup: built', n.build())" \
     || echo "setup: no C compiler: paced senders will send from a Python thread"
+# The compiled drift-compensation resampler (optional: libsamplerate resamples without it).
+.venv/bin/python -c "from rocd.net.roc import _resample_native as n; print('setup: built', n.build())" \
+    || echo "setup: no C compiler: receivers will resample with libsamplerate"
 echo "setup: ready (.venv/bin/rocd; source .venv/bin/activate or ./scripts/install-user.sh to have rocd on your PATH)"

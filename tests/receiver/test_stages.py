@@ -13,7 +13,6 @@ from rocd.net.roc import (
     Depacketizer,
     JitterBuffer,
     LinkMeter,
-    Resampler,
     RtpFilter,
     Watchdog,
     WatchdogVerdict,
@@ -314,40 +313,6 @@ def test_link_meter_counts_as_rfc3550() -> None:
     for seq in range(2000):
         j.on_packet(seq, seq * 10, (seq * 10 + (4 if seq % 2 else 0)) * MS)
     assert j.jitter == pytest.approx(4.0)  # |D| = 4 ms every time
-
-
-# Resampler.
-
-
-def test_resampler_outputs_exactly_what_is_asked_and_is_clean() -> None:
-    rate, freq, ratio = 44100, 997.0, 1.0005
-    position = 0
-
-    def source(n: int) -> npt.NDArray[np.float32]:
-        nonlocal position
-        t = (position + np.arange(n)) / rate
-        position += n
-        x = 0.5 * np.sin(2 * np.pi * freq * t)
-        return np.stack([x, -x], axis=1).astype(np.float32)
-
-    resampler = Resampler(source, 2, ratio)
-    out = np.concatenate([resampler.read(n) for n in [441] * 300 + [1, 7, 1000]])
-    assert out.shape == (441 * 300 + 1008, 2)
-    assert position == pytest.approx(len(out) / ratio, abs=600)  # reads ahead a little
-    y = out[2000:, 0].astype(np.float64)
-    n = np.arange(len(y))
-    w = 2 * np.pi * freq / (rate * ratio)
-    basis = np.stack([np.sin(w * n), np.cos(w * n)], axis=1)
-    coeffs, *_ = np.linalg.lstsq(basis, y, rcond=None)
-    residual = y - basis @ coeffs
-    assert 10 * np.log10(np.sum((basis @ coeffs) ** 2) / np.sum(residual**2)) > 90
-    # Changing the ratio does not make a step.
-    resampler.ratio = 0.999
-    more = resampler.read(441)[:, 0]
-    joined = np.concatenate((out[-10:, 0], more[:10]))
-    assert np.abs(np.diff(joined)).max() < 0.5 * 2 * np.pi * freq / rate * 1.05
-    with pytest.raises(ValueError, match="ratio"):
-        resampler.ratio = 0.0
 
 
 def test_exact_start_tops_up_with_silence_or_cuts_mid_packet() -> None:
