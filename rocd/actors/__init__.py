@@ -5,6 +5,8 @@ The runtime (mailbox, ask/tell, supervisor, registry) and the domain actors buil
 peer actors).
 """
 
+from rocd._exception_groups import is_cancellation, root_cause
+
 from ._actor import DEFAULT_ASK_TIMEOUT, Actor, ActorRef, Request
 from ._audio import AudioService, DriverSpec
 from ._audio_types import (
@@ -138,8 +140,6 @@ from ._supervisor import (
     Restart,
     Supervisor,
     SupervisorGaveUp,
-    is_cancellation,
-    root_cause,
 )
 from ._tokens import (
     ApiToken,

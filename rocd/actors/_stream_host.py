@@ -28,6 +28,7 @@ from typing import Any
 import msgspec
 import trio
 
+from rocd._exception_groups import root_cause
 from rocd.errors import NotFound, RocdError
 from rocd.net.roc import Interface
 
@@ -55,7 +56,7 @@ from ._stream_types import (
     UpdateEnd,
     end_uid,
 )
-from ._supervisor import Publish, Restart, Supervisor, root_cause
+from ._supervisor import Publish, Restart, Supervisor
 
 log = logging.getLogger("rocd.streams")
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import trio
 
+from rocd._exception_groups import is_cancellation, root_cause
 from rocd.errors import Conflict, NotFound, RocdError
 
 from ._actor import Actor
@@ -95,25 +96,6 @@ class _StartedProxy:
     def started(self, value: Any = None) -> None:
         self.called = True
         self._status.started(value)
-
-
-def root_cause(exc: BaseException) -> BaseException:
-    """The one real error inside nested single-exception groups (for logs and events)."""
-    while isinstance(exc, BaseExceptionGroup):
-        real = [e for e in exc.exceptions if not is_cancellation(e)]
-        if len(real) != 1:
-            break
-        exc = real[0]
-    return exc
-
-
-def is_cancellation(exc: BaseException) -> bool:
-    """True for trio.Cancelled and for exception groups made only of cancellations."""
-    if isinstance(exc, trio.Cancelled):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        return all(is_cancellation(e) for e in exc.exceptions)
-    return False
 
 
 class Supervisor:

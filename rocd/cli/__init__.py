@@ -15,17 +15,38 @@ Exit statuses: 0 clean end, 1 failure (one line says why), 2 bad usage (one line
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import NoReturn
 
 from rocd import __version__
 
-from . import _ctl, _recv, _relay, _scenario, _send, _serve, _token
 from ._exit import EXIT_OK, EXIT_USAGE
 from ._pipe import quiet_stdout
 
-COMMANDS = (_serve, _send, _recv, _relay, _token, _ctl, _scenario)
+COMMANDS = {
+    "serve": "_serve",
+    "send": "_send",
+    "recv": "_recv",
+    "relay": "_relay",
+    "token": "_token",
+    "ctl": "_ctl",
+    "scenario": "_scenario",
+}
+"""Command -> its module. Only the module of the command given is imported: each pulls in
+what it runs (the daemon, the transport, the scenario runner), and a start-up that
+imports them all costs `rocd send` and every `rocd ctl` call a few hundred ms."""
+
+
+def _modules(argv: Sequence[str]) -> list[ModuleType]:
+    """The modules whose parsers `argv` needs: its command's, or all (help, errors)."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command is None and "--version" in argv:
+        return []
+    names = [COMMANDS[command]] if command in COMMANDS else list(COMMANDS.values())
+    return [importlib.import_module(f"{__name__}.{name}") for name in names]
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,19 +56,22 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with every command, or only the one `argv` names."""
     parser = Parser(
         prog="rocd", description="Real-time audio streaming daemon (Roc Toolkit 0.4 wire protocol)."
     )
     parser.add_argument("--version", action="version", version=f"rocd {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in COMMANDS:
+    for module in _modules([] if argv is None else argv):
         module.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     # Unknown options are reported before a missing command: `rocd --bogus` is about
     # --bogus, not about the command it lacks.
     args, unknown = parser.parse_known_args(argv)
@@ -55,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = parser if args.command is None else _subparser(parser, args.command)
         where.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
-        parser.error("a COMMAND is required: serve, send, recv or relay")
+        parser.error(f"a COMMAND is required: {', '.join(COMMANDS)}")
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from rocd.actors import is_cancellation, root_cause
+from rocd._exception_groups import is_cancellation, root_cause
 from rocd.audio import AudioError
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
