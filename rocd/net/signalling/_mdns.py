@@ -20,6 +20,7 @@ worker thread given at most `CLOSE_GRACE` seconds.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -74,9 +75,7 @@ class MdnsDiscovery:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Register and browse until cancelled."""
         interfaces: Any = self._interfaces or InterfaceChoice.All
-        zc = await trio.to_thread.run_sync(
-            lambda: _Zeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
-        )
+        zc = await trio.to_thread.run_sync(open_zeroconf, interfaces)
         token = trio.lowlevel.current_trio_token()
         send, receive = trio.open_memory_channel[tuple[str, ServiceStateChange]](PENDING)
 
@@ -158,6 +157,24 @@ class MdnsDiscovery:
             self._lost(known)
         self._uids[name] = announcement.uid
         self._found(announcement)
+
+
+def open_zeroconf(interfaces: Any) -> _Zeroconf:
+    """Zeroconf on `interfaces`, IPv4, whose asyncio loop logs its errors in one line.
+
+    Blocking. Why the handler: a shutdown under load can abandon zeroconf's close (see
+    `CLOSE_GRACE`); its loop thread then meets closed sockets and asyncio's default handler
+    would print a traceback into the daemon's log on the way out."""
+    zc = _Zeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
+    loop = zc.loop
+    if loop is not None:  # zeroconf starts its loop thread in the constructor
+        loop.call_soon_threadsafe(loop.set_exception_handler, _log_loop_error)
+    return zc
+
+
+def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    exc = context.get("exception")
+    log.debug("mDNS: %s%s", context.get("message", "error"), f" ({exc!r})" if exc else "")
 
 
 def _close(zc: _Zeroconf, browser: ServiceBrowser | None) -> None:

@@ -1,0 +1,39 @@
+"""zeroconf's own asyncio loop (a thread of its own) logs its errors in one line."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from rocd.net.signalling._mdns import open_zeroconf
+
+
+def test_an_error_in_zeroconfs_loop_is_one_line_without_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    zc = open_zeroconf(["127.0.0.1"])
+    loop = zc.loop
+    assert loop is not None
+    try:
+        done = threading.Event()
+
+        def fail() -> None:  # what asyncio does when a send meets a closed socket
+            loop.call_exception_handler(
+                {"message": "Fatal write error on datagram transport",
+                 "exception": AttributeError("'NoneType' object has no attribute 'sendto'")}
+            )  # fmt: skip
+            done.set()
+
+        with caplog.at_level(logging.DEBUG, logger="rocd.cluster"):
+            loop.call_soon_threadsafe(fail)
+            assert done.wait(5)
+    finally:
+        zc.close()
+    records = [r for r in caplog.records if "Fatal write error" in r.getMessage()]
+    assert len(records) == 1
+    assert records[0].name == "rocd.cluster"
+    assert records[0].exc_info is None
+    assert "NoneType" in records[0].getMessage()
+    assert "Traceback" not in caplog.text
