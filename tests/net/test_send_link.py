@@ -17,6 +17,7 @@ from rocd.net.roc import (
     Sender,
     SenderConfig,
     SendLink,
+    Ticker,
     UdpEndpoint,
     _send_native,
     decode_l16_s16,
@@ -171,3 +172,34 @@ async def test_a_retarget_moves_what_the_send_thread_has_queued_too(native: bool
     assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(n_packets)]
     assert len(got["a", "rpr"]) + len(got["b", "rpr"]) == (n_packets // 18) * 10
     assert got["b", "ctl"]  # the reports moved too
+
+
+@pytest.mark.parametrize("native", [False, True])
+async def test_with_a_slow_ticker_the_first_packets_leave_before_its_first_tick(
+    native: bool,
+) -> None:
+    """`rocd send` wakes Trio every 200 ms: its stream must not wait for the first wake-up
+    to start (here a 2 s period makes the difference plain), and stays on the beat after."""
+    assert not native or _send_native.available(), "scripts/setup.sh builds the C send loop"
+    with trio.fail_after(10):
+        rx = await UdpEndpoint.bind(("127.0.0.1", 0))
+        got: list[tuple[float, bytes, tuple[str, int]]] = []
+        endpoints = sender_endpoints(f"rtp://127.0.0.1:{rx.local[1]}")
+        sender = Sender(
+            SenderConfig(fec=None), input_rate=44100, input_channels=2, rng=random.Random(1)
+        )
+        link = SendLink(sender, endpoints, send_thread=True, native_send=native)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(collect, rx, got)
+            ticker = await nursery.start(Ticker(2_000_000_000, os_timer=True).run)
+            link.ticker = ticker
+            t0 = trio.current_time()
+            await nursery.start(link.run, ArraySource(tone(3.0), 44100))
+            await link.done.wait()
+            nursery.cancel_scope.cancel()
+        rx.close()
+    first = got[0][0] - t0
+    assert first < 0.5, f"first packet {first:.3f} s after the start"
+    times = np.array([t for t, _, _ in got])
+    assert len(times) == len(tone(3.0)) // 221
+    assert times[-1] - times[0] == pytest.approx(3.0, abs=0.1)  # paced, not a burst

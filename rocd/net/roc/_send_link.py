@@ -324,7 +324,9 @@ class SendLink:
                 # and half a chunk off the ticks: the thread needs the interpreter's lock
                 # to send, and the ticks' work (reading, encoding) holds it; a burst due
                 # as a tick begins would wait for it (measured: ~10 futex calls a tick).
-                tick = ticker.tick_ns if ticker.tick_ns is not None else now
+                tick = ticker.tick_ns
+                if tick is None:  # before the first tick: the ticker's start, on its grid
+                    tick = ticker.pacer_start_ns(now, lead_ns=ticker.period_ns)
                 if thread is not None:
                     phase = tick + self.chunk_ns // 2
                     start = phase - (phase - now - THREAD_START_NS) // self.chunk_ns * self.chunk_ns
@@ -360,9 +362,14 @@ class SendLink:
         ticker.watch(fd)
         try:
             async with trio.open_nursery() as nursery:
+                finished = False
                 if thread is not None:
                     nursery.start_soon(thread.run)
-                await ticker.attach(step, stage=PRODUCE).wait()
+                    # The first chunks go to the thread now rather than at the first tick,
+                    # which may be a whole period away (200 ms for `rocd send`).
+                    finished = await step(now_ns())
+                if not finished:
+                    await ticker.attach(step, stage=PRODUCE).wait()
                 nursery.cancel_scope.cancel(reason="stream ended")
         finally:
             ticker.unwatch(fd)
