@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -371,7 +372,8 @@ def test_events_follow_prints_live_and_ends_cleanly(cluster: tuple[Instance, Gua
         assert r.status_code == 201, r.text
         return str(r.json()["uid"])
 
-    # Until SIGINT (or SIGTERM), each event on one line, as it comes.
+    # Until SIGINT (or SIGTERM), each event on one line, as it comes; the signal ends it
+    # quietly with the shell's status for it (128 + the signal's number).
     proc = follow("--kind", "vad.")
     assert proc.stdout is not None
     try:
@@ -380,7 +382,7 @@ def test_events_follow_prints_live_and_ends_cleanly(cluster: tuple[Instance, Gua
         assert line.split()[1:4] == [a.uid, "vad.created", uid], line
         assert '"name":"Followed"' in line
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=10) == 130
         assert proc.stderr is not None
         assert proc.stderr.read() == ""
     finally:
@@ -389,6 +391,14 @@ def test_events_follow_prints_live_and_ends_cleanly(cluster: tuple[Instance, Gua
         proc.stdout.close()
         if proc.stderr is not None:
             proc.stderr.close()
+    proc = follow("--kind", "vad.")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.communicate(timeout=10) == ("", "")
+        assert proc.returncode == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
     # A reader that goes away (| head -1): done, quietly.
     proc = follow("--kind", "vad.", "--json")
     assert proc.stdout is not None
@@ -407,6 +417,59 @@ def test_events_follow_prints_live_and_ends_cleanly(cluster: tuple[Instance, Gua
         proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_ctrl_c_on_a_request_that_hangs_is_130_quietly(tmp_path: Path) -> None:
+    """An API that accepts the connection and never answers: Ctrl-C ends the wait with
+    the shell's status for SIGINT, no traceback."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        for args in (("peers", "list"), ("events", "--follow")):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rocd.cli", "ctl", "--api", url, *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                silent.settimeout(15)
+                conn, _ = silent.accept()  # the request is waiting for its answer
+                with conn:
+                    proc.send_signal(signal.SIGINT)
+                    assert proc.communicate(timeout=10) == ("", ""), args
+                    assert proc.returncode == 130, args
+            finally:
+                proc.kill()
+                proc.wait()
+
+
+def test_ctrl_c_while_rocd_starts_is_130_quietly() -> None:
+    """The first half second of any `rocd ...` is spent importing the project: a Ctrl-C
+    there ends it too with 130 and no traceback (the installed command, as people run it,
+    against an API that never answers, so that it is still running when the signal
+    comes)."""
+    rocd = Path(sys.executable).with_name("rocd")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        for delay in (0.05, 0.1, 0.2, 0.4):  # (Python's own start-up takes ~0.02 s)
+            proc = subprocess.Popen(
+                [str(rocd), "ctl", "--api", url, "events", "--follow"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                time.sleep(delay)
+                proc.send_signal(signal.SIGINT)
+                assert proc.communicate(timeout=10) == ("", ""), delay
+                assert proc.returncode == 130, delay
+            finally:
+                proc.kill()
+                proc.wait()
 
 
 def test_a_resource_shows_its_unix_times_as_dates() -> None:
