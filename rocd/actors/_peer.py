@@ -105,6 +105,15 @@ class Retry(msgspec.Struct, frozen=True):
     """Dial again now (skip the backoff)."""
 
 
+class TryAddress(msgspec.Struct, frozen=True):
+    """The peer said (or was announced) that it listens at `address` now, not where this
+    instance dials it: unless a direct link runs, dial there first, and keep the address
+    (persisted) once a link through it is welcomed. Its word proves nothing by itself,
+    the handshake with its key does; a dial that fails keeps the address as it was."""
+
+    address: str
+
+
 class Leave(Request[None], frozen=True):
     """Say bye on the link (if open) and stop dialling until the actor restarts."""
 
@@ -133,6 +142,7 @@ class PeerActor(Actor):
         self._leaving = False
         self._moving = False  # the link is moving from relayed to direct
         self._carrier: ConnectionCarrier | None = None
+        self._candidate: str | None = None  # an address to try first (TryAddress)
 
     @property
     def carrier(self) -> ConnectionCarrier | None:
@@ -164,6 +174,10 @@ class PeerActor(Actor):
                 return None
             case SetTrust(trusted=trusted):
                 self.remote.trusted = trusted
+                return None
+            case TryAddress(address=address):
+                if address != self.remote.trusted.address and self.remote.route[0] != "direct":
+                    self._candidate = address
                 return None
             case Leave(reason=reason, code=code):
                 self._leaving = True
@@ -202,7 +216,7 @@ class PeerActor(Actor):
         rt = self._runtime
         path = rt.relay_path(self.remote)
         timeout = DIRECT_TIMEOUT_WITH_RELAY if path is not None else rt.handshake_timeout
-        conn = await self._start(self._direct(timeout))
+        conn = await self._start_direct(timeout)
         if conn is not None or self._leaving or self._retry_now:
             return conn
         path = rt.relay_path(self.remote)
@@ -214,12 +228,32 @@ class PeerActor(Actor):
             self.remote.reason = f"{reason}; and through {path[0].uid}: {self.remote.reason}"
         return conn
 
-    def _direct(self, handshake_timeout: float) -> Connection:
+    async def _start_direct(self, handshake_s: float) -> Connection | None:
+        """A welcomed direct link: at the address the peer said it moved to, if it did
+        (kept then, see TryAddress), else where it is known to be."""
+        candidate, self._candidate = self._candidate, None
+        if candidate is not None and candidate != self.remote.trusted.address:
+            reason = self.remote.reason
+            conn = await self._start(self._direct(handshake_s, candidate))
+            if conn is not None:
+                old = self.remote.trusted.address
+                moved = msgspec.structs.replace(self.remote.trusted, address=candidate)
+                self.remote.trusted = moved
+                self._runtime.learned(self.remote.trusted)  # kept (persisted) by the cluster
+                log.info("peer %s: now at %s (was %s)", self.remote.uid, candidate, old)
+                return conn
+            log.info("peer %s: not reached at %s", self.remote.uid, candidate)
+            self.remote.reason = reason
+            if self._leaving:
+                return None
+        return await self._start(self._direct(handshake_s))
+
+    def _direct(self, handshake_timeout: float, address: str | None = None) -> Connection:
         rt, trusted = self._runtime, self.remote.trusted
         return Connection(
             rt.ctx,
             rt.keys,
-            address=trusted.address,
+            address=address or trusted.address,
             server_key=trusted.key,
             local=rt.local(),
             join=trusted.join,
@@ -335,7 +369,7 @@ class PeerActor(Actor):
                 await trio.sleep_forever()
             self._retry_scope = None
             reason = self.remote.reason
-            direct = await self._start(self._direct(DIRECT_TIMEOUT_WITH_RELAY))
+            direct = await self._start_direct(DIRECT_TIMEOUT_WITH_RELAY)
             self.remote.reason = reason
             if direct is not None:
                 upgraded.append(direct)
