@@ -82,5 +82,5 @@ def test_the_measures_are_the_names_scenario_check_knows() -> None:
     sine = recorded(parse_signal("sine:1000:1").render(RATE, 2))
     for got in (tone(sine, 1000, RATE), tone(silence, 1000, RATE)):
         assert set(got) == AUDIO_TONE
-    for got in (tones(sine, [440, 1000], RATE), tones(silence, [440, 1000], RATE)):
-        assert set(got) == AUDIO_TONES
+    for mixed in (tones(sine, [440, 1000], RATE), tones(silence, [440, 1000], RATE)):
+        assert set(mixed) == AUDIO_TONES

@@ -125,7 +125,9 @@ def test_a_device_streamed_to_roc_recv(
     assert_exact_stream(whole_packets(NOISE), got, trim=4 * 221, expected_delay_s=(0.0, 30.0))
 
 
-def start_receiver(kind: str, roc_recv: str | None, ports: list[int], control: bool) -> Popen[bytes]:
+def start_receiver(
+    kind: str, roc_recv: str | None, ports: list[int], control: bool
+) -> Popen[bytes]:
     """A receiver listening on `ports` (RS8M; with its control endpoint or without),
     playing into nothing: `roc-recv` or `rocd recv`."""
     command = [roc_recv] if kind == "roc-recv" and roc_recv else [*ROCD, "recv"]
