@@ -5,6 +5,7 @@ one-line errors in the API's words and exit statuses that say what failed."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -419,30 +420,37 @@ def test_events_follow_prints_live_and_ends_cleanly(cluster: tuple[Instance, Gua
             proc.stderr.close()
 
 
-def test_ctrl_c_on_a_request_that_hangs_is_130_quietly(tmp_path: Path) -> None:
-    """An API that accepts the connection and never answers: Ctrl-C ends the wait with
-    the shell's status for SIGINT, no traceback."""
+@contextlib.contextmanager
+def silent_api() -> Iterator[tuple[socket.socket, str]]:
+    """An "API" that takes connections and never answers: the listening socket, its URL."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        silent.settimeout(15)
+        yield silent, f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+
+def interrupted_quietly(argv: list[str], running: Callable[[], object]) -> None:
+    """Run `argv`, wait for `running()`, Ctrl-C it: 130, and nothing printed."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        running()
+        proc.send_signal(signal.SIGINT)
+        assert proc.communicate(timeout=10) == ("", ""), argv
+        assert proc.returncode == 130, argv
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_ctrl_c_on_a_request_that_hangs_is_130_quietly() -> None:
+    """An API that accepts the connection and never answers: Ctrl-C ends the wait with
+    the shell's status for SIGINT, no traceback."""
+    with silent_api() as (silent, url), contextlib.ExitStack() as held:
         for args in (("peers", "list"), ("events", "--follow")):
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "rocd.cli", "ctl", "--api", url, *args],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                silent.settimeout(15)
-                conn, _ = silent.accept()  # the request is waiting for its answer
-                with conn:
-                    proc.send_signal(signal.SIGINT)
-                    assert proc.communicate(timeout=10) == ("", ""), args
-                    assert proc.returncode == 130, args
-            finally:
-                proc.kill()
-                proc.wait()
+            argv = [sys.executable, "-m", "rocd.cli", "ctl", "--api", url, *args]
+            # Once it is connected (and held open), the request waits for its answer.
+            interrupted_quietly(argv, lambda: held.enter_context(silent.accept()[0]))
 
 
 def test_ctrl_c_while_rocd_starts_is_130_quietly() -> None:
@@ -451,25 +459,10 @@ def test_ctrl_c_while_rocd_starts_is_130_quietly() -> None:
     against an API that never answers, so that it is still running when the signal
     comes)."""
     rocd = Path(sys.executable).with_name("rocd")
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    with silent_api() as (_, url):
         for delay in (0.05, 0.1, 0.2, 0.4):  # (Python's own start-up takes ~0.02 s)
-            proc = subprocess.Popen(
-                [str(rocd), "ctl", "--api", url, "events", "--follow"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                time.sleep(delay)
-                proc.send_signal(signal.SIGINT)
-                assert proc.communicate(timeout=10) == ("", ""), delay
-                assert proc.returncode == 130, delay
-            finally:
-                proc.kill()
-                proc.wait()
+            argv = [str(rocd), "ctl", "--api", url, "events", "--follow"]
+            interrupted_quietly(argv, functools.partial(time.sleep, delay))
 
 
 def test_a_resource_shows_its_unix_times_as_dates() -> None:
