@@ -4,8 +4,9 @@ instances announced there that it does not trust (state "discovered").
 Off when the listener is on a loopback address (no one on the LAN could dial it) or
 `[cluster] discovery = false`. The table of discovered instances is capped; nothing in it
 is trusted until a POST /peers names it (rocd.actors._cluster). A trusted instance
-announced at another address than the one dialled is dialled there too (and that address
-kept once its handshake, with the trusted key, gets through).
+announced at another address than the one dialled is dialled there when it cannot be
+reached where it is known (and that address kept once its handshake, with the trusted
+key, gets through; see _peer.TryAddress).
 """
 
 from __future__ import annotations

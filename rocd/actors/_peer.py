@@ -107,9 +107,11 @@ class Retry(msgspec.Struct, frozen=True):
 
 class TryAddress(msgspec.Struct, frozen=True):
     """The peer said (or was announced) that it listens at `address` now, not where this
-    instance dials it: unless a direct link runs, dial there first, and keep the address
-    (persisted) once a link through it is welcomed. Its word proves nothing by itself,
-    the handshake with its key does; a dial that fails keeps the address as it was."""
+    instance dials it: when a direct dial where it is known to be fails (not when one is
+    merely cut short), dial there, and keep the address (persisted) once a link through
+    it is welcomed. Its word proves nothing by itself, the handshake with its key does,
+    and an address that works (one a user gave, say a NAT's forwarded port, where the
+    peer names its inside address) is never replaced."""
 
     address: str
 
@@ -142,7 +144,8 @@ class PeerActor(Actor):
         self._leaving = False
         self._moving = False  # the link is moving from relayed to direct
         self._carrier: ConnectionCarrier | None = None
-        self._candidate: str | None = None  # an address to try first (TryAddress)
+        self._candidate: str | None = None  # an address to try next (TryAddress)
+        self._cut_short = False  # the last dial was cancelled (a Retry), not refused
 
     @property
     def carrier(self) -> ConnectionCarrier | None:
@@ -229,24 +232,30 @@ class PeerActor(Actor):
         return conn
 
     async def _start_direct(self, handshake_s: float) -> Connection | None:
-        """A welcomed direct link: at the address the peer said it moved to, if it did
-        (kept then, see TryAddress), else where it is known to be."""
-        candidate, self._candidate = self._candidate, None
-        if candidate is not None and candidate != self.remote.trusted.address:
-            reason = self.remote.reason
-            conn = await self._start(self._direct(handshake_s, candidate))
-            if conn is not None:
-                old = self.remote.trusted.address
-                moved = msgspec.structs.replace(self.remote.trusted, address=candidate)
-                self.remote.trusted = moved
-                self._runtime.learned(self.remote.trusted)  # kept (persisted) by the cluster
-                log.info("peer %s: now at %s (was %s)", self.remote.uid, candidate, old)
-                return conn
+        """A welcomed direct link where the peer is known to be, or else at the address
+        it said it moved to, if it did (kept then, see TryAddress)."""
+        conn = await self._start(self._direct(handshake_s))
+        if conn is not None:
+            self._candidate = None  # where it is known to be works: nothing to learn
+            return conn
+        candidate = self._candidate
+        if candidate is None or self._cut_short or self._leaving:
+            return None  # (a cancelled dial proves nothing: the candidate waits)
+        self._candidate = None
+        if candidate == self.remote.trusted.address:
+            return None
+        reason = self.remote.reason
+        conn = await self._start(self._direct(handshake_s, candidate))
+        if conn is None:
             log.info("peer %s: not reached at %s", self.remote.uid, candidate)
             self.remote.reason = reason
-            if self._leaving:
-                return None
-        return await self._start(self._direct(handshake_s))
+            return None
+        old = self.remote.trusted.address
+        moved = msgspec.structs.replace(self.remote.trusted, address=candidate)
+        self.remote.trusted = moved
+        self._runtime.learned(self.remote.trusted)  # kept (persisted) by the cluster
+        log.info("peer %s: now at %s (was %s)", self.remote.uid, candidate, old)
+        return conn
 
     def _direct(self, handshake_timeout: float, address: str | None = None) -> Connection:
         rt, trusted = self._runtime, self.remote.trusted
@@ -283,6 +292,7 @@ class PeerActor(Actor):
         """Run `conn` in the actor's nursery until welcomed; None if it did not get
         through (the reason is on the remote)."""
         rt = self._runtime
+        self._cut_short = False
         if conn.carrier is not None and rt.switchboard is not None:
             rt.switchboard.dial(conn.link.peer_uid, conn)
         try:
@@ -300,6 +310,7 @@ class PeerActor(Actor):
         finally:
             self._greeting_scope = None
         if greeting.cancelled_caught:
+            self._cut_short = True
             self._hang_up(conn)
             return None
         if welcome.uid == rt.local().uid:

@@ -97,3 +97,37 @@ def test_an_address_a_peer_claims_that_does_not_work_is_not_kept(
         timeout=20,
     )
     assert "now at" not in m.log()
+
+
+def test_an_address_that_works_is_kept_whatever_the_peer_says(tmp_path: Path) -> None:
+    """The address a user gave (a NAT's forwarded port, say) is kept while it works, even
+    when the peer names another one that would work too (its inside address)."""
+    port = free_port()
+    m = Instance("m", tmp_path, NO_PULSE)
+    n = Instance(
+        "n",
+        tmp_path,
+        NO_PULSE + f'[cluster]\ndiscovery = false\nadvertise = "127.0.0.2:{port}"\n',
+        cluster_port=port,
+        host="0.0.0.0",
+    )
+    try:
+        start_all([m, n])
+        given = f"tcp://127.0.0.1:{port}"
+        assert n.address == f"tcp://127.0.0.2:{port}" != given
+        assert m.post("/peers", {"address": given, "key": n.key}).status_code == 201
+        assert n.pair(m).status_code == 201
+        for restart in (False, True):  # at the first contact, and when n comes back
+            if restart:
+                assert n.stop() == 0
+                n.start()
+            wait_for(
+                "m linked to n where it was told",
+                lambda: (listed(m, n), n.state_of(m)),
+                lambda seen: seen == (("online", given, "direct"), "online"),
+                timeout=15,
+            )
+            assert "now at" not in m.log()
+    finally:
+        m.stop()
+        n.stop()
