@@ -179,7 +179,9 @@ class PeerActor(Actor):
                 self.remote.trusted = trusted
                 return None
             case TryAddress(address=address):
-                if address != self.remote.trusted.address and self.remote.route[0] != "direct":
+                # Kept for the next dial that fails, even while a link runs: it may be
+                # dead and not noticed yet (tried only after the known address failed).
+                if address != self.remote.trusted.address:
                     self._candidate = address
                 return None
             case Leave(reason=reason, code=code):
