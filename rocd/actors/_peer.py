@@ -145,7 +145,10 @@ class PeerActor(Actor):
         self._moving = False  # the link is moving from relayed to direct
         self._carrier: ConnectionCarrier | None = None
         self._candidate: str | None = None  # an address to try next (TryAddress)
-        self._cut_short = False  # the last dial was cancelled (a Retry), not refused
+        #: The last dial did not get through only because nothing answered there (not
+        #: cancelled by a Retry, not refused by the peer: both prove nothing about the
+        #: address, or prove it right).
+        self._unanswered = False
 
     @property
     def carrier(self) -> ConnectionCarrier | None:
@@ -241,8 +244,8 @@ class PeerActor(Actor):
             self._candidate = None  # where it is known to be works: nothing to learn
             return conn
         candidate = self._candidate
-        if candidate is None or self._cut_short or self._leaving:
-            return None  # (a cancelled dial proves nothing: the candidate waits)
+        if candidate is None or not self._unanswered or self._leaving:
+            return None  # (the candidate waits for a dial that nothing answers)
         self._candidate = None
         if candidate == self.remote.trusted.address:
             return None
@@ -294,7 +297,7 @@ class PeerActor(Actor):
         """Run `conn` in the actor's nursery until welcomed; None if it did not get
         through (the reason is on the remote)."""
         rt = self._runtime
-        self._cut_short = False
+        self._unanswered = False
         if conn.carrier is not None and rt.switchboard is not None:
             rt.switchboard.dial(conn.link.peer_uid, conn)
         try:
@@ -303,16 +306,17 @@ class PeerActor(Actor):
                 welcome: Welcome = await self.nursery.start(conn.run)
         except HandshakeFailed as exc:
             self._failed(exc.closed)
+            self._unanswered = not (exc.closed.by_remote or exc.closed.code in ("refused", "join"))
             self._hang_up(conn)
             return None
         except LinkDown as exc:
             self.remote.reason = str(exc)
+            self._unanswered = True
             self._hang_up(conn)
             return None
         finally:
             self._greeting_scope = None
         if greeting.cancelled_caught:
-            self._cut_short = True
             self._hang_up(conn)
             return None
         if welcome.uid == rt.local().uid:
