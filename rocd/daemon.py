@@ -201,6 +201,7 @@ class Daemon:
                     stream_host=host.ref,
                     cluster=cluster.ref if cluster is not None else None,
                     token_required=token_required(self.config.api),
+                    token_checked=self.config.api.auth != "none",
                     pulse_server=self.pulse_server.address if self.pulse_server else "",
                     guard=GuardPolicy.from_lists(
                         self.config.api.allowed_origins, self.config.api.allowed_hosts

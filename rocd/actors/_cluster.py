@@ -95,7 +95,7 @@ from ._cluster_types import (
 from ._events import Event, GetBusStats
 from ._mirror import GetSnapshot, Snapshot
 from ._node import GetPeerInfo, PeerInfo, SetApiUrl, SetClusterIdentity
-from ._peer import Leave, PeerActor, PeerRuntime, Retry, SetTrust
+from ._peer import Leave, PeerActor, PeerRuntime, Retry, SetTrust, TryAddress
 from ._peer_handle import Peers
 from ._registry import Registry
 from ._relay_types import ClusterStatus, GetClusterStatus, RelayCounts
@@ -133,6 +133,13 @@ class _JoinRefused(msgspec.Struct, frozen=True):
 
 class _Met(msgspec.Struct, frozen=True):
     key: str
+
+
+class _Moved(msgspec.Struct, frozen=True):
+    """A trusted peer says it listens at another address than the one we dial."""
+
+    key: str
+    address: str
 
 
 class _Changed(msgspec.Struct, frozen=True):
@@ -353,6 +360,12 @@ class Cluster(ClusterRoutes, ClusterLan, Actor):
                 log.error("joining %s was refused: %s", trusted.address, reason)
                 await self._forget(trusted)
                 return None
+            case _Moved(key=key, address=address):
+                # A configured peer is dialled where the configuration says, always.
+                moved, entry = self._actor_of(key), self.book.trusted(key)
+                if moved is not None and entry is not None and entry.source != "config":
+                    moved.ref.tell_nowait(TryAddress(address))
+                return None
             case _Met(key=key):
                 actor = self._actor_of(key)
                 if actor is not None and actor.remote.route[0] != "direct":
@@ -372,11 +385,18 @@ class Cluster(ClusterRoutes, ClusterLan, Actor):
     def _adopted(self, trusted: TrustedPeer, invite: PendingInvite) -> None:
         self._tell_self(_Adopt(trusted, invite.id))
 
+    def _moved(self, key: str, address: str) -> None:
+        """A trusted peer is said to listen at `address` (see _peer.TryAddress)."""
+        self._tell_self(_Moved(key, address))
+
     def _met(self, trusted: TrustedPeer, hello: Hello, session: Session) -> None:
         if not trusted.address and hello.address:
             learnt = msgspec.structs.replace(trusted, address=hello.address)
             self.book.peers[trusted.key] = learnt
             self._tell_self(_Adopt(learnt, ""))
+        elif hello.address and hello.address != trusted.address:
+            # Back on another port or host (a restart): dial it there, keep it if it works.
+            self._moved(trusted.key, hello.address)
         self._tell_self(_Met(trusted.key))
 
     # -- peers ---------------------------------------------------------------------------

@@ -3,7 +3,10 @@ instances announced there that it does not trust (state "discovered").
 
 Off when the listener is on a loopback address (no one on the LAN could dial it) or
 `[cluster] discovery = false`. The table of discovered instances is capped; nothing in it
-is trusted until a POST /peers names it (rocd.actors._cluster).
+is trusted until a POST /peers names it (rocd.actors._cluster). A trusted instance
+announced at another address than the one dialled is dialled there when it cannot be
+reached where it is known (and that address kept once its handshake, with the trusted
+key, gets through; see _peer.TryAddress).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class ClusterLan:
         def nursery(self) -> trio.Nursery: ...
 
         def local(self) -> LocalInfo: ...
+
+        def _moved(self, key: str, address: str) -> None: ...
 
     def _discovered_infos(self) -> list[PeerInfo]:
         """Instances announced on the LAN that this one does not trust (yet)."""
@@ -110,6 +115,9 @@ class ClusterLan:
         self.nursery.start_soon(self.discovery.run)
 
     def _found(self, announcement: Announcement) -> None:
+        trusted = self.book.trusted(announcement.key)
+        if trusted is not None and trusted.address and announcement.address != trusted.address:
+            self._moved(trusted.key, announcement.address)  # tried, kept only if it works
         known = self.discovered.pop(announcement.uid, None)
         self.discovered[announcement.uid] = (announcement, time.time())
         while len(self.discovered) > MAX_DISCOVERED:

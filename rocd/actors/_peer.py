@@ -105,6 +105,17 @@ class Retry(msgspec.Struct, frozen=True):
     """Dial again now (skip the backoff)."""
 
 
+class TryAddress(msgspec.Struct, frozen=True):
+    """The peer said (or was announced) that it listens at `address` now, not where this
+    instance dials it: when a direct dial where it is known to be fails (not when one is
+    merely cut short), dial there, and keep the address (persisted) once a link through
+    it is welcomed. Its word proves nothing by itself, the handshake with its key does,
+    and an address that works (one a user gave, say a NAT's forwarded port, where the
+    peer names its inside address) is never replaced."""
+
+    address: str
+
+
 class Leave(Request[None], frozen=True):
     """Say bye on the link (if open) and stop dialling until the actor restarts."""
 
@@ -133,6 +144,11 @@ class PeerActor(Actor):
         self._leaving = False
         self._moving = False  # the link is moving from relayed to direct
         self._carrier: ConnectionCarrier | None = None
+        self._candidate: str | None = None  # an address to try next (TryAddress)
+        #: The last dial did not get through only because nothing answered there (not
+        #: cancelled by a Retry, not refused by the peer: both prove nothing about the
+        #: address, or prove it right).
+        self._unanswered = False
 
     @property
     def carrier(self) -> ConnectionCarrier | None:
@@ -164,6 +180,12 @@ class PeerActor(Actor):
                 return None
             case SetTrust(trusted=trusted):
                 self.remote.trusted = trusted
+                return None
+            case TryAddress(address=address):
+                # Kept for the next dial that fails, even while a link runs: it may be
+                # dead and not noticed yet (tried only after the known address failed).
+                if address != self.remote.trusted.address:
+                    self._candidate = address
                 return None
             case Leave(reason=reason, code=code):
                 self._leaving = True
@@ -202,7 +224,7 @@ class PeerActor(Actor):
         rt = self._runtime
         path = rt.relay_path(self.remote)
         timeout = DIRECT_TIMEOUT_WITH_RELAY if path is not None else rt.handshake_timeout
-        conn = await self._start(self._direct(timeout))
+        conn = await self._start_direct(timeout)
         if conn is not None or self._leaving or self._retry_now:
             return conn
         path = rt.relay_path(self.remote)
@@ -214,12 +236,38 @@ class PeerActor(Actor):
             self.remote.reason = f"{reason}; and through {path[0].uid}: {self.remote.reason}"
         return conn
 
-    def _direct(self, handshake_timeout: float) -> Connection:
+    async def _start_direct(self, handshake_s: float) -> Connection | None:
+        """A welcomed direct link where the peer is known to be, or else at the address
+        it said it moved to, if it did (kept then, see TryAddress)."""
+        conn = await self._start(self._direct(handshake_s))
+        if conn is not None:
+            self._candidate = None  # where it is known to be works: nothing to learn
+            return conn
+        candidate = self._candidate
+        if candidate is None or not self._unanswered or self._leaving:
+            return None  # (the candidate waits for a dial that nothing answers)
+        self._candidate = None
+        if candidate == self.remote.trusted.address:
+            return None
+        reason = self.remote.reason
+        conn = await self._start(self._direct(handshake_s, candidate))
+        if conn is None:
+            log.info("peer %s: not reached at %s", self.remote.uid, candidate)
+            self.remote.reason = reason
+            return None
+        old = self.remote.trusted.address
+        moved = msgspec.structs.replace(self.remote.trusted, address=candidate)
+        self.remote.trusted = moved
+        self._runtime.learned(self.remote.trusted)  # kept (persisted) by the cluster
+        log.info("peer %s: now at %s (was %s)", self.remote.uid, candidate, old)
+        return conn
+
+    def _direct(self, handshake_timeout: float, address: str | None = None) -> Connection:
         rt, trusted = self._runtime, self.remote.trusted
         return Connection(
             rt.ctx,
             rt.keys,
-            address=trusted.address,
+            address=address or trusted.address,
             server_key=trusted.key,
             local=rt.local(),
             join=trusted.join,
@@ -249,6 +297,7 @@ class PeerActor(Actor):
         """Run `conn` in the actor's nursery until welcomed; None if it did not get
         through (the reason is on the remote)."""
         rt = self._runtime
+        self._unanswered = False
         if conn.carrier is not None and rt.switchboard is not None:
             rt.switchboard.dial(conn.link.peer_uid, conn)
         try:
@@ -257,10 +306,12 @@ class PeerActor(Actor):
                 welcome: Welcome = await self.nursery.start(conn.run)
         except HandshakeFailed as exc:
             self._failed(exc.closed)
+            self._unanswered = not (exc.closed.by_remote or exc.closed.code in ("refused", "join"))
             self._hang_up(conn)
             return None
         except LinkDown as exc:
             self.remote.reason = str(exc)
+            self._unanswered = True
             self._hang_up(conn)
             return None
         finally:
@@ -335,7 +386,7 @@ class PeerActor(Actor):
                 await trio.sleep_forever()
             self._retry_scope = None
             reason = self.remote.reason
-            direct = await self._start(self._direct(DIRECT_TIMEOUT_WITH_RELAY))
+            direct = await self._start_direct(DIRECT_TIMEOUT_WITH_RELAY)
             self.remote.reason = reason
             if direct is not None:
                 upgraded.append(direct)

@@ -67,6 +67,7 @@ from ._stream_nat import (
     wait_punches,
 )
 from ._stream_plane import AudioPlane, InputBus, OutputBus
+from ._stream_reports import ReceiverReports
 from ._stream_settings import (
     bound_endpoints,
     check_external,
@@ -185,6 +186,9 @@ class EndActor(Actor):
         self._bitrate = 0.0
         self._ever_active = False
         self._flowing = False  # the source gave frames since the last check
+        #: A sender to an external receiver: whether that receiver still reports.
+        dest = record.stream.destination.external
+        self._reports = ReceiverReports(dest.control) if dest is not None else None
         self._ended: dict[str, int] = {}  # counters of the sessions that ended
         self._ended_fec: dict[str, int] = {}  # and their FEC readers' counters
         #: A `nat` path: the public side of the receiver's sockets (as the hub saw them),
@@ -329,6 +333,8 @@ class EndActor(Actor):
         except OSError as exc:
             raise Conflict(f"cannot send to {targets}: {exc}") from None
         self._send = link
+        if self._reports is not None:
+            self._reports.reset()  # a new sender (SSRC, socket): its receivers report anew
         if self._nat:
             direct = None
             if rec.endpoints is not None:
@@ -669,10 +675,18 @@ class EndActor(Actor):
                 self._set(StreamState.STOPPED, "the source ended")
             elif source.broken:
                 self._set(StreamState.DEGRADED, f"device: {source.broken}")
+            elif self._flowing and (silent := self._receiver_silence()):
+                self._set(StreamState.DEGRADED, silent)
             elif self._flowing:
                 self._set(StreamState.ACTIVE)
             elif self._ever_active:
                 self._set(StreamState.DEGRADED, "the source delivers no audio")
+
+    def _receiver_silence(self) -> str:
+        """Why an external receiver seems gone ("" if it reports, or cannot be heard)."""
+        if self._reports is None or self._send is None:
+            return ""
+        return self._reports.silence(len(self._send.sender.metrics().receivers))
 
     def _other_half_gone(self) -> str:
         """Why the instance holding the other end cannot be reached ("" when it can)."""

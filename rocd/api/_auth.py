@@ -14,7 +14,12 @@ Rules:
   (GET / and /console/...: they hold no data; the page asks for a token).
 - A WebSocket (`WS /events`) may give its token as the query parameter `token` instead:
   browsers cannot set headers on a WebSocket. Plain HTTP requests must use the header
-  (a token in a URL ends up in histories and logs).
+  (a token in a URL ends up in histories and logs): a `?token=` on one is refused (401).
+- A token that a request presents is checked even where none is needed (on loopback, on
+  GET /health): an unknown, revoked or empty one is 401, never served as if none had been
+  given (a script whose token is wrong or whose variable is empty hears so at once), and
+  a valid one acts with its own role. Only `Authorization: Bearer ...` presents a token;
+  other schemes are ignored where no token is needed. [api] auth = "none" checks nothing.
 - A refused request's body is read (and dropped) before the answer: hypercorn leaves the
   next request on a keep-alive connection unanswered when the app answers before the
   body has arrived.
@@ -90,11 +95,44 @@ def required_role(method: str, rule: str | None) -> Role | None:
     return "viewer" if method == "GET" else "operator"
 
 
-def bearer(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+#: Where a request presented its token, for the details of a refusal.
+_HEADER = {"in": "header", "field": "Authorization"}
+_QUERY = {"in": "query", "field": "token"}
+
+
+#: Routes that take a token in the URL (?token=): the WebSocket's (also when a plain
+#: request, answered 426, comes to it).
+QUERY_TOKEN_RULES = frozenset({"/events"})
+
+
+def presented(req: Request | Websocket, need: Role | None) -> tuple[str, dict[str, str]] | None:
+    """The token a request presents ("" when presented empty) and where; None if none.
+
+    Raises Unauthorized for a token in a plain HTTP request's URL (see the rules)."""
+    rule = req.url_rule.rule if req.url_rule is not None else None
+    in_query = isinstance(req, Websocket) or rule in QUERY_TOKEN_RULES
+    if "token" in req.args and not in_query:
+        raise Unauthorized(
+            "a plain HTTP request gives its token in the Authorization header (Bearer), "
+            "not in the URL (?token= is for the event WebSocket only)" + _needs(need),
+            details=[_QUERY | _required(need)],
+        )
+    header = req.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            return token.strip(), _HEADER
+    if in_query and "token" in req.args:
+        return req.args.get("token", "").strip(), _QUERY
+    return None
+
+
+def _needs(need: Role | None) -> str:
+    return f" (this request needs role {need} or above)" if need is not None else ""
+
+
+def _required(need: Role | None) -> dict[str, str]:
+    return {"required": need} if need is not None else {}
 
 
 class TokenChecker:
@@ -123,28 +161,39 @@ class TokenChecker:
         return entry
 
 
-async def authorize(checker: TokenChecker, req: Request | Websocket) -> None:
-    """Raise 401/403 unless the request's token allows it (see the rules)."""
+async def authorize(
+    checker: TokenChecker, req: Request | Websocket, *, required: bool = True
+) -> None:
+    """Raise 401/403 unless the request's token allows it (see the rules).
+
+    `required`: whether the API needs a token at all; where it does not, only a token
+    the request presents is checked, and not on a request that matched no route (its 404
+    or 405 says more)."""
+    if not required and req.routing_exception is not None:
+        return
     rule = req.url_rule.rule if req.url_rule is not None else None
     need = required_role(req.method, rule)
-    if need is None:
-        return
-    token = bearer(req.headers.get("Authorization"))
-    if token is None and isinstance(req, Websocket):
-        token = req.args.get("token") or None
-    if token is None:
+    given = presented(req, need if required else None)
+    if given is None:
+        if need is None or not required:
+            return
         raise Unauthorized(
             f"this API needs a bearer token (Authorization: Bearer ...) with role {need} or above"
             + (" (or ?token=... on a WebSocket)" if isinstance(req, Websocket) else ""),
             details=[{"required": need}],
         )
-    entry = await checker.check(token)
+    token, where = given
+    entry = await checker.check(token) if token else None
     if entry is None:
+        why = "unknown or revoked token" if token else "an empty token"
+        if required:
+            raise Unauthorized(why + _needs(need), details=[where | _required(need)])
         raise Unauthorized(
-            f"unknown or revoked token (this request needs role {need} or above)",
-            details=[{"required": need}],
+            why + " (this API needs no token here: give a valid one, or none)",
+            details=[dict(where)],
         )
-    require(entry.role, need, f"token {entry.id}")
+    if need is not None:
+        require(entry.role, need, f"token {entry.id}")
 
 
 class _Refused(Exception):
@@ -155,9 +204,9 @@ class _Refused(Exception):
         self.error = error
 
 
-async def _checked(checker: TokenChecker, req: Request | Websocket) -> None:
+async def _checked(checker: TokenChecker, req: Request | Websocket, required: bool) -> None:
     try:
-        await authorize(checker, req)
+        await authorize(checker, req, required=required)
     except (Unauthorized, Forbidden) as exc:
         if isinstance(req, Request):
             await req.get_data(cache=False)  # bounded by MAX_CONTENT_LENGTH
@@ -165,19 +214,21 @@ async def _checked(checker: TokenChecker, req: Request | Websocket) -> None:
 
 
 def install_auth(app: Quart, ctx: ApiContext) -> TokenChecker | None:
-    """Check every request's token before its handler, when the API requires tokens."""
-    if not ctx.token_required:
+    """Check every request's token before its handler: every request's when the API
+    requires tokens, else those a request presents (none at all with auth "none")."""
+    if not ctx.token_required and not ctx.token_checked:
         return None
     checker = TokenChecker(ctx)
     app.extensions["rocd_tokens"] = checker
+    required = ctx.token_required
 
     @app.before_request
     async def check_request() -> None:
-        await _checked(checker, request)
+        await _checked(checker, request, required)
 
     @app.before_websocket
     async def check_websocket() -> None:
-        await _checked(checker, websocket)
+        await _checked(checker, websocket, required)
 
     @app.errorhandler(_Refused)
     async def refused(exc: _Refused) -> Any:

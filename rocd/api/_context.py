@@ -26,6 +26,9 @@ class ApiContext:
     cluster: ActorRef | None = None  # the cluster actor (None: clustering disabled)
     #: Whether requests need a bearer token (the API listens off loopback).
     token_required: bool = False
+    #: Whether a token a request presents is checked where none is required (on
+    #: loopback); False only with [api] auth = "none".
+    token_checked: bool = True
     #: Address of the private sound server rocd runs (PULSE_SERVER syntax), "" if none.
     pulse_server: str = ""
     #: Cross-site checks: origins and host names accepted besides the daemon's own.

@@ -99,7 +99,8 @@ def _operation(op: Operation, schema_of: dict[Any, dict[str, Any]], api: Api) ->
         }
         if links := _links(op, api):
             responses[str(op.status)]["links"] = links
-    for status in sorted({*op.errors, *guard_statuses(has_body=op.body is not None), 500}):
+    # 401: a token given that is wrong is refused anywhere (rocd.api._auth).
+    for status in sorted({*op.errors, *guard_statuses(has_body=op.body is not None), 401, 500}):
         responses[str(status)] = {
             "description": HTTPStatus(status).phrase,
             "content": _json_content(schema_of[ErrorBody]),

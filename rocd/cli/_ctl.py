@@ -13,8 +13,9 @@ A PEER is `self`, a uid, a key fingerprint, or an instance's name. `--api` defau
 $ROCD_API, else http://127.0.0.1:4610; `--token` to $ROCD_TOKEN (better than the command
 line, which other users of the machine can read). People get tables, `--json` gives
 scripts the API's own JSON (one event per line for `events`). Exit statuses: see
-EXIT_STATUSES in _ctl_client (0 done, 2 bad usage, 3 unreachable, 4 denied, 5 not
-found, 6 conflict, 7 daemon or peer failed, 8 events timed out, 1 anything else).
+EXIT_STATUSES in _ctl_exit (0 done, 2 bad usage, 3 unreachable, 4 denied, 5 not
+found, 6 conflict, 7 daemon or peer failed, 8 events timed out, 130 interrupted by
+SIGINT and 143 by SIGTERM, 1 anything else).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from rocd.config import DEFAULT_API_PORT
 
 from ._ctl_exit import EXIT_STATUSES
-from ._exit import EXIT_OK
+from ._exit import EXIT_INTERRUPTED, EXIT_OK, exit_for_signal
 from ._units import count, seconds
 
 DEFAULT_API = f"http://127.0.0.1:{DEFAULT_API_PORT}"
@@ -208,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         if not hasattr(args, name):
             setattr(args, name, default)
     from ._ctl_client import Client, CtlError, to_json
+    from ._ctl_events import Interrupted
     from ._ctl_verbs import VERBS
     from ._pipe import quiet_stdout
 
@@ -221,8 +223,10 @@ def run(args: argparse.Namespace) -> int:
     except CtlError as exc:
         print(f"rocd: {exc.message}", file=sys.stderr)
         return exc.status
-    except KeyboardInterrupt:
-        return EXIT_OK
+    except Interrupted as exc:  # events: the signal ended it, quietly
+        return exit_for_signal(exc.signum)
+    except KeyboardInterrupt:  # Ctrl-C while waiting for an answer
+        return EXIT_INTERRUPTED
     if result is None:
         return EXIT_OK
     try:

@@ -64,11 +64,20 @@ def _failure(c: Client, exc: BaseException) -> CtlError | None:
     return None
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM ended the command (quietly, with the shell's status for it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 async def follow_events(
     c: Client, query: dict[str, str], wanted: int | None, within: float | None, as_json: bool
 ) -> None:
-    """Print events as they come, until `wanted` of them (None: until SIGINT or SIGTERM,
-    a clean end) or `within` seconds (a CtlError, EXIT_TIMEOUT)."""
+    """Print events as they come, until `wanted` of them or `within` seconds (a CtlError,
+    EXIT_TIMEOUT). SIGINT or SIGTERM ends it at once with Interrupted (after what was
+    printed)."""
     parts = urllib.parse.urlsplit(c.base)
     resource = f"{parts.path}/events" + (f"?{urllib.parse.urlencode(query)}" if query else "")
     headers = [(k.lower().encode(), v.encode()) for k, v in c.headers().items()]
@@ -105,10 +114,16 @@ async def follow_events(
                 raise
         done.cancel()
 
+    stopped_by: int | None = None
+
     async def stop_on_signal(done: trio.CancelScope) -> None:
+        nonlocal stopped_by
+        # Caught only while events are read, then given back: a late second Ctrl-C is a
+        # KeyboardInterrupt that the `rocd` entry point ends quietly (rocd._entry).
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                done.cancel()  # a clean end, not an error
+            async for signum in signals:
+                stopped_by = signum if stopped_by is None else stopped_by
+                done.cancel()
 
     with trio.CancelScope() as scope:
         if within is not None:
@@ -116,6 +131,8 @@ async def follow_events(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(stop_on_signal, nursery.cancel_scope)
             nursery.start_soon(read, nursery.cancel_scope)
+    if stopped_by is not None:
+        raise Interrupted(stopped_by)
     if failure is not None:
         raise failure
     if scope.cancelled_caught and wanted is not None and printed < wanted:

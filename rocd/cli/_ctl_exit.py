@@ -1,7 +1,7 @@
 """`rocd ctl`'s exit statuses: each says what failed, so scripts can tell a missing
 resource from a refused token or an unreachable daemon."""
 
-from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 #: The API did not answer: refused, unknown host, no answer within --timeout, or the
 #: event stream was cut by the daemon going away.
@@ -29,12 +29,14 @@ EXIT_STATUSES = {
     EXIT_CONFLICT: "the instance cannot do that now (409)",
     EXIT_UNAVAILABLE: "the daemon or a peer failed or is busy (5xx)",
     EXIT_TIMEOUT: "events: not enough events within --within",
+    EXIT_INTERRUPTED: "interrupted by Ctrl-C (SIGINT; 143 for SIGTERM), quietly",
 }
 
 __all__ = [
     "EXIT_CONFLICT",
     "EXIT_DENIED",
     "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
     "EXIT_STATUSES",

@@ -6,3 +6,11 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 #: A bad flag, URI or configuration value (one line names it).
 EXIT_USAGE = 2
+#: Interrupted by SIGINT (Ctrl-C), the shell's status for it (see `exit_for_signal`).
+EXIT_INTERRUPTED = 130
+
+
+def exit_for_signal(signum: int) -> int:
+    """The shell's status for a command a signal ended: 128 + its number (130 for
+    SIGINT, 143 for SIGTERM)."""
+    return 128 + signum

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 __all__ = [
+    "CONSTANTS",
     "ExpressionError",
     "Undefined",
     "evaluate",
@@ -75,7 +76,8 @@ _FUNCTIONS: Final[dict[str, Callable[..., Any]]] = {
     "int": int,
     "float": float,
 }
-_CONSTANTS: Final = {"true": True, "false": False, "null": None, "inf": math.inf}
+#: Names every expression knows (besides its step's values).
+CONSTANTS: Final = {"true": True, "false": False, "null": None, "inf": math.inf}
 
 
 class ExpressionError(ValueError):
@@ -142,8 +144,8 @@ def _eval(node: ast.AST, ctx: Mapping[str, Any], text: str) -> Any:
         case ast.Name(id=name):
             if name in ctx:
                 return ctx[name]
-            if name in _CONSTANTS:
-                return _CONSTANTS[name]
+            if name in CONSTANTS:
+                return CONSTANTS[name]
             raise ExpressionError(f"{text!r}: no {name!r} here (there is {_names(ctx)})")
         case ast.Attribute(value=inner, attr=attr):
             return _field(_eval(inner, ctx, text), attr, ast.unparse(node), text)

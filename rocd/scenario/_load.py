@@ -9,6 +9,8 @@ it; a field inside an inline table or a multi-line value gets its key's line.
 
 from __future__ import annotations
 
+import ast
+import difflib
 import os
 import re
 import shutil
@@ -22,8 +24,9 @@ import msgspec
 
 from rocd.config import Config
 
-from ._expr import REFERENCE, ExpressionError, parse
+from ._expr import CONSTANTS, REFERENCE, ExpressionError, parse
 from ._model import ACTIONS, PROFILES, Scenario, Step
+from ._names import names_of
 from ._signals import SignalError, parse_signal
 
 __all__ = ["LineIndex", "ScenarioError", "load", "load_text", "node_properties"]
@@ -265,18 +268,25 @@ def _check_step(
 
     for field in ("call", "event", "metrics", "play", "record", "run", "body", "sent"):
         refs(field, getattr(step, field))
+    allowed = names_of(step)
+    if step.expect and allowed is None:
+        raise where.error(
+            (*path, "expect"), "only call, event, metrics, audio and run steps check expect"
+        )
     for field in ("until", "expect"):
-        for text in getattr(step, field):
+        for j, text in enumerate(getattr(step, field)):
             refs(field, text)
             try:
-                parse(REFERENCE.sub("0", text))
+                tree = parse(REFERENCE.sub("0", text))
             except ExpressionError as exc:
                 raise where.error((*path, field), str(exc)) from None
+            _check_names(tree, text, allowed, kind, where, (*path, field, j))
     for var, text in step.capture.items():
         try:
-            parse(REFERENCE.sub("0", text))
+            tree = parse(REFERENCE.sub("0", text))
         except ExpressionError as exc:
             raise where.error((*path, "capture", var), str(exc)) from None
+        _check_names(tree, text, allowed, kind, where, (*path, "capture", var))
     needs_node = kind in ("call", "event", "metrics", "play", "record", "run")
     if needs_node:
         if step.node is None:
@@ -364,6 +374,34 @@ def _check_step(
     defined.update(step.capture)
     if step.as_ is not None and kind == "play":
         defined.add(f"{step.as_}.file")
+
+
+def _check_names(
+    tree: ast.Expression,
+    text: str,
+    allowed: frozenset[str] | None,
+    kind: str,
+    where: _Where,
+    path: tuple[str | int, ...],
+) -> None:
+    """Every name `text` reads is one its step will have (see rocd.scenario._names)."""
+    if allowed is None:
+        return
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Name) or id(node) in called or node.id in CONSTANTS:
+            continue
+        if node.id not in allowed:
+            near = difflib.get_close_matches(node.id, allowed, n=1)
+            hints = [f"did you mean {near[0]!r}?"] if near else []
+            if len(allowed) <= 12:
+                hints.append(f"{_article(kind)} {kind} step has {', '.join(sorted(allowed))}")
+            hint = f" ({'; '.join(hints)})" if hints else ""
+            raise where.error(path, f"{text!r}: no {node.id!r} here{hint}")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in tuple("aeiou") else "a"
 
 
 def _strings(value: Any) -> list[str]:

@@ -13,12 +13,15 @@ import itertools
 import os
 import shutil
 import subprocess
+import time
 
 __all__ = ["NetnsError", "Topology", "check_netns", "sh"]
 
 #: Interface numbers are unique in the process: the kernel deletes the interfaces of a
 #: namespace after `ip netns del` returns, so the next topology must not reuse the names.
 _LINK_NUMBERS = itertools.count(1)
+#: Seconds `close` waits for the kernel to remove the caller's ends of the legs.
+_GONE_S = 10.0
 
 
 class NetnsError(RuntimeError):
@@ -45,6 +48,7 @@ class Topology:
     def __init__(self, tag: int | None = None) -> None:
         self.tag = (os.getpid() if tag is None else tag) % 10000
         self.namespaces: list[str] = []
+        self._here: list[str] = []  # interfaces in the caller's namespace (legs)
         #: A /24 per run: 10.<80..89>.<tag % 250>.0 is ours, and 10.90.<tag>.x for the
         #: management legs.
         self.octet = self.tag % 250
@@ -65,6 +69,7 @@ class Topology:
         n = next(_LINK_NUMBERS)
         dev_a, dev_b = f"r{self.tag}a{n}", f"r{self.tag}b{n}"
         sh("ip", "link", "add", dev_a, "type", "veth", "peer", "name", dev_b)
+        self._here += [dev for ns, dev in ((a, dev_a), (b, dev_b)) if ns is None]
         for ns, dev, addr in ((a, dev_a, addr_a), (b, dev_b, addr_b)):
             prefix = ["-n", ns] if ns else []
             if ns:
@@ -116,6 +121,21 @@ class Topology:
         return there
 
     def close(self) -> None:
+        """Delete every namespace, and wait (up to 10 s) until the kernel has removed the
+        legs' ends in the caller's namespace: it does so after `ip netns del` returns,
+        and the next topology of this process gives its legs the same addresses (an old
+        leg still there would take their traffic: connections refused)."""
         for ns in self.namespaces:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         self.namespaces.clear()
+        deadline = time.monotonic() + _GONE_S
+        while self._here and time.monotonic() < deadline:
+            self._here = [dev for dev in self._here if _exists(dev)]
+            if self._here:
+                time.sleep(0.05)
+        self._here.clear()
+
+
+def _exists(dev: str) -> bool:
+    """Whether interface `dev` is in the caller's namespace."""
+    return os.path.exists(f"/sys/class/net/{dev}")

@@ -23,22 +23,11 @@ import trio
 from ._expr import ExpressionError, evaluate, substitute, substitute_value
 from ._load import find_tool
 from ._model import Step
+from ._names import ALIASES
 from ._signals import compare, read_signal_file, signal_name, tone, tones
 from ._testbed import Node, Testbed, write_signal
 
 __all__ = ["Failed", "Outcome", "StepContext"]
-
-#: Friendlier names for the metrics of a stream's end.
-ALIASES: Final = {
-    "received": "packetsReceived",
-    "lost": "packetsLost",
-    "discarded": "packetsDiscarded",
-    "recovered": "recovered_packets",
-    "late": "late_packets",
-    "concealed": "concealedSamples",
-    "sent": "packetsSent",
-    "fec_sent": "fecPacketsSent",
-}
 
 
 class Failed(Exception):

@@ -66,6 +66,54 @@ async def test_loopback_needs_no_token(rocd: RunningDaemon) -> None:
     assert (await rocd.http.get("/tokens")).status_code == 200
 
 
+async def test_loopback_refuses_a_token_that_is_wrong(rocd: RunningDaemon) -> None:
+    """No token is needed on loopback, but one that is given is checked: a wrong or empty
+    one is a 401 (never served as if none had been given), a valid one keeps its role."""
+    http = rocd.http
+    for given in (bearer("rocd_00000000_nope"), {"Authorization": "Bearer"}, bearer("x")):
+        r = await http.put("/peers/self", json={"name": "Wrong"}, headers=given)
+        assert r.status_code == 401, r.text
+        assert r.headers["www-authenticate"] == 'Bearer realm="rocd"'
+        body = r.json()
+        assert set(body) == {"error", "message", "details"}
+        assert body["error"] == "unauthorized"
+        assert "needs no token here" in body["message"]
+        assert body["details"] == [{"in": "header", "field": "Authorization"}]
+        assert (await http.get("/peers", headers=given)).status_code == 401
+        assert (await http.get("/health", headers=given)).status_code == 401
+    assert (await http.get("/peers/self")).json()["name"] != "Wrong"
+    # A token in a plain request's URL is refused too (it belongs in the header).
+    for path in ("/peers", "/streams", "/health"):
+        r = await http.get(path, params={"token": "rocd_00000000_nope"})
+        assert r.status_code == 401, (path, r.text)
+        assert r.json()["details"][0] == {"in": "query", "field": "token"}
+    # The event WebSocket's ?token=, checked the same way.
+    port = int(http.base_url.port or 0)
+    for bad in ("rocd_00000000_nope", ""):
+        with trio.fail_after(10):
+            async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+                await stream.send_all(
+                    f"GET /events?token={bad} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+                )
+                answer = await read_response(stream)
+        assert answer.startswith(b"HTTP/1.1 401"), answer
+        assert b'"error":"unauthorized"' in answer.replace(b" ", b"")
+    # Another scheme is not a rocd token (a proxy's own): ignored where none is needed.
+    assert (await http.get("/peers", headers={"Authorization": "Basic eDp5"})).status_code == 200
+    # A valid token acts with its role; no token acts as before.
+    r = await http.post("/tokens", json={"role": "viewer"})
+    assert r.status_code == 201, r.text
+    viewer = r.json()["token"]
+    assert (await http.get("/peers", headers=bearer(viewer))).status_code == 200
+    refused(
+        await http.put("/peers/self", json={"name": "x"}, headers=bearer(viewer)), 403, "operator"
+    )
+    assert (await http.put("/peers/self", json={"name": "Den"})).status_code == 200
+
+
 async def test_off_loopback_every_request_needs_a_token(exposed: RunningDaemon) -> None:
     http = exposed.http
     r = await http.get("/peers")
@@ -76,6 +124,9 @@ async def test_off_loopback_every_request_needs_a_token(exposed: RunningDaemon) 
     refused(await http.get("/peers", headers=bearer("rocd_nope")), 401, "viewer")
     refused(await http.get("/peers", headers={"Authorization": "Basic eDp5"}), 401, "viewer")
     assert (await http.get("/health")).status_code == 200  # probes need none
+    r = await http.get("/health", headers=bearer("rocd_nope"))  # but a token given is checked
+    assert r.status_code == 401, r.text
+    assert r.json()["details"] == [{"in": "header", "field": "Authorization"}]
 
 
 async def test_roles_of_tokens(exposed: RunningDaemon, tmp_path: Path) -> None:

@@ -5,15 +5,17 @@ one-line errors in the API's words and exit statuses that say what failed."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -371,7 +373,8 @@ def test_events_follow_prints_live_and_ends_cleanly(cluster: tuple[Instance, Gua
         assert r.status_code == 201, r.text
         return str(r.json()["uid"])
 
-    # Until SIGINT (or SIGTERM), each event on one line, as it comes.
+    # Until SIGINT (or SIGTERM), each event on one line, as it comes; the signal ends it
+    # quietly with the shell's status for it (128 + the signal's number).
     proc = follow("--kind", "vad.")
     assert proc.stdout is not None
     try:
@@ -380,7 +383,7 @@ def test_events_follow_prints_live_and_ends_cleanly(cluster: tuple[Instance, Gua
         assert line.split()[1:4] == [a.uid, "vad.created", uid], line
         assert '"name":"Followed"' in line
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=10) == 130
         assert proc.stderr is not None
         assert proc.stderr.read() == ""
     finally:
@@ -389,6 +392,14 @@ def test_events_follow_prints_live_and_ends_cleanly(cluster: tuple[Instance, Gua
         proc.stdout.close()
         if proc.stderr is not None:
             proc.stderr.close()
+    proc = follow("--kind", "vad.")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.communicate(timeout=10) == ("", "")
+        assert proc.returncode == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
     # A reader that goes away (| head -1): done, quietly.
     proc = follow("--kind", "vad.", "--json")
     assert proc.stdout is not None
@@ -407,6 +418,51 @@ def test_events_follow_prints_live_and_ends_cleanly(cluster: tuple[Instance, Gua
         proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@contextlib.contextmanager
+def silent_api() -> Iterator[tuple[socket.socket, str]]:
+    """An "API" that takes connections and never answers: the listening socket, its URL."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(15)
+        yield silent, f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+
+def interrupted_quietly(argv: list[str], running: Callable[[], object]) -> None:
+    """Run `argv`, wait for `running()`, Ctrl-C it: 130, and nothing printed."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        running()
+        proc.send_signal(signal.SIGINT)
+        assert proc.communicate(timeout=10) == ("", ""), argv
+        assert proc.returncode == 130, argv
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_ctrl_c_on_a_request_that_hangs_is_130_quietly() -> None:
+    """An API that accepts the connection and never answers: Ctrl-C ends the wait with
+    the shell's status for SIGINT, no traceback."""
+    with silent_api() as (silent, url), contextlib.ExitStack() as held:
+        for args in (("peers", "list"), ("events", "--follow")):
+            argv = [sys.executable, "-m", "rocd.cli", "ctl", "--api", url, *args]
+            # Once it is connected (and held open), the request waits for its answer.
+            interrupted_quietly(argv, lambda: held.enter_context(silent.accept()[0]))
+
+
+def test_ctrl_c_while_rocd_starts_is_130_quietly() -> None:
+    """The first half second of any `rocd ...` is spent importing the project: a Ctrl-C
+    there ends it too with 130 and no traceback (the installed command, as people run it,
+    against an API that never answers, so that it is still running when the signal
+    comes)."""
+    rocd = Path(sys.executable).with_name("rocd")
+    with silent_api() as (_, url):
+        for delay in (0.05, 0.1, 0.2, 0.4):  # (Python's own start-up takes ~0.02 s)
+            argv = [str(rocd), "ctl", "--api", url, "events", "--follow"]
+            interrupted_quietly(argv, functools.partial(time.sleep, delay))
 
 
 def test_a_resource_shows_its_unix_times_as_dates() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.instances import Instance, start_all, wait_for
+from tests.cluster.instances import Instance, free_port, start_all, wait_for
 
 from .topology import sh, topology
 
@@ -87,3 +87,33 @@ def test_instances_on_a_lan_find_each_other_and_pair_by_uid(lan: dict[str, Insta
     assert r.status_code == 404
     assert "discovered" in r.json()["message"]
     assert a.post("/peers", {"role": "viewer"}).status_code == 422
+
+
+def test_a_trusted_instance_announced_at_a_new_address_is_dialled_there(
+    lan: dict[str, Instance],
+) -> None:
+    """b comes back on another cluster port and cannot dial a (a firewall drops it), so a
+    learns where b is only from b's announcement: it dials b there and keeps it."""
+    a, b = lan["a"], lan["b"]
+    if a.state_of(b) != "online":  # paired by the test above when run alone too
+        assert a.post("/peers", {"uid": b.uid}).status_code in (201, 409)
+        assert b.post("/peers", {"uid": a.uid}).status_code in (201, 409)
+        a.wait_state(b, "online", 15)
+    port = a.address.rsplit(":", 1)[1]
+    block = ["-p", "tcp", "--dport", port, "-s", b.host, "-j", "DROP"]
+    sh("ip", "netns", "exec", a.netns, "iptables", "-I", "INPUT", *block)
+    try:
+        assert b.stop() == 0
+        b.cluster_port = free_port()
+        b.start()
+        new = f"tcp://{b.host}:{b.cluster_port}"
+        assert b.address == new
+        wait_for(
+            "a dials b where it is announced",
+            lambda: (a.state_of(b), a.peer(b).get("address"), a.peer(b).get("route")),
+            lambda seen: seen == ("online", new, "direct"),
+            timeout=30,
+        )
+        assert f"now at {new}" in a.log()
+    finally:
+        sh("ip", "netns", "exec", a.netns, "iptables", "-D", "INPUT", *block)

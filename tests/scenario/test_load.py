@@ -121,6 +121,53 @@ def test_expressions_are_checked_when_loaded() -> None:
     assert "not an expression" in error_of(GOOD.replace('"status == 200"', '"status = 200"'))
 
 
+def test_names_in_expressions_are_checked_when_loaded() -> None:
+    """A name an expression reads that its step will not have is an error at its line,
+    with the field, the expression, and the likely name."""
+    text = GOOD.replace('"status == 200"', '"statuss == 200"')
+    assert error_of(text) == (
+        "s.toml:21: steps[2].expect[0]: 'statuss == 200': no 'statuss' here"
+        " (did you mean 'status'?; a call step has body, status)"
+    )
+    text = GOOD.replace('capture = { speaker = "body.uid" }', 'capture = { speaker = "bdy.uid" }')
+    assert error_of(text).startswith(
+        "s.toml:16: steps[1].capture.speaker: 'bdy.uid': no 'bdy' here (did you mean 'body'?"
+    )
+    metrics = (
+        '[[steps]]\nnode = "a"\nmetrics = "${speaker}"\n'
+        'expect = ["received > 300", "recieved > 300"]\n'
+    )
+    assert error_of(GOOD + metrics) == (
+        "s.toml:25: steps[3].expect[1]: 'recieved > 300': no 'recieved' here"
+        " (did you mean 'received'?)"
+    )
+    # A sender's end has no latency_ms; it has rtt_ms, and its own short names.
+    sender = metrics.replace("received > 300", "sent > 0 and fec_sent > 0 and rtt_ms < 50")
+    assert "no 'latency_ms' here" in error_of(
+        GOOD + sender.replace('"recieved > 300"', '"latency_ms < 50"') + 'role = "sender"\n'
+    )
+    load_text(GOOD + sender.replace(', "recieved > 300"', "") + 'role = "sender"\n')
+    event = (
+        '[[steps]]\nnode = "b"\nevent = "stream.state"\n'
+        'until = ["subject == ${speaker}", "dat.state == \'active\'"]\n'
+    )
+    assert error_of(GOOD + event).startswith(
+        "s.toml:25: steps[3].until[1]: \"dat.state == 'active'\": no 'dat' here (did you mean "
+        "'data'?; an event step has data, kind, peer, seq, subject, time)"
+    )
+    # Names that are there: constants, functions, every kind's own.
+    fine = (
+        '[[steps]]\nnode = "a"\nrun = "true"\nexpect = ["status == 0", "len(output) >= 0"]\n'
+        '[[steps]]\nnode = "a"\nmetrics = "${speaker}"\n'
+        'expect = ["state != null and lost == 0 and max(packetsLost, 0) < inf"]\n'
+    )
+    load_text(GOOD + fine)
+    # A step that checks nothing cannot be given something to check.
+    assert error_of(GOOD.replace('pair = ["a", "b"]', 'pair = ["a", "b"]\nexpect = ["x"]')) == (
+        "s.toml:11: steps[0].expect: only call, event, metrics, audio and run steps check expect"
+    )
+
+
 def test_links_need_namespaces_and_known_profiles() -> None:
     link = '[[links]]\nfrom = "a"\nto = "b"\nprofile = "wifi"\n'
     message = error_of(GOOD.replace("[[steps]]", link + "\n[[steps]]", 1))

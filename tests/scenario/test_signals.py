@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rocd.scenario._names import AUDIO_COMPARE, AUDIO_TONE, AUDIO_TONES
 from rocd.scenario._signals import chirp, compare, parse_signal, tone, tones
 
 RATE = 44100
@@ -72,3 +73,14 @@ def test_tones() -> None:
     spread = both["tones_spread_db"]
     assert isinstance(spread, float)
     assert spread > 40
+
+
+def test_the_measures_are_the_names_scenario_check_knows() -> None:
+    silence = np.zeros((RATE, 2), np.float32)
+    for got in (compare(SENT, recorded(SENT), RATE), compare(SENT, silence, RATE)):
+        assert set(got) == AUDIO_COMPARE
+    sine = recorded(parse_signal("sine:1000:1").render(RATE, 2))
+    for got in (tone(sine, 1000, RATE), tone(silence, 1000, RATE)):
+        assert set(got) == AUDIO_TONE
+    for mixed in (tones(sine, [440, 1000], RATE), tones(silence, [440, 1000], RATE)):
+        assert set(mixed) == AUDIO_TONES

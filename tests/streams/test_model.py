@@ -9,6 +9,7 @@ import pytest
 
 from rocd.actors import InvalidTransition, Lifecycle, StreamSettings, StreamState, combine
 from rocd.actors._stream_faults import Faults
+from rocd.actors._stream_reports import ReceiverReports
 from rocd.actors._stream_settings import (
     CUSTOM_PAYLOAD_TYPE,
     encoding,
@@ -58,6 +59,20 @@ def test_a_stream_shows_the_worst_of_its_ends() -> None:
     assert combine([S.DEGRADED, S.STOPPED]) is S.STOPPED
     assert combine([S.STOPPED, S.FAILED]) is S.FAILED
     assert combine([]) is S.STOPPED
+
+
+def test_an_external_receiver_that_stops_reporting_degrades_its_sender() -> None:
+    reports = ReceiverReports("rtcp://10.0.0.9:10003")
+    assert reports.silence(0) == ""  # none yet: it cannot tell, nothing said
+    assert reports.silence(1) == ""
+    why = reports.silence(0)  # reports came, then none for 5 s (the table forgot it)
+    assert why.startswith("the receiver at rtcp://10.0.0.9:10003 stopped reporting")
+    assert "5 s" in why
+    assert reports.silence(2) == ""  # back
+    reports.reset()  # a new sender: its receivers have not found it yet
+    assert reports.silence(0) == ""
+    unheard = ReceiverReports(None)  # no control endpoint: no reports can come
+    assert unheard.silence(0) == unheard.silence(1) == unheard.silence(0) == ""
 
 
 def test_setup_walks_its_phases_in_order() -> None:
