@@ -108,8 +108,9 @@ def check_start_up_logged(rocd: Rocd, uid: str, target_ms: float) -> None:
         if _PLAYING.match(line)
     ]
     assert waits, rocd.log_tail()
-    # Its target, less the first packets it got, plus a read period or two.
-    assert target_ms / 2 <= waits[-1] <= target_ms + 100, waits
+    # At most its target (less the first packets it got) and a few read periods: the
+    # first packet's read may come late, never the start once the target is held.
+    assert waits[-1] <= target_ms + 100, waits
 
 
 @pytest.mark.parametrize("fec", ["ldpc", "none"])
