@@ -272,6 +272,7 @@ class StreamCoordinator(Actor):
             origin=self.uid,
         )
         setup = Setup(spec.uid, receiver=destination.peer, sender=source.peer)
+        started = time.monotonic()
         try:
             with trio.fail_after(SETUP_TIMEOUT):
                 await self._setup(spec, setup)
@@ -284,15 +285,25 @@ class StreamCoordinator(Actor):
                     "rolled back"
                 ) from None
             raise
-        log.info("stream %s set up: %s -> %s", spec.uid, _name(source), _name(destination))
+        log.info(
+            "stream %s set up in %.1f ms (%s): %s -> %s",
+            spec.uid,
+            (time.monotonic() - started) * 1000,
+            ", ".join(f"{step} {ms:.1f}" for step, ms in setup.took),
+            _name(source),
+            _name(destination),
+        )
         self._publish("stream.created", spec.uid, {"stream": _to_json(spec)})
         return _view(spec.uid, setup.ends)  # as the commits answered
 
     async def _step(self, setup: Setup, role: Role, step: str, request: Request[Any]) -> Any:
         peer = setup.expects[role]
         assert peer is not None
+        started = time.monotonic()
         try:
-            return await self._ask(peer, request, within=SETUP_TIMEOUT)
+            answer = await self._ask(peer, request, within=SETUP_TIMEOUT)
+            setup.took.append((step, (time.monotonic() - started) * 1000))
+            return answer
         except RocdError as exc:
             side = "destination" if role == "receiver" else "source"
             error = copy.copy(exc)  # the same type and status: the side's own error

@@ -533,8 +533,10 @@ class EndActor(Actor):
         self.life.to(StreamState.STARTING)
         await self._choose_path()
         self.record.committed = True
-        await self._save()
+        # Audio flows from here: the first packet does not wait for the disk. A save that
+        # fails fails the commit, and the setup's rollback removes the end.
         self._attach()
+        await self._save()
         self._announce()
         return self.info()
 

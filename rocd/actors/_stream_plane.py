@@ -40,9 +40,11 @@ RETRY_S = 1.0
 #: with the driver's 20 ms, and with 60 ms at a load average of 4-6 on 2 cores, the tests
 #: saw such gaps; with 80 ms, none in 10 runs.
 PLAYBACK_MS = 80
-#: Milliseconds of the ring in front of pacat: it only absorbs a mix loop late against
-#: the pump in the same process (a long tick), and adds its length to the latency.
-RING_MS = 30
+#: Milliseconds of the ring in front of pacat: one chunk of the mix loop. It adds its
+#: length to the latency and plays nothing through a stalled daemon; a mix loop late
+#: against the pump in the same process is waited for by the pump (see rocd.audio's
+#: `_pulse_io`). With 30 ms here, the first audio of a stream waited 20 ms in it.
+RING_MS = 10
 
 
 @dataclass(eq=False)

@@ -59,6 +59,7 @@ class Setup:
         self.there = ""  # the host the sender reaches the receiver's instance at
         self.lease: HubLease | None = None  # a hub relay leased for it (given back on rollback)
         self.ends: list[Any] = []  # what each committed end answered (its EndInfo)
+        self.took: list[tuple[str, float]] = []  # (step, milliseconds) of each step taken
 
     def _to(self, phase: SetupPhase) -> None:
         if phase not in _NEXT[self.phase]:

@@ -17,10 +17,16 @@ are counted as for a sound card:
 - capture: the pump reads raw float32 frames as parec delivers them and pushes them into
   the ring (a reader that falls behind by more than the ring loses the newest frames);
 - playback: the pump waits until the first block is written, then takes one 5 ms block at
-  a time from the ring (silence when it is empty: an underrun) into pacat's stdin. The
-  pipe is shrunk to one page so that its free space follows what the server consumed, and
-  the ring holds latency_ms (at least two blocks), so `write` is paced by the device. A
-  smaller ring (10 ms) saved a few ms but underran now and then on a loaded machine.
+  a time from the ring into pacat's stdin. The pipe is shrunk to one page so that its
+  free space follows what the server consumed, and the ring holds latency_ms (at least two
+  blocks), so `write` is paced by the device. A ring short of a block when the pipe has
+  room waits for its writer up to `WRITER_GRACE_S` before the block goes out padded with
+  silence (an underrun): the writer runs in this process and is usually about to write
+  (Trio ran the pump first), and the server plays from pacat's buffer meanwhile. A late
+  writer then costs no gap and no latency: once it writes, the pipe and the server take
+  what they missed at once. Padding instead puts silence into the stream and everything
+  after it that much later. Without the grace a small ring (10 ms) underran now and then
+  on a loaded machine and a ring of 30 ms was needed, whose length is all latency.
 
 The price of counting underruns is that the server-side buffers are always full (of
 silence when there is nothing else). End to end, a click written through a playback
@@ -48,6 +54,10 @@ from ._ring import FrameRing
 from ._tasks import open_service_nursery
 
 _PIPE_BYTES = 4096  # smallest pipe Linux gives (one page)
+#: Seconds a playback pump waits for a ring short of a block before it pads the block with
+#: silence: the slack a late writer had with the 30 ms ring of before (20 ms), and never
+#: more than half the stream's buffer in the server (which plays meanwhile).
+WRITER_GRACE_S = 0.02
 
 
 def _tool_args(
@@ -193,8 +203,9 @@ async def open_playback_stream(
     """A playback stream into server sink `pa_name`.
 
     `ring_ms` (default `latency_ms`): the ring in front of pacat. Only pacat's buffer in
-    the server keeps playing while this process gets no CPU; the ring only absorbs a
-    writer late against the pump, in this process, and adds its length to the latency.
+    the server keeps playing while this process gets no CPU; the ring only holds what the
+    writer wrote ahead of the pump, and adds its length to the latency (a writer late
+    against the pump is waited for, see the module docstring).
     A normal exit plays out what was written (bounded wait); cancellation kills pacat.
     """
     args = _tool_args("pacat", pa_name, spec, latency_ms, f"playback {device_id}")
@@ -210,7 +221,8 @@ async def open_playback_stream(
             if hasattr(fcntl, "F_SETPIPE_SZ") and isinstance(proc.stdin, trio.lowlevel.FdStream):
                 fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
             done = trio.Event()
-            nursery.start_soon(_pump_playback, proc, stream, ring, period, done)
+            grace = min(WRITER_GRACE_S, latency_ms / 2000)
+            nursery.start_soon(_pump_playback, proc, stream, ring, period, grace, done)
             try:
                 yield stream
             except BaseException:
@@ -223,7 +235,12 @@ async def open_playback_stream(
 
 
 async def _pump_playback(
-    proc: trio.Process, stream: PulsePlayback, ring: FrameRing, period: int, done: trio.Event
+    proc: trio.Process,
+    stream: PulsePlayback,
+    ring: FrameRing,
+    period: int,
+    grace_s: float,
+    done: trio.Event,
 ) -> None:
     assert proc.stdin is not None
     assert proc.stderr is not None
@@ -233,6 +250,9 @@ async def _pump_playback(
         try:
             await ring.wait_readable(period)  # the start of a stream is not an underrun
             while not (ring.write_closed and ring.available == 0):
+                if ring.available < period and not ring.write_closed:
+                    with trio.move_on_after(grace_s):  # see the module docstring
+                        await ring.wait_readable(period)
                 await proc.stdin.send_all(ring.pull(period).tobytes())
             await proc.stdin.aclose()  # pacat drains the stream, then exits
         except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -130,3 +130,28 @@ async def test_a_read_only_state_file_is_503_and_the_daemon_recovers(small_disk:
         )
     async with running_daemon(small_disk) as again:
         assert (await again.http.get("/peers/self")).json()["name"] == "Recovered"
+
+
+async def test_a_stream_whose_commit_cannot_be_saved_is_rolled_back(small_disk: Path) -> None:
+    """A committed end plays before it is saved (its first packet does not wait for the
+    disk); a save that fails still fails the setup, which removes both ends."""
+    body = {
+        "source": {"peer": "self", "device": "tone:sine"},
+        "destination": {"peer": "self", "device": "tone:null"},
+    }
+    async with running_daemon(small_disk) as rocd:
+        filler = fill(small_disk)
+        try:
+            r = await rocd.http.post("/streams", json=body)
+            assert r.status_code == 503, r.text
+            assert r.json()["error"] == "storage"
+            assert {"end": "destination", "step": "commit_receiver"}.items() <= (
+                r.json()["details"][-1].items()
+            )
+            assert (await rocd.http.get("/streams")).json() == []
+        finally:
+            filler.unlink()
+        await wait_health(rocd, "ok")
+        r = await rocd.http.post("/streams", json=body)
+        assert r.status_code == 201, r.text
+        assert [e["role"] for e in r.json()["ends"]] == ["receiver", "sender"]

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.stream_start import _PLAYING, _SET_UP
 from tests.e2e.relay import start_relay
 from tests.e2e.signals import assert_exact_stream, whole_fec_blocks
 from tests.ports import free_ports
@@ -90,6 +91,26 @@ def test_a_file_plays_sample_for_sample_into_a_sink(
     finally:
         sink.unload()
     assert_exact_stream(whole_packets(NOISE), got, expected_delay_s=(0.0, 30.0))
+    check_start_up_logged(a, stream["uid"], target_ms=EXACT["latency"]["target_ms"])
+
+
+def check_start_up_logged(rocd: Rocd, uid: str, target_ms: float) -> None:
+    """The log lines `bench.stream_start --breakdown` reads: the setup's steps with their
+    times, and the receiver's start once it holds its target (not later)."""
+    lines = rocd.log.read_text(errors="replace").splitlines()
+    set_up = [m for line in lines if (m := _SET_UP.match(line)) and m.group(2) == uid]
+    assert len(set_up) == 1, rocd.log_tail()
+    steps = [part.rsplit(" ", 1)[0] for part in set_up[0].group(3).split(", ")]
+    assert steps == ["prepare_receiver", "prepare_sender", "commit_receiver", "commit_sender"]
+    waits = [
+        float(line.rsplit("playing, ", 1)[1].split(" ")[0])
+        for line in lines
+        if _PLAYING.match(line)
+    ]
+    assert waits, rocd.log_tail()
+    # At most its target (less the first packets it got) and a few read periods: the
+    # first packet's read may come late, never the start once the target is held.
+    assert waits[-1] <= target_ms + 100, waits
 
 
 @pytest.mark.parametrize("fec", ["ldpc", "none"])

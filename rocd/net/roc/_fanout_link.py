@@ -8,7 +8,10 @@ whatever the number of streams, instead of a reader per stream.
 Pacing is the source's, as in `SendLink.run`: a clocked source (a sound device) paces the
 loop through its `read`, in its own task; an unclocked one (a file, a tone) is held to
 real time by a `Pacer` and stepped by the shared `Ticker` at the PRODUCE stage, and is
-not read while no link is attached (a file starts when its first stream does). An
+not read while no link is attached (a file starts when its first stream does). The first
+link attached to an idle unclocked source gets its first chunk at once, in `add`, and
+the rest on the ticker's schedule (chunks due half a period before the ticks): waiting
+for the next tick would hold every stream's first packet back by up to a period. An
 unclocked source is read ahead in blocks of `read_ahead_ns` by a task of its own (a file
 read is a thread hop: one per block, not one per 10 ms chunk, and never inside a tick,
 where it would hold up every other link). Links are attached and detached between chunks.
@@ -73,6 +76,8 @@ class FanoutLink:
         self._wanted = trio.Event()  # set when the read-ahead runs low
         self.starved = 0  # ticks at which the source had not delivered in time
         self._source_ended = False
+        self._pacer: Pacer | None = None  # an unclocked source's schedule while fed
+        self._ticking = False  # an unclocked source's loop is running
         self.chunks = 0  # chunks read from the source
         self.ended = trio.Event()
 
@@ -89,6 +94,8 @@ class FanoutLink:
         self._slots.append(slot)
         if not self.source.clocked:
             self.ticker.watch(udp.fd)
+            if self._pacer is None and self._ticking:
+                self._start(now_ns())
         return slot
 
     def remove(self, slot: FanoutSlot) -> None:
@@ -177,48 +184,66 @@ class FanoutLink:
             return np.zeros((0, self.source.spec.channels), np.float32)
         return np.concatenate(out)
 
+    def _start(self, now: int) -> bool:
+        """Start feeding an unclocked source's links: its first chunk is due `now`, and the
+        next ones half a period before the ticks (`Ticker.pacer_start_ns`), so it is sent
+        now and the rest at their ticks. False (nothing started) while it is not read yet:
+        it then starts on time once it is, not in a burst."""
+        if self._buffered < self.chunk and not self._source_ended:
+            return False
+        start = self.ticker.pacer_start_ns(now)
+        while start > now:  # between two ticks: the last due time before now
+            start -= self.ticker.period_ns
+        self._pacer = Pacer(
+            self.source.spec.rate,
+            start,
+            chunk_samples=self.chunk,
+            wall_start_ns=self._wall_ns() + start - now,
+            max_lag_ns=10**9,
+        )
+        self._send_due(now, self._pacer)
+        return True
+
+    def _send_due(self, now: int, pacer: Pacer) -> bool:
+        """Feed the links every chunk due at `now`; True once the source has ended."""
+        chunk = self.chunk
+        for _ in range(pacer.due(now)):
+            frames = self._take(chunk)
+            if frames is None:
+                self.starved += 1
+                break
+            self.chunks += 1
+            if len(frames):
+                self._feed(frames, pacer.capture_ns(pacer.sent_samples))
+                pacer.sent(len(frames))
+            if len(frames) < chunk:
+                return True
+        return False
+
     async def _run_ticked(self) -> None:
         ticker = self.ticker
-        chunk = self.chunk
-        pacer: Pacer | None = None
 
         async def step(now: int) -> bool:
-            nonlocal pacer
             if not self._slots:
                 # Nothing attached: an unclocked source waits (a file's start is not lost
                 # before its first stream is committed), and restarts on time after.
-                pacer = None
+                self._pacer = None
                 return False
-            if pacer is None:
-                if self._buffered < chunk and not self._source_ended:
-                    return False  # not read yet: start on time once it is, not in a burst
-                start = ticker.pacer_start_ns(now)
-                pacer = Pacer(
-                    self.source.spec.rate,
-                    start,
-                    chunk_samples=chunk,
-                    wall_start_ns=self._wall_ns() + start - now,
-                    max_lag_ns=10**9,
-                )
-            finished = False
-            for _ in range(pacer.due(now)):
-                frames = self._take(chunk)
-                if frames is None:
-                    self.starved += 1
-                    break
-                self.chunks += 1
-                if len(frames):
-                    self._feed(frames, pacer.capture_ns(pacer.sent_samples))
-                    pacer.sent(len(frames))
-                if len(frames) < chunk:
-                    finished = True
-                    break
+            if self._pacer is None and not self._start(now):
+                return False
+            assert self._pacer is not None
+            finished = self._send_due(now, self._pacer)
             for slot in self._slots:
                 udp = slot.link.udp
                 slot.link.service(now, readable=udp is None or ticker.readable(udp.fd))
             return finished
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._prefetch)
-            await ticker.attach(step, stage=PRODUCE).wait()
-            nursery.cancel_scope.cancel()
+        self._ticking = True
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._prefetch)
+                await ticker.attach(step, stage=PRODUCE).wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._ticking = False
+            self._pacer = None

@@ -117,6 +117,8 @@ class RecvLink:
         self.malformed_rtcp = 0
         self.sessions_seen = 0
         self._known: set[int] = set()
+        #: Sessions not playing yet: SSRC -> when their first packet was read (ns).
+        self._waiting: dict[int, int] = {}
         self._ticks = 0
         self.all_ended = trio.Event()  # set when sessions existed and none is left
 
@@ -316,7 +318,7 @@ class RecvLink:
                     receiver.end_session(end.ssrc, EndReason.BYE)
 
     def _after_read(self, now: int) -> None:
-        self._track_sessions()
+        self._track_sessions(now)
         if self.reporter is not None and Interface.CONTROL in self.sockets:
             deadline = self.reporter.deadline_ns
             if deadline is None or now >= deadline:
@@ -342,11 +344,12 @@ class RecvLink:
             reason = EndReason.BYE if end.reason == "bye" else EndReason.INACTIVE
             self.receiver.end_session(end.ssrc, reason)
 
-    def _track_sessions(self) -> None:
+    def _track_sessions(self, now: int) -> None:
         receiver = self.receiver
         ended = receiver.pop_ended()
         for end in ended:
             self._known.discard(end.ssrc)
+            self._waiting.pop(end.ssrc, None)
             if self.reporter is not None:
                 self.reporter.forget(end.ssrc)
             log.info("session %08x ended: %s", end.ssrc, end.reason)
@@ -361,10 +364,29 @@ class RecvLink:
                 session = receiver.session(ssrc)
                 address = None if session is None else session.address
                 log.info("session %08x started (from %s)", ssrc, address)
+                self._waiting[ssrc] = now
                 self._emit("session.started", {"ssrc": ssrc, "address": address})
             self._known = current
+        if self._waiting:
+            self._note_playing(now)
         if self.sessions_seen and not self._known:
             self.all_ended.set()
+
+    def _note_playing(self, now: int) -> None:
+        """Log each new session once it plays: how long it buffered after its first packet
+        was read (its target latency, less what its first packets held, and the phase of
+        the reads); what a stream's start-up costs is read from these lines."""
+        for ssrc, since in list(self._waiting.items()):
+            session = self.receiver.session(ssrc)
+            if session is None:
+                del self._waiting[ssrc]
+            elif session.state is SessionState.PLAYING:
+                del self._waiting[ssrc]
+                log.info(
+                    "session %08x playing, %.1f ms after its first packet was read",
+                    ssrc,
+                    (now - since) / 1e6,
+                )
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
         if self._on_event is not None:
