@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -13,7 +14,11 @@ from rocd.net.signalling._mdns import open_zeroconf
 def test_an_error_in_zeroconfs_loop_is_one_line_without_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    zc = open_zeroconf(["127.0.0.1"])
+    # Made and closed in a thread of its own, as the daemon does (a worker thread): the
+    # test process's main thread may carry an asyncio loop that an earlier test left
+    # marked running, which zeroconf would attach to instead of starting its own.
+    worker = ThreadPoolExecutor(1)
+    zc = worker.submit(open_zeroconf, ["127.0.0.1"]).result()
     loop = zc.loop
     assert loop is not None
     try:
@@ -30,7 +35,8 @@ def test_an_error_in_zeroconfs_loop_is_one_line_without_traceback(
             loop.call_soon_threadsafe(fail)
             assert done.wait(5)
     finally:
-        zc.close()
+        worker.submit(zc.close).result()
+        worker.shutdown()
     records = [r for r in caplog.records if "Fatal write error" in r.getMessage()]
     assert len(records) == 1
     assert records[0].name == "rocd.cluster"
