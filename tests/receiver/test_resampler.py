@@ -153,6 +153,16 @@ def test_the_compiled_filter_gives_any_block_size_at_any_ratio(
     assert all(n > 0 for n in pulled)
 
 
+@pytest.mark.parametrize("ratio", [0.9, 1.1, 0.8, 1.25, 48000 / 44100])
+def test_a_block_that_ends_on_a_whole_input_frame_is_given_what_it_needs(ratio: float) -> None:
+    # At 0.9 a first block of 1396 ends exactly on input frame 1550: the compiled check
+    # summed the positions in another order than `rs_need` (its AVX2 clone, with
+    # associative maths) and found the input one frame short.
+    for n in range(1, 2000, 3):
+        resampler = Resampler(lambda k: np.zeros((k, 2), np.float32), 2, ratio)
+        assert resampler.read(n).shape == (n, 2)
+
+
 def test_a_source_that_gives_the_wrong_shape_is_refused() -> None:
     resampler = Resampler(lambda n: np.zeros((n + 1, 2), np.float32), 2, 1.0)
     with pytest.raises(ValueError, match="source gave"):

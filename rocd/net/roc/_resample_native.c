@@ -57,25 +57,30 @@ rs_frame(const float *restrict row, int taps, float a, const float *const *plane
     }
 }
 
-/* The planes hold `available` input frames of `channels` channels; `pos` is the input
- * position of the next output frame, `step` the input frames per output frame that the
- * last block ended with. */
+/* The planes hold `available` input frames of `channels` channels; `base + frac` is the
+ * input position of the next output frame, `step` the input frames per output frame that
+ * the last block ended with. The position is split so that dropping consumed frames only
+ * moves `base`: `rs_need` and `rs_read` then sum the same doubles from the same `frac` and
+ * agree to the bit on where a block ends. */
 typedef struct {
     const float *table; /* (phases + 1) rows of taps */
     int taps, phases, channels;
     float **planes;     /* channels pointers into one allocation of channels * cap */
     ptrdiff_t cap, available;
-    double pos, step;
+    ptrdiff_t base;     /* whole input frames */
+    double frac, step;  /* 0 <= frac < 1 between blocks */
     float *scratch;     /* taps floats (more than two channels) */
 } rs_state;
 
-/* Input position of the last frame of a block of n starting at pos (see rs_read). */
-static double rs_last(double pos, double step0, double step1, int n)
+/* Input position, from `base`, of the last frame of a block of n (see rs_read). One copy
+ * of it, outside the AVX2 clone, serves rs_need and rs_read: -fassociative-math lets the
+ * compiler sum this loop in another order in each, and they must agree to the bit. */
+static __attribute__((noinline, noclone)) double rs_last(double frac, double step0, double step1, int n)
 {
     double slope = n > 0 ? (step1 - step0) / n : 0.0;
     for (int i = 0; i + 1 < n; i++)
-        pos += step0 + slope * (i + 0.5);
-    return pos;
+        frac += step0 + slope * (i + 0.5);
+    return frac;
 }
 
 static int rs_alloc(rs_state *st, ptrdiff_t cap)
@@ -123,7 +128,8 @@ rs_state *rs_new(const float *table, int taps, int phases, int channels, double 
         return NULL;
     }
     st->available = taps / 2 - 1;
-    st->pos = (double)(taps / 2 - 1);
+    st->base = taps / 2 - 1;
+    st->frac = 0.0;
     st->step = step;
     return st;
 }
@@ -132,8 +138,8 @@ rs_state *rs_new(const float *table, int taps, int phases, int channels, double 
  * those held. */
 ptrdiff_t rs_need(const rs_state *st, int n, double step1)
 {
-    double last = rs_last(st->pos, st->step, step1, n);
-    ptrdiff_t need = (ptrdiff_t)last + st->taps / 2 + 1 - st->available;
+    ptrdiff_t last = st->base + (ptrdiff_t)rs_last(st->frac, st->step, step1, n);
+    ptrdiff_t need = last + st->taps / 2 + 1 - st->available;
     return need > 0 ? need : 0;
 }
 
@@ -150,13 +156,13 @@ int rs_read(rs_state *st, const float *in, ptrdiff_t k, float *out, int n, doubl
     int taps = st->taps, half = taps / 2, channels = st->channels;
     if (k > 0) {
         /* Drop what no tap reaches any more, then grow if that is not room enough. */
-        ptrdiff_t drop = (ptrdiff_t)st->pos - (half - 1);
+        ptrdiff_t drop = st->base - (half - 1);
         if (drop > 0) {
             st->available -= drop;
             for (int c = 0; c < channels; c++)
                 memmove(st->planes[c], st->planes[c] + drop,
                         (size_t)st->available * sizeof(float));
-            st->pos -= (double)drop;
+            st->base -= drop;
         }
         if (st->available + k > st->cap && rs_alloc(st, 2 * (st->available + k)) != 0)
             return -2;
@@ -168,8 +174,9 @@ int rs_read(rs_state *st, const float *in, ptrdiff_t k, float *out, int n, doubl
         }
         st->available += k;
     }
-    double t = st->pos, step0 = st->step;
-    if ((ptrdiff_t)rs_last(t, step0, step1, n) + half >= st->available)
+    double t = st->frac, step0 = st->step;
+    ptrdiff_t base = st->base;
+    if (base + (ptrdiff_t)rs_last(t, step0, step1, n) + half >= st->available)
         return -1;
     double slope = n > 0 ? (step1 - step0) / n : 0.0;
     const float *const *planes = (const float *const *)st->planes;
@@ -177,6 +184,9 @@ int rs_read(rs_state *st, const float *in, ptrdiff_t k, float *out, int n, doubl
     for (int i = 0; i < n; i++) {
         ptrdiff_t whole = (ptrdiff_t)t;
         double scaled = (t - (double)whole) * phases;
+        whole += base;
+        if (whole + half >= st->available) /* the loop's own sum is an ulp past rs_last's */
+            whole = st->available - half - 1;
         int p = (int)scaled;
         if (p >= phases)
             p = phases - 1;
@@ -184,7 +194,9 @@ int rs_read(rs_state *st, const float *in, ptrdiff_t k, float *out, int n, doubl
                  whole - half + 1, out + (size_t)i * channels, st->scratch);
         t += step0 + slope * (i + 0.5);
     }
-    st->pos = t;
+    ptrdiff_t whole = (ptrdiff_t)t;
+    st->base = base + whole;
+    st->frac = t - (double)whole; /* exact */
     st->step = step1;
     return 0;
 }
