@@ -7,8 +7,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import trio
 
-from rocd.net.signalling._mdns import open_zeroconf
+from rocd.net.signalling._mdns import MdnsDiscovery, open_zeroconf
 
 
 def test_an_error_in_zeroconfs_loop_is_one_line_without_traceback(
@@ -43,3 +44,27 @@ def test_an_error_in_zeroconfs_loop_is_one_line_without_traceback(
     assert records[0].exc_info is None
     assert "NoneType" in records[0].getMessage()
     assert "Traceback" not in caplog.text
+
+
+async def test_a_stop_during_the_announcement_does_not_log_it_as_done(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Registering blocks a worker thread for about 1.6 s (probes, then announcements),
+    # and that thread is waited for, not abandoned: a stop in the middle used to log
+    # "announced on the LAN" on the way out.
+    discovery = MdnsDiscovery(
+        uid="stopping",
+        port=1,
+        addresses=["127.0.0.1"],
+        properties=dict,
+        found=lambda announcement: None,
+        lost=lambda uid: None,
+        interfaces=["127.0.0.1"],
+    )
+    with caplog.at_level(logging.INFO, logger="rocd.cluster"):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(discovery.run)
+            await trio.sleep(0.3)
+            nursery.cancel_scope.cancel()
+    assert not discovery.registered.is_set()
+    assert "announced on the LAN" not in caplog.text

@@ -122,7 +122,6 @@ class NativeResampler:
         state = _LIB.rs_new(self._table.ctypes.data, taps, PHASES, channels, 1.0 / ratio)
         if not state:
             raise MemoryError("resampler state")
-        self._state: int = state
         weakref.finalize(self, _LIB.rs_free, state)
         self._need = functools.partial(_LIB.rs_need, state)
         self._read = functools.partial(_LIB.rs_read, state)

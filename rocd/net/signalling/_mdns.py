@@ -122,6 +122,9 @@ class MdnsDiscovery:
         except Exception as exc:  # zeroconf's own errors: no announcement, browsing goes on
             log.warning("cannot announce this instance on the LAN: %s", exc)
             return
+        # The thread is not abandoned on cancellation: a stop during the announcement
+        # (probing takes a second or two) lands here, and must not log "announced".
+        await trio.lowlevel.checkpoint_if_cancelled()
         self.registered.set()
         log.info("announced on the LAN as %s", info.name)
         while True:
