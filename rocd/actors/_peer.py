@@ -405,6 +405,8 @@ class PeerActor(Actor):
             self._runtime.join_refused(remote.trusted, closed.reason)
         elif closed.by_remote or closed.code == "refused":
             remote.reason = f"refused: {closed.reason}"
+        elif closed.code == "wrong-key":
+            remote.reason = f"not at {remote.trusted.address}: {closed.reason}"
         else:
             remote.reason = f"no answer from {remote.trusted.address} ({closed.reason})"
 

@@ -69,6 +69,32 @@ def test_a_peer_back_on_another_port_is_dialled_there_and_kept(
     )
 
 
+def test_a_peer_whose_old_port_another_instance_took_is_found_at_its_new_one(
+    pair: tuple[Instance, Instance], tmp_path: Path
+) -> None:
+    """Where the peer was, another instance answers now (it took the free port): the
+    handshake there fails for the key, not for silence, and that proves the peer is not
+    there either; its new address is tried all the same."""
+    m, n = pair
+    old_port = n.cluster_port
+    assert n.stop() == 0
+    squatter = Instance("o", tmp_path, NO_PULSE, cluster_port=old_port)
+    try:
+        squatter.start()
+        n.cluster_port = free_port()
+        n.start()
+        new = n.address
+        wait_for(
+            "m dials n at its new address",
+            lambda: listed(m, n),
+            lambda seen: seen == ("online", new, "direct"),
+            timeout=20,
+        )
+        assert "now at " + new in m.log()
+    finally:
+        squatter.stop()
+
+
 def test_an_address_a_peer_claims_that_does_not_work_is_not_kept(
     pair: tuple[Instance, Instance],
 ) -> None:

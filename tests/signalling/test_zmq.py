@@ -256,6 +256,32 @@ async def test_an_unknown_key_never_gets_a_connection(ctx: Any) -> None:
     assert server.handler.hellos == []  # not a single frame got through
 
 
+async def test_a_listener_with_another_key_is_told_apart_from_a_refusal(ctx: Any) -> None:
+    # Dialling where another instance listens (it took the peer's old port): the CURVE
+    # handshake fails before any ZAP question, and the link ends with "wrong-key", which
+    # says the peer is not there (a "refused" would say it is, and refuses us).
+    client_keys = keypair()
+    with trio.fail_after(10):
+        async with serving(ctx) as server:
+            server.trusted.add(client_keys.public)
+            conn = Connection(
+                ctx,
+                client_keys,
+                address=server.endpoint,
+                server_key=keypair().public,
+                local=CLIENT,
+                handshake_timeout=3.0,
+            )
+            t0 = trio.current_time()
+            with pytest.raises(HandshakeFailed, match="another key answers there") as failed:
+                await conn.run(task_status=trio.TASK_STATUS_IGNORED)
+            elapsed = trio.current_time() - t0
+    assert failed.value.closed.code == "wrong-key"
+    assert elapsed < 1.0  # told by the handshake, not by the handshake timeout
+    assert server.requests == []  # the listener never got to ask who we are
+    assert server.handler.hellos == []
+
+
 async def test_a_listener_that_never_answers_is_given_up_after_the_handshake_timeout(
     ctx: Any,
 ) -> None:

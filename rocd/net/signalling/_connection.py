@@ -1,8 +1,10 @@
 """The dialling side of a link, as a Trio shell: a DEALER socket driving a `Link`.
 
-A monitor of the socket reports a CURVE handshake the listener refused (its ZAP handler
-does not trust our key): the link then ends at once with code "refused", instead of
-waiting for a Welcome that cannot come.
+A monitor of the socket reports a CURVE handshake that failed, and the link then ends
+at once instead of waiting for a Welcome that cannot come: with code "refused" when the
+listener refused our key (its ZAP handler does not trust it), "wrong-key" when the
+handshake itself failed (the listener there holds another key than the one dialled: not
+the peer, say another instance that took its old port).
 
 `run` dials, says hello and reports the other side's `Welcome` as started; it then keeps
 the link (heartbeats, ask deadlines) and returns the `Closed` event when the link ends:
@@ -334,10 +336,13 @@ class Connection:
                 return
             event = parse_monitor_message(incoming.frames)
             if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                # ZAP runs once the CURVE boxes opened: the listener holds the key we
+                # dialled, and it refuses ours.
                 why = f"the peer refused this instance's key (ZAP status {event['value']})"
+                self.link.abort(why, "refused")
             else:
-                why = "the CURVE handshake failed (a wrong key for the peer?)"
-            self.link.abort(why, "refused")
+                why = "another key answers there (the CURVE handshake failed)"
+                self.link.abort(why, "wrong-key")
             self._process(self.link.events())
 
     async def _ticker(self) -> None:
