@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import heapq
-import math
 import socket
 from typing import Final
 
 import msgspec
 import trio
 
+from ._due import DueQueue, clock_ns
 from ._impairment import ImpairmentConfig, ImpairmentCounters, ImpairmentModel
 from ._nfqueue import (
     NETLINK_NETFILTER,
@@ -42,7 +41,6 @@ __all__ = ["QueueCounters", "QueueImpairment"]
 
 _SOL_NETLINK: Final = 270
 _NETLINK_NO_ENOBUFS: Final = 5
-_EARLY_NS: Final = 10_000  # give a verdict up to 10 us early rather than sleep again
 _READ_SIZE: Final = 1 << 17
 
 
@@ -72,10 +70,7 @@ class QueueImpairment:
         self.queue = queue
         self._model = ImpairmentModel(config)
         self._maxlen = maxlen
-        self._heap: list[tuple[int, int, int]] = []  # (deliver_at_ns, seq, packet id)
-        self._seq = 0
-        self._wake = trio.Event()
-        self._wake_at = math.inf
+        self._held = DueQueue[int]()  # packet ids, at the time their verdict is due
         self._accepted = 0
         self._dropped = 0
         self._malformed = 0
@@ -88,7 +83,7 @@ class QueueImpairment:
             impairment=msgspec.structs.replace(self._model.counters),
             accepted=self._accepted,
             dropped=self._dropped,
-            pending=len(self._heap),
+            pending=len(self._held),
             malformed=self._malformed,
             verdict_errors=self._verdict_errors,
         )
@@ -146,7 +141,7 @@ class QueueImpairment:
                 except ValueError:
                     self._malformed += 1
                     continue
-                now = round(clock.current_time() * 1e9)
+                now = clock_ns(clock)
                 for message in messages:
                     if isinstance(message, QueuedPacket):
                         self._decide(sock, now, message)
@@ -156,14 +151,11 @@ class QueueImpairment:
         if not out:
             self._verdict(sock, packet.packet_id, NF_DROP)
             return
-        at = out[0][0]
-        if at <= now_ns and (not self._heap or self._heap[0][0] > at):
+        at, first = out[0][0], self._held.first_at()
+        if at <= now_ns and (first is None or first > at):
             self._verdict(sock, packet.packet_id, NF_ACCEPT)
             return
-        self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, packet.packet_id))
-        if at < self._wake_at:
-            self._wake.set()
+        self._held.push(at, packet.packet_id)
 
     def _verdict(self, sock: socket.socket, packet_id: int, verdict: int) -> None:
         try:
@@ -178,24 +170,9 @@ class QueueImpairment:
             self._dropped += 1
 
     async def _verdict_loop(self, sock: socket.socket) -> None:
-        heap = self._heap
+        held = self._held
         while True:
-            if not heap:
-                self._wake_at = math.inf
-                await self._wake.wait()
-                self._wake = trio.Event()
-                continue
-            at = heap[0][0]
-            now = round(trio.current_time() * 1e9)
-            if at > now + _EARLY_NS:
-                self._wake_at = at
-                with trio.move_on_at(at / 1e9):
-                    await self._wake.wait()
-                if self._wake.is_set():
-                    self._wake = trio.Event()
-                continue
-            self._wake_at = -math.inf
-            while heap and heap[0][0] <= now + _EARLY_NS:
-                _, _, packet_id = heapq.heappop(heap)
-                self._verdict(sock, packet_id, NF_ACCEPT)
-            await trio.lowlevel.checkpoint()
+            await held.wait_due()
+            now = clock_ns()
+            while held.peek_due(now) is not None:
+                self._verdict(sock, held.pop(), NF_ACCEPT)

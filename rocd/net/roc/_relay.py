@@ -13,29 +13,25 @@ upstream socket owned by that client. What a target sends back to that upstream 
 to the client from the listen socket of the route whose target replied.
 
 The datagrams each model lets through are sent at their delivery time by one sender task
-(a heap, `trio.sleep_until`-style waits); a datagram already due goes out at once when
+(a `DueQueue`); a datagram already due goes out at once when
 nothing due earlier is queued. Sockets are plain non-blocking sockets driven with
 `trio.lowlevel.wait_readable`, and every wake-up drains what is queued: one `await` per
 burst rather than per datagram.
 """
 
 import contextlib
-import heapq
-import math
 import socket
 from collections.abc import Sequence
-from typing import Final
 
 import msgspec
 import trio
 
+from ._due import DueQueue, clock_ns
 from ._impairment import ImpairmentConfig, ImpairmentCounters, ImpairmentModel
 from ._udp import BATCH as _BATCH
 from ._udp import Address, open_udp_socket, read_batch, resolve_udp
 
 __all__ = ["RelayCounters", "RelayRoute", "UdpRelay"]
-
-_EARLY_NS: Final = 10_000  # send up to 10 us early rather than sleep again for nothing
 
 
 class RelayRoute(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -98,11 +94,7 @@ class _Client:
 
 
 # (deliver_at_ns, tie-break sequence, direction, socket, datagram, destination)
-_Item = tuple[int, int, _Direction, socket.socket, bytes, Address]
-
-
-def _now_ns(clock: trio.abc.Clock | None = None) -> int:
-    return round((clock or trio.lowlevel.current_clock()).current_time() * 1e9)
+_Item = tuple[_Direction, socket.socket, bytes, Address]
 
 
 class UdpRelay:
@@ -141,10 +133,7 @@ class UdpRelay:
         self._route_of_target: dict[Address, int] = {}
         self._family: int = socket.AF_INET
         self._clients: dict[Address, _Client] = {}
-        self._heap: list[_Item] = []
-        self._seq = 0
-        self._wake = trio.Event()
-        self._wake_at = -math.inf  # the sender's deadline; -inf while it is busy
+        self._held = DueQueue[_Item]()  # datagrams, at the time they come out of the link
         self._nursery: trio.Nursery | None = None
         self._started = False
 
@@ -191,7 +180,7 @@ class UdpRelay:
             for sock in self._listen:
                 sock.close()
             self._forward.pending = self._reverse.pending = 0
-            self._heap.clear()
+            self._held.clear()
 
     async def _bind_listen(self) -> list[Address]:
         families = set()
@@ -245,7 +234,7 @@ class UdpRelay:
         while True:
             await trio.lowlevel.wait_readable(sock)
             for data, source in read_batch(sock, self._max_datagram):
-                now = _now_ns(clock)
+                now = clock_ns(clock)
                 client = self._client(source[:2], now)
                 self._dispatch(self._forward, now, data, client.sock, target)
 
@@ -262,7 +251,7 @@ class UdpRelay:
                         direction.unroutable += 1
                         continue
                     self._dispatch(
-                        direction, _now_ns(clock), data, self._listen[index], client.address
+                        direction, clock_ns(clock), data, self._listen[index], client.address
                     )
         except trio.ClosedResourceError:
             return  # evicted: its socket was closed under us
@@ -270,16 +259,17 @@ class UdpRelay:
     def _dispatch(
         self,
         direction: _Direction,
-        now_ns: int,
+        now: int,
         data: bytes,
         sock: socket.socket,
         destination: Address,
     ) -> None:
-        heap = self._heap
-        for at, datagram in direction.model.process(now_ns, data):
+        held = self._held
+        for at, datagram in direction.model.process(now, data):
             # Already due and nothing due earlier queued: send it now (the common case of
             # a transparent link), unless the socket's buffer is full.
-            if at <= now_ns and (not heap or heap[0][0] > at):
+            first = held.first_at()
+            if at <= now and (first is None or first > at):
                 try:
                     sock.sendto(datagram, destination)
                 except BlockingIOError:
@@ -290,53 +280,35 @@ class UdpRelay:
                 else:
                     direction.sent += 1
                     continue
-            self._seq += 1
-            heapq.heappush(heap, (at, self._seq, direction, sock, datagram, destination))
+            held.push(at, (direction, sock, datagram, destination))
             direction.pending += 1
-            if at < self._wake_at:
-                self._wake.set()
 
     async def _send_loop(self) -> None:
-        heap = self._heap
         while True:
-            if not heap:
-                self._wake_at = math.inf
-                await self._wake.wait()
-                self._wake = trio.Event()
-                continue
-            at = heap[0][0]
-            if at > _now_ns() + _EARLY_NS:
-                self._wake_at = at
-                with trio.move_on_at(at / 1e9):
-                    await self._wake.wait()
-                if self._wake.is_set():
-                    self._wake = trio.Event()
-                continue
-            self._wake_at = -math.inf
-            blocked = self._send_due(heap)
+            await self._held.wait_due()
+            blocked = self._send_due()
             if blocked is not None and blocked.fileno() != -1:
                 # Evicted meanwhile: the retry counts the error.
                 with contextlib.suppress(trio.ClosedResourceError):
                     await trio.lowlevel.wait_writable(blocked)
-            else:
-                await trio.lowlevel.checkpoint()
 
-    def _send_due(self, heap: list[_Item]) -> socket.socket | None:
-        """Send up to a batch of due datagrams; the socket whose buffer is full, if any."""
-        now = _now_ns() + _EARLY_NS
+    def _send_due(self) -> socket.socket | None:
+        """Send up to a batch of due datagrams; the socket whose buffer is full, if any
+        (its datagram stays first in line)."""
+        held, now = self._held, clock_ns()
         for _ in range(_BATCH):
-            if not heap or heap[0][0] > now:
+            item = held.peek_due(now)
+            if item is None:
                 break
-            item = heapq.heappop(heap)
-            _at, _seq, direction, sock, datagram, destination = item
+            direction, sock, datagram, destination = item
             try:
                 sock.sendto(datagram, destination)
             except BlockingIOError:
-                heapq.heappush(heap, item)
                 return sock
             except OSError:
                 direction.send_errors += 1
             else:
                 direction.sent += 1
+            held.pop()
             direction.pending -= 1
         return None
