@@ -72,6 +72,7 @@ from rocd.audio import (
 )
 from rocd.config import Config, parse_port_range
 from rocd.errors import RocdError
+from rocd.loop_watch import LoopWatch
 from rocd.net.roc import PortPool
 
 log = logging.getLogger("rocd.daemon")
@@ -106,6 +107,8 @@ class Daemon:
         self.peers: Peers | None = None
         #: The stream ends this instance holds (and the devices they use).
         self.stream_host: StreamHost | None = None
+        #: How late the event loop runs (stalls that put every stream at risk).
+        self.loop_watch = LoopWatch()
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (idempotent; safe from any task)."""
@@ -137,6 +140,7 @@ class Daemon:
         lock = await trio.to_thread.run_sync(lock_state_dir, self.config.state_path)
         try:
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.loop_watch.run)
                 await nursery.start(root.run)
                 store = Store(state_file, publish=self.publish)
                 await root.start_child(store)
@@ -203,6 +207,7 @@ class Daemon:
                     token_required=token_required(self.config.api),
                     token_checked=self.config.api.auth != "none",
                     pulse_server=self.pulse_server.address if self.pulse_server else "",
+                    loop_stats=self.loop_watch.stats,
                     guard=GuardPolicy.from_lists(
                         self.config.api.allowed_origins, self.config.api.allowed_hosts
                     ),

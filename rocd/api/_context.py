@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rocd.actors import ActorRef, Peers, Registry, Supervisor
+from rocd.loop_watch import LoopStats
 
 from ._guard import GuardPolicy
 
@@ -33,3 +35,5 @@ class ApiContext:
     pulse_server: str = ""
     #: Cross-site checks: origins and host names accepted besides the daemon's own.
     guard: GuardPolicy = field(default_factory=GuardPolicy)
+    #: How late the daemon's event loop has run (None in bare tests).
+    loop_stats: Callable[[], LoopStats] | None = None

@@ -11,6 +11,7 @@ from rocd import __version__
 from rocd.actors import Actor, GetBusStats, GetDrivers, GetStoreStatus, StoreStatus, Supervisor
 from rocd.audio import DriverStatus
 from rocd.errors import RocdError
+from rocd.loop_watch import LoopStats
 
 from ._context import ApiContext
 from ._routes import API
@@ -32,6 +33,9 @@ class Health(msgspec.Struct):
     #: The private sound server rocd runs when the machine has none (PULSE_SERVER syntax:
     #: point apps at it to use rocd's virtual devices); "" when rocd uses the user's.
     pulse_server: str = ""
+    #: How late the daemon's event loop has run: stalls of 50 ms or more put every
+    #: stream's audio at risk at once (null where not measured).
+    loop: LoopStats | None = None
 
 
 class Version(msgspec.Struct):
@@ -81,6 +85,7 @@ async def health(ctx: ApiContext) -> Health:
         drivers=drivers,
         store=store,
         pulse_server=ctx.pulse_server,
+        loop=ctx.loop_stats() if ctx.loop_stats is not None else None,
     )
 
 

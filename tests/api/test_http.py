@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,22 @@ async def test_health_and_version(rocd: RunningDaemon) -> None:
     assert version["rocd"] == "0.1.0"
     assert version["api"] == "1"
     assert version["protocol"] == "roc-0.4"
+
+
+async def test_health_tells_a_stalled_event_loop(
+    rocd: RunningDaemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = (await rocd.http.get("/health")).json()["loop"]
+    assert before["stalls"] == 0
+    assert before["last_stall_s_ago"] is None
+    await trio.sleep(0.1)
+    time.sleep(0.25)  # noqa: ASYNC251  (the daemon runs in this thread: this holds its loop)
+    await trio.sleep(0.1)
+    after = (await rocd.http.get("/health")).json()["loop"]
+    assert after["stalls"] == 1
+    assert 200 <= after["worst_ms"] < 1000
+    assert 0 <= after["last_stall_s_ago"] < 5
+    assert "event loop stalled" in caplog.text
 
 
 async def test_peers_lists_this_instance_as_self(rocd: RunningDaemon) -> None:
