@@ -12,6 +12,8 @@ packets: the security model in README.md) is counted as rocd_receiver_fec_<name>
 rocd_receiver_rtcp_<name>_total (the receiver's RTCP), with the size and cap of its RTCP
 sender table as gauges. A hub also exports its relays (`rocd_hub_relays`, and per relay
 labelled by `stream`: datagrams by `direction`, bytes, and what it dropped by `reason`).
+The daemon's event loop: `rocd_loop_stalls_total` (wakes 50 ms late or more) and
+`rocd_loop_worst_lateness_seconds` (see rocd.loop_watch).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from rocd.actors import (
     RelayInfo,
 )
 from rocd.errors import RocdError
+from rocd.loop_watch import LoopStats
 
 from ._context import ApiContext
 from ._routes import API
@@ -58,10 +61,14 @@ class _Snapshot(Collector):
     """The families of one scrape, from end metrics gathered just before."""
 
     def __init__(
-        self, ends: list[tuple[EndInfo, EndMetrics]], relays: list[RelayInfo] | None = None
+        self,
+        ends: list[tuple[EndInfo, EndMetrics]],
+        relays: list[RelayInfo] | None = None,
+        loop: LoopStats | None = None,
     ) -> None:
         self.ends = ends
         self.relays = relays
+        self.loop = loop
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Any] = {}
@@ -150,6 +157,16 @@ class _Snapshot(Collector):
         yield peer_family
         if self.relays is not None:
             yield from _hub_families(self.relays)
+        if self.loop is not None:
+            stalls = CounterMetricFamily(
+                "rocd_loop_stalls", "event loop wakes 50 ms late or more (every stream at risk)"
+            )
+            stalls.add_metric([], self.loop.stalls)
+            worst = GaugeMetricFamily(
+                "rocd_loop_worst_lateness_seconds", "the event loop's worst lateness so far"
+            )
+            worst.add_metric([], self.loop.worst_ms / 1000)
+            yield from (stalls, worst)
 
 
 def _hub_families(relays: list[RelayInfo]) -> Iterator[Metric]:
@@ -205,5 +222,6 @@ async def metrics(ctx: ApiContext) -> str:
             relays = await hub.ask(ListRelays())
         except RocdError:
             relays = None
-    registry.register(_Snapshot(await gather(ctx), relays))
+    loop = ctx.loop_stats() if ctx.loop_stats is not None else None
+    registry.register(_Snapshot(await gather(ctx), relays, loop))
     return generate_latest(registry).decode()

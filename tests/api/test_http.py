@@ -67,6 +67,11 @@ async def test_health_tells_a_stalled_event_loop(
     assert 200 <= after["worst_ms"] < 1000
     assert 0 <= after["last_stall_s_ago"] < 5
     assert "event loop stalled" in caplog.text
+    metrics = (await rocd.http.get("/metrics")).text
+    assert "rocd_loop_stalls_total 1.0" in metrics
+    worst = re.search(r"^rocd_loop_worst_lateness_seconds (\S+)$", metrics, re.M)
+    assert worst is not None
+    assert float(worst.group(1)) == after["worst_ms"] / 1000
 
 
 async def test_peers_lists_this_instance_as_self(rocd: RunningDaemon) -> None:
