@@ -39,6 +39,7 @@ import trio
 
 from rocd import __version__
 from rocd.actors import (
+    ActorRef,
     AudioService,
     Cluster,
     DriverSpec,
@@ -180,7 +181,7 @@ class Daemon:
                     )
                     await root.start_child(cluster)
                     if self.config.cluster.hub_on:
-                        await root.start_child(self._hub(uid, cluster))
+                        await root.start_child(self._hub(uid, cluster, store.ref))
                 self.peers = peers
                 host = self.stream_host = StreamHost(
                     uid,
@@ -241,7 +242,7 @@ class Daemon:
             lock.release()
         log.info("stopped")
 
-    def _hub(self, uid: str, cluster: Cluster) -> StreamHub:
+    def _hub(self, uid: str, cluster: Cluster, store: ActorRef) -> StreamHub:
         """The media hub (relays for streams whose ends cannot reach each other)."""
         cfg = self.config.cluster
         first, last = parse_port_range(cfg.hub_ports)
@@ -256,6 +257,7 @@ class Daemon:
             max_relays=cfg.hub_max_relays,
             rate_bytes_s=cfg.hub_rate_kbps * 1000 / 8,
             probe_port=probe_port,
+            store=store,
         )
 
     async def _audio_drivers(self, nursery: trio.Nursery) -> list[DriverSpec]:

@@ -14,14 +14,19 @@ ends register with. Bounds, so that a hub's relaying cannot be turned against it
   closed (its stream was deleted without telling, or both ends are gone); a coordinator
   that deletes a stream gives its relay back at once (`ReleaseRelay`).
 
-Relays live in memory: a hub that restarts loses them (the streams through it stay
-degraded until they are set up again).
+A hub with a store keeps each relay's token and ports there (namespace "hub_relay") and
+opens them again when it starts: the ends of a stream through a hub that restarted keep
+registering (every `KEEPALIVE_S`) and sending to the same ports, so the audio goes on
+once the hub is back, with nothing set up again. A relay whose ports are taken by then is
+forgotten (its stream stays degraded until it is set up again); one that nobody uses any
+more is closed when idle, as any other.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,10 +34,11 @@ from typing import Any
 import msgspec
 import trio
 
-from rocd.errors import Busy, Unavailable
+from rocd.errors import Busy, RocdError, Unavailable
 from rocd.net.roc import HubRelay, HubRelayLink, HubRelayStats, PortPool
 
-from ._actor import Actor, Request
+from ._actor import Actor, ActorRef, Request
+from ._store import DeleteSetting, ListSettings, PutSetting
 from ._stream_media import HUB_KIND, AllocateRelay, HubLease, ReleaseRelay
 
 log = logging.getLogger("rocd.streams")
@@ -52,6 +58,13 @@ class RelayInfo(msgspec.Struct, frozen=True):
 
 class ListRelays(Request[list[RelayInfo]], frozen=True):
     pass
+
+
+class _Kept(msgspec.Struct, frozen=True):
+    """A relay as the store keeps it (namespace "hub_relay", key: the stream)."""
+
+    token: str
+    ports: tuple[int, int, int, int]  # S_source, S_repair, S_control, Y
 
 
 @dataclass(eq=False)
@@ -74,6 +87,7 @@ class StreamHub(Actor):
         probe_port: Callable[[], int | None] = lambda: None,
         bind_host: str = "0.0.0.0",
         idle_s: float = IDLE_S,
+        store: ActorRef | None = None,
     ) -> None:
         super().__init__(uid)
         self.pool = pool
@@ -82,10 +96,12 @@ class StreamHub(Actor):
         self._probe_port = probe_port
         self.bind_host = bind_host
         self.idle_s = idle_s
+        self._store = store
         self.relays: dict[str, _Relay] = {}
 
     async def on_start(self) -> None:
         self.relays = {}
+        await self._reopen()
         self.nursery.start_soon(self._sweep)
 
     async def on_stop(self) -> None:
@@ -96,9 +112,9 @@ class StreamHub(Actor):
     async def handle(self, msg: Any) -> Any:
         match msg:
             case AllocateRelay(stream=stream):
-                return self._allocate(stream)
+                return await self._allocate(stream)
             case ReleaseRelay(stream=stream):
-                return self._release(stream, "released")
+                return await self._release(stream, "released")
             case ListRelays():
                 now = trio.current_time()
                 return [
@@ -112,7 +128,7 @@ class StreamHub(Actor):
                 ]
         return await super().handle(msg)
 
-    def _allocate(self, stream: str) -> HubLease:
+    async def _allocate(self, stream: str) -> HubLease:
         known = self.relays.get(stream)
         if known is not None:
             return known.lease
@@ -125,7 +141,13 @@ class StreamHub(Actor):
             sockets = self.pool.bind(self.bind_host, 4)
         except OSError as exc:
             raise Unavailable(f"no ports for a relay on this hub: {exc}") from None
-        token = secrets.token_bytes(16)
+        lease = self._open(stream, secrets.token_bytes(16), sockets)
+        await self._keep(stream, _Kept(lease.token, (*lease.sender_ports, lease.receiver_port)))
+        (s, r, c), y = lease.sender_ports, lease.receiver_port
+        log.info("hub: relay for stream %s on ports %d-%d-%d / %d", stream, s, r, c, y)
+        return lease
+
+    def _open(self, stream: str, token: bytes, sockets: list[socket.socket]) -> HubLease:
         relay = HubRelay(token, rate_bytes_s=self.rate_bytes_s, now=trio.current_time())
         link = HubRelayLink(relay, sockets)
         (s, r, c), y = link.ports
@@ -139,21 +161,58 @@ class StreamHub(Actor):
         entry = _Relay(lease, link)
         self.relays[stream] = entry
         self.nursery.start_soon(self._run, entry)
-        log.info("hub: relay for stream %s on ports %d-%d-%d / %d", stream, s, r, c, y)
         return lease
+
+    async def _reopen(self) -> None:
+        """The relays the store kept from before a restart, at their ports again."""
+        if self._store is None:
+            return
+        try:
+            kept = await self._store.ask(ListSettings("hub_relay"))
+        except RocdError as exc:
+            log.warning("hub: relays of before the restart not read: %s", exc)
+            return
+        for stream, value in kept.items():
+            try:
+                relay = msgspec.convert(value, _Kept)
+                token = bytes.fromhex(relay.token)
+                sockets = self.pool.bind_ports(self.bind_host, list(relay.ports))
+                self._open(stream, token, sockets)
+            except (msgspec.ValidationError, ValueError, OSError) as exc:
+                log.warning("hub: relay for stream %s not reopened: %s", stream, exc)
+                await self._forget(stream)
+                continue
+            log.info("hub: relay for stream %s reopened on its ports %s", stream, relay.ports)
+
+    async def _keep(self, stream: str, relay: _Kept) -> None:
+        if self._store is None:
+            return
+        try:
+            await self._store.ask(PutSetting("hub_relay", stream, msgspec.to_builtins(relay)))
+        except RocdError as exc:  # relays all the same; a restart would lose it
+            log.warning("hub: relay for stream %s not saved: %s", stream, exc)
+
+    async def _forget(self, stream: str) -> None:
+        if self._store is None:
+            return
+        try:
+            await self._store.ask(DeleteSetting("hub_relay", stream))
+        except RocdError as exc:
+            log.warning("hub: relay for stream %s not removed from the store: %s", stream, exc)
 
     async def _run(self, entry: _Relay) -> None:
         with entry.scope:
             await entry.link.run()
         entry.link.close()
 
-    def _release(self, stream: str, why: str) -> bool:
+    async def _release(self, stream: str, why: str) -> bool:
         entry = self.relays.pop(stream, None)
         if entry is None:
             return False
         entry.scope.cancel(reason=why)
         entry.link.close()
         log.info("hub: relay for stream %s closed (%s)", stream, why)
+        await self._forget(stream)
         return True
 
     async def _sweep(self) -> None:
@@ -162,4 +221,4 @@ class StreamHub(Actor):
             now = trio.current_time()
             for stream, entry in list(self.relays.items()):
                 if now - entry.link.relay.last_heard > self.idle_s:
-                    self._release(stream, f"idle for {self.idle_s:g} s")
+                    await self._release(stream, f"idle for {self.idle_s:g} s")

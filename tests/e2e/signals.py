@@ -18,10 +18,14 @@ __all__ = [
     "sine",
     "sine_snr_db",
     "snr_db",
+    "tone_windows",
     "whole_fec_blocks",
 ]
 
 Frames = npt.NDArray[np.float32]
+
+TONE_HZ = 440.0
+"""What the tone driver's `tone:sine` plays (at half of full scale)."""
 
 
 def sine(seconds: float, freq: float = 1000.0, rate: int = 44100, channels: int = 2) -> Frames:
@@ -79,3 +83,18 @@ def assert_same_audio(captured: Frames, expected: Frames) -> None:
     if not np.array_equal(got, expected):
         snr = snr_db(expected, got)
         assert snr > 90, f"SNR {snr:.1f} dB at offset {offset}"
+
+
+def tone_windows(x: Frames, rate: int = 44100) -> npt.NDArray[np.bool_]:
+    """Per 10 ms window: does it hold the `tone:sine` tone (>= 90% of its energy at
+    TONE_HZ, at least half the tone's level)."""
+    mono = x[:, 0].astype(np.float64)
+    win = rate // 100
+    n = len(mono) // win
+    frames = mono[: n * win].reshape(n, win)
+    t = np.arange(win) / rate
+    c, s = np.cos(2 * np.pi * TONE_HZ * t), np.sin(2 * np.pi * TONE_HZ * t)
+    tone = ((frames @ c) ** 2 + (frames @ s) ** 2) * 2 / win
+    energy = (frames**2).sum(axis=1)
+    level = 0.5 * 0.5**2 * win
+    return np.asarray((tone >= 0.9 * energy) & (energy >= 0.25 * level))

@@ -27,7 +27,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.instances import Instance, start_all, wait_for
-from tests.e2e.signals import assert_exact_stream, whole_fec_blocks
+from tests.e2e.signals import assert_exact_stream, tone_windows, whole_fec_blocks
 from tests.pulse_server import PulseServer
 from tests.streams.cluster import (
     after_lead,
@@ -248,3 +248,48 @@ def hub_metrics(node: Instance) -> dict[str, float]:
         if sample.name.endswith("_total"):
             out[sample.labels["direction"]] = sample.value
     return out
+
+
+def test_a_stream_through_the_hub_goes_on_when_the_hub_restarts(nat: Net, tmp_path: Path) -> None:
+    """The hub keeps its relays in its state file and opens them again at their ports:
+    both ends keep registering (every 5 s) and sending there, so the audio comes back
+    with nothing set up again. (Last in the module: R restarts.)"""
+    r, i, o = (nat.nodes[n] for n in "rio")
+    rules = [("FORWARD", "-p", "udp", way, nat.o_host, "-j", "DROP") for way in ("-s", "-d")]
+    for rule in rules:
+        nat.topology.run(nat.nat, "iptables", "-I", *rule)
+    sink = NullSink(nat.pulse, "hub_restart")
+    try:
+        wait_for(
+            "i lists the sink",
+            lambda: [d["id"] for d in i.get("/peers/self/devices").json()["devices"]],
+            lambda ids: sink.device in ids,
+        )
+        uid = create(o, end(o, "tone:sine"), end(i, sink.device))["uid"]
+        wait_stream(o, uid, "active", timeout=20)
+        assert sender_path(stream_of(o, uid)) == "hub"
+        assert tone_share(nat, tmp_path / "before.raw") >= 0.95
+
+        assert r.stop() == 0
+        r.start()
+        for one in (i, o):
+            one.wait_state(r, "online", 30)
+        time.sleep(6)  # the ends' next registrations (every 5 s)
+        assert tone_share(nat, tmp_path / "after.raw") >= 0.95
+        assert "reopened on its ports" in r.log()
+        assert hub_metrics(r)["rocd_hub_relays"] == 1
+        wait_stream(o, uid, "active", timeout=10)
+        assert o.delete(f"/streams/{uid}").status_code == 204
+        relays = lambda: hub_metrics(r)["rocd_hub_relays"]  # noqa: E731
+        wait_for("the relay given back", relays, lambda n: n == 0)
+    finally:
+        sink.unload()
+        for rule in rules:
+            nat.topology.run(nat.nat, "iptables", "-D", *rule)
+
+
+def tone_share(net: Net, path: Path) -> float:
+    """The share of 10 ms windows of 2 s of the hub_restart sink that hold the tone."""
+    recorder = Recorder(net.pulse, "hub_restart", path)
+    time.sleep(2.0)
+    return float(tone_windows(recorder.stop()).mean())

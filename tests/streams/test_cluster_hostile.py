@@ -35,15 +35,15 @@ from rocd.net.roc import (
     unix_ns_to_ntp64,
 )
 from tests.cluster.instances import Instance
+from tests.e2e.signals import tone_windows
 from tests.pulse_server import PulseServer
 
 from .cluster import create, end, instance, mesh, wait_stream
-from .conftest import RATE, Frames, NullSink, Recorder
+from .conftest import NullSink, Recorder
 
 pytestmark = pytest.mark.slow
 
 HOST = "127.0.0.1"
-TONE_HZ = 440.0  # tone:sine
 
 
 @pytest.fixture(scope="module")
@@ -60,21 +60,6 @@ def pair(
     finally:
         for node in nodes:
             node.stop()
-
-
-def tone_windows(x: Frames) -> np.ndarray:
-    """Per 10 ms window: does it hold the tone (>= 90% of its energy at TONE_HZ, at
-    least half the tone's level)."""
-    mono = x[:, 0].astype(np.float64)
-    win = RATE // 100
-    n = len(mono) // win
-    frames = mono[: n * win].reshape(n, win)
-    t = np.arange(win) / RATE
-    c, s = np.cos(2 * np.pi * TONE_HZ * t), np.sin(2 * np.pi * TONE_HZ * t)
-    tone = ((frames @ c) ** 2 + (frames @ s) ** 2) * 2 / win
-    energy = (frames**2).sum(axis=1)
-    level = 0.5 * 0.5**2 * win
-    return np.asarray((tone >= 0.9 * energy) & (energy >= 0.25 * level))
 
 
 def attack(forger: Forger, view: Any, ports: list[int]) -> dict[str, int]:

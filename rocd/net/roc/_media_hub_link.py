@@ -67,6 +67,24 @@ class PortPool:
                 sock.close()
             raise
 
+    def bind_ports(self, host: str, ports: list[int]) -> list[socket.socket]:
+        """Bound non-blocking UDP sockets at exactly `ports` (a relay a hub had before it
+        restarted); OSError when one of them is taken (or outside the range)."""
+        if self.first and not all(self.first <= p <= self.last for p in ports):
+            raise OSError(f"ports {ports} are not all in {self.first}-{self.last}")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        out: list[socket.socket] = []
+        try:
+            for port in ports:
+                sock = open_udp_socket(family)
+                out.append(sock)
+                sock.bind((host, port))
+            return out
+        except BaseException:
+            for sock in out:
+                sock.close()
+            raise
+
 
 class HubRelayLink:
     """One relay's sockets: S_source, S_repair, S_control (the sender's side) and Y (the
