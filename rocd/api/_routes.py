@@ -184,6 +184,13 @@ def decode_body(data: bytes, model: type[msgspec.Struct]) -> Any:
         return msgspec.convert(integral_floats_as_ints(msgspec.json.decode(data)), type=model)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise validation_error(exc, "body") from None
+    except RecursionError:
+        # Arrays or objects nested hundreds deep exhaust the decoder's (and the
+        # conversion's) recursion; no body of this API nests more than a few levels.
+        message = "JSON is nested too deeply"
+        raise InvalidRequest(
+            f"invalid body: {message}", details=[{"in": "body", "message": message}]
+        ) from None
 
 
 def decode_query(args: dict[str, str], model: type[msgspec.Struct]) -> Any:

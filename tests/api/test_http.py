@@ -118,6 +118,11 @@ async def test_rename_is_answered_and_persisted(rocd: RunningDaemon, tmp_path: P
         (b'{"name": "' + b"x" * 65 + b'"}', "name", "Expected str of length <= 64"),
         (b"not json", None, "malformed"),
         (b"", None, "must be a JSON object"),
+        # Nesting deep enough to exhaust the decoder's recursion: an unclosed one, a
+        # closed one, and one as a field's value.
+        (b"[" * 100_000, None, "nested too deeply"),
+        (b"[" * 5_000 + b"]" * 5_000, None, "nested too deeply"),
+        (b'{"name": ' + b"[" * 600 + b"]" * 600 + b"}", None, "nested too deeply"),
     ],
 )
 async def test_bad_bodies_are_422_naming_the_field(
