@@ -37,7 +37,7 @@ from rocd.errors import AskTimeout, Conflict, Forbidden, InvalidRequest, NotFoun
 
 from ._auth import forget_tokens
 from ._context import ApiContext
-from ._routes import API
+from ._routes import API, worded_pattern
 
 RoleName = Literal["viewer", "operator", "admin"]
 
@@ -51,12 +51,23 @@ _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|
 ClusterAddress = Annotated[
     str,
     msgspec.Meta(
-        pattern=rf"^(\s*(tcp://)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):{_PORT}\s*)?$",
+        pattern=worded_pattern(
+            rf"^(\s*(tcp://)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):{_PORT}\s*)?$",
+            "an address tcp://HOST:PORT (port 1-65535)",
+        ),
         max_length=300,
     ),
 ]
 #: A CURVE public key in Z85: 40 characters of its alphabet (empty: named by `uid`).
-PublicKey = Annotated[str, msgspec.Meta(pattern=r"^([0-9a-zA-Z.:+=^!/*?&<>()\[\]{}@%$#-]{40})?$")]
+PublicKey = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=worded_pattern(
+            r"^([0-9a-zA-Z.:+=^!/*?&<>()\[\]{}@%$#-]{40})?$",
+            "a public key: 40 characters of Z85 (the key of its GET /peers/self)",
+        )
+    ),
+]
 
 
 class PeerCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -82,7 +93,16 @@ class InviteCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 class JoinBody(msgspec.Struct, forbid_unknown_fields=True):
     #: From the inviting instance's POST /cluster/invites.
-    token: Annotated[str, msgspec.Meta(pattern=r"^\s*rocd1-[A-Za-z0-9_-]+\s*$", max_length=2048)]
+    token: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=worded_pattern(
+                r"^\s*rocd1-[A-Za-z0-9_-]+\s*$",
+                "a join token: rocd1- then letters, digits, - and _ (from POST /cluster/invites)",
+            ),
+            max_length=2048,
+        ),
+    ]
 
 
 class TokenCreate(msgspec.Struct, forbid_unknown_fields=True):

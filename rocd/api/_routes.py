@@ -136,7 +136,14 @@ class Api:
 
 
 #: Regular expressions of the models, in words (msgspec's message quotes the expression).
+#: Patterns of the API's models, with the words a 422 says instead of the regex.
 _PATTERN_WORDS = {NAME_PATTERN: "printable text, not only white space"}
+
+
+def worded_pattern(pattern: str, words: str) -> str:
+    """`pattern`, noted so that a value which fails it is told `words`, not the regex."""
+    _PATTERN_WORDS[pattern] = words
+    return pattern
 
 
 def validation_error(

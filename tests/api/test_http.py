@@ -215,3 +215,22 @@ async def test_names_are_any_printable_text(rocd: RunningDaemon, name: str) -> N
     prop = schema["PeerUpdate"]["properties"]["name"]
     assert (prop["minLength"], prop["maxLength"]) == (1, 64)
     assert re.search(prop["pattern"], name)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "fragment"),
+    [
+        ("/peers", {"address": "nonsense", "key": "k" * 40}, "address", "tcp://HOST:PORT"),
+        ("/peers", {"address": "tcp://h:99999", "key": "k" * 40}, "address", "port 1-65535"),
+        ("/peers", {"address": "tcp://h:4611", "key": "short"}, "key", "40 characters"),
+        ("/cluster/join", {"token": "garbage"}, "token", "rocd1-"),
+    ],
+)
+async def test_a_value_of_the_wrong_form_is_described_in_words(
+    rocd: RunningDaemon, path: str, body: dict[str, str], field: str, fragment: str
+) -> None:
+    """A value that fails a pattern is told what form it must take, not the regex."""
+    err = assert_error_shape(await rocd.http.post(path, json=body), 422, "invalid")
+    assert err["details"][0]["field"] == field
+    assert fragment in err["message"]
+    assert "regex" not in err["message"]
