@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Quart
+from quart import Quart, current_app, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -62,7 +62,7 @@ def create_app(ctx: ApiContext, api: Api = API) -> Quart:
     async def http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
         body = ErrorBody(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
-        content, _, headers = json_response(body, status)
+        content, _, headers = json_response(_http_error_words(body, exc), status)
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             headers = {**headers, "allow": ", ".join(sorted(exc.valid_methods))}
         return content, status, headers
@@ -74,3 +74,20 @@ def create_app(ctx: ApiContext, api: Api = API) -> Quart:
         return json_response(body, 500)
 
     return app
+
+
+def _http_error_words(body: ErrorBody, exc: HTTPException) -> ErrorBody:
+    """`body` saying what was wrong with this request (the path, the method and what it
+    takes, the size limit) instead of the HTTP layer's generic sentence."""
+    path, method = request.path, request.method
+    if body.error == "not_found":
+        body.message = f"no such path {path} (GET /openapi.json lists the API)"
+    elif isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        allowed = sorted(exc.valid_methods)
+        body.message = f"{method} is not allowed on {path}; it takes {', '.join(allowed)}"
+        body.details = [{"in": "method", "allowed": allowed}]
+    elif body.error == "too_large":
+        limit = current_app.config["MAX_CONTENT_LENGTH"] >> 20
+        body.message = f"the request body is larger than {limit} MiB"
+        body.details = [{"in": "body"}]
+    return body

@@ -142,6 +142,37 @@ async def test_unknown_route_and_method_keep_the_error_shape(rocd: RunningDaemon
     assert_error_shape(await rocd.http.patch("/peers/self"), 405, "method_not_allowed")
 
 
+async def test_unknown_route_method_and_size_say_what_is_wrong(rocd: RunningDaemon) -> None:
+    """The HTTP layer's own refusals name the path, the method and the limit."""
+    err = assert_error_shape(await rocd.http.get("/no/such/thing"), 404, "not_found")
+    assert "/no/such/thing" in err["message"]
+    assert "/openapi.json" in err["message"]
+    r = await rocd.http.patch("/peers/self", json={"name": "x"})
+    err = assert_error_shape(r, 405, "method_not_allowed")
+    assert "PATCH" in err["message"]
+    assert "/peers/self" in err["message"]
+    assert "GET" in err["message"]
+    assert "PUT" in err["message"]
+    assert err["details"] == [{"in": "method", "allowed": r.headers["allow"].split(", ")}]
+    # Too large, known from the header: answered before the body is sent.
+    host, port = rocd.url.removeprefix("http://").rsplit(":", 1)
+    with trio.fail_after(5):
+        stream = await trio.open_tcp_stream(host, int(port))
+        async with stream:
+            await stream.send_all(
+                b"PUT /peers/self HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n"
+            )
+            answer = b""
+            while chunk := await stream.receive_some():
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    err = msgspec.json.decode(body)
+    assert err["error"] == "too_large"
+    assert "1 MiB" in err["message"]
+
+
 async def test_internal_failures_are_500_without_a_stack_trace(
     nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
 ) -> None:
