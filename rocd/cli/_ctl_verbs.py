@@ -233,6 +233,10 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: No stream setting nests more than a few levels; hundreds exhaust the recursion.
+_TOO_DEEP = "--settings: JSON nested too deeply (stream settings nest a few levels)"
+
+
 def streams_create(c: Client, a: argparse.Namespace) -> Shown:
     settings: dict[str, Any] = {}
     latency: dict[str, Any] = {}
@@ -251,13 +255,18 @@ def streams_create(c: Client, a: argparse.Namespace) -> Shown:
             extra = json.loads(a.settings)
         except json.JSONDecodeError as exc:
             raise CtlError(f"--settings: not JSON: {exc}", EXIT_USAGE) from None
+        except RecursionError:
+            raise CtlError(_TOO_DEEP, EXIT_USAGE) from None
         if not isinstance(extra, dict):
             raise CtlError("--settings: give a JSON object", EXIT_USAGE)
         settings = merged(settings, extra)
     source, destination = end(c, a, "source"), end(c, a, "destination")
-    body = checked(
-        {"source": source, "destination": destination, "settings": settings}, StreamCreate
-    )
+    try:
+        body = checked(
+            {"source": source, "destination": destination, "settings": settings}, StreamCreate
+        )
+    except RecursionError:  # nesting json.loads took, too deep for the conversion
+        raise CtlError(_TOO_DEEP, EXIT_USAGE) from None
     return c.call("POST", "/streams", Stream, body=body), views.stream
 
 

@@ -322,6 +322,20 @@ def test_durations_and_counts_out_of_range_are_bad_usage(args: tuple[str, ...], 
     assert len(done.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    "settings",
+    ["[" * 5000 + "]" * 5000, '{"latency": ' + "[" * 900 + "]" * 900 + "}"],
+    ids=["array", "field"],
+)
+def test_settings_nested_too_deeply_are_bad_usage(settings: str) -> None:
+    # Refused before any request: no daemon is needed (none listens there).
+    done = ctl_process(
+        "streams", "create", "-s", "tone:sine", "-d", "tone:null", "--settings", settings,
+        api=f"http://127.0.0.1:{free_port()}",
+    )  # fmt: skip
+    failed(done, EXIT_USAGE, "--settings: JSON nested too deeply")
+
+
 @pytest.mark.parametrize("api", ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://:4610"])
 @pytest.mark.parametrize("verb", [("peers", "list"), ("events",)])
 def test_an_api_url_without_a_usable_host_and_port_is_bad_usage(
