@@ -194,6 +194,8 @@ def load_config(path: Path | None) -> Config:
         config = msgspec.toml.decode(data, type=Config)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ConfigError(f"{path}: {_explain(exc)}") from None
+    except RecursionError:  # arrays or tables hundreds deep; no setting nests so
+        raise ConfigError(f"{path}: nested too deeply") from None
     try:
         return check_cluster(config)
     except ConfigError as exc:

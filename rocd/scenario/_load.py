@@ -166,6 +166,8 @@ def load_text(text: str, file: str = "<scenario>") -> Scenario:
         message = re.sub(r"\s*\(at line.*\)", "", str(exc))
         at = f"{file}:{match.group(1)}" if match else file
         raise ScenarioError(f"{at}: invalid TOML: {message}") from None
+    except RecursionError:  # arrays or tables hundreds deep; no key nests so
+        raise ScenarioError(f"{file}: invalid TOML: nested too deeply") from None
     where = _Where(file, LineIndex(text))
     try:
         scenario = msgspec.convert(data, Scenario)

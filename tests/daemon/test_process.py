@@ -84,6 +84,7 @@ def test_config_file_is_used(tmp_path: Path, spawn: list[DaemonProcess]) -> None
         ('log_level = "loud"\n', "log_level: invalid enum value 'loud'"),
         ('colour = "red"\n', "unknown field colour"),
         ("name = \n", "rocd.toml"),
+        ("a = " + "[" * 3000 + "]" * 3000 + "\n", "rocd.toml: nested too deeply"),
     ],
 )
 def test_a_bad_config_file_is_one_clear_line_and_exit_2(

@@ -91,6 +91,12 @@ def test_invalid_toml_names_its_line() -> None:
     assert error_of(GOOD.replace("[nodes.b]", "[nodes.b")).startswith("s.toml:6: invalid TOML")
 
 
+def test_toml_nested_too_deeply_is_invalid_not_a_crash() -> None:
+    text = GOOD.replace('description = "two nodes"\n', 'description = "two nodes"\n'
+                        "x = " + "[" * 3000 + "]" * 3000 + "\n")  # fmt: skip
+    assert error_of(text) == "s.toml: invalid TOML: nested too deeply"
+
+
 def test_a_step_does_one_thing() -> None:
     text = GOOD.replace('pair = ["a", "b"]', 'pair = ["a", "b"]\nsleep_s = 1')
     message = "s.toml:9: steps[0]: a step does one thing, this one has pair and sleep_s"
