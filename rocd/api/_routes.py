@@ -191,6 +191,11 @@ def decode_body(data: bytes, model: type[msgspec.Struct]) -> Any:
         return msgspec.convert(integral_floats_as_ints(msgspec.json.decode(data)), type=model)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise validation_error(exc, "body") from None
+    except UnicodeDecodeError as exc:  # a string's bytes are not UTF-8 (msgspec's own error)
+        message = f"JSON is malformed: not UTF-8 (byte {exc.start})"
+        raise InvalidRequest(
+            f"invalid body: {message}", details=[{"in": "body", "message": message}]
+        ) from None
     except RecursionError:
         # Arrays or objects nested hundreds deep exhaust the decoder's (and the
         # conversion's) recursion; no body of this API nests more than a few levels.

@@ -117,6 +117,8 @@ async def test_rename_is_answered_and_persisted(rocd: RunningDaemon, tmp_path: P
         (b'{"name": "\\ud800"}', None, "JSON is malformed"),
         (b'{"name": "' + b"x" * 65 + b'"}', "name", "Expected str of length <= 64"),
         (b"not json", None, "malformed"),
+        # A string that is not UTF-8 (Latin-1 "Küche"): JSON is UTF-8.
+        (b'{"name": "K\xfcche"}', None, "JSON is malformed: not UTF-8"),
         (b"", None, "must be a JSON object"),
         # Nesting deep enough to exhaust the decoder's recursion: an unclosed one, a
         # closed one, and one as a field's value.
