@@ -63,7 +63,7 @@ def api_error(http_status: int, body: bytes) -> CtlError:
     """An error answer as one line: the API's message, its status and code."""
     try:
         error = msgspec.json.decode(body, type=ErrorBody)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, UnicodeDecodeError):  # msgspec's own, for non-UTF-8
         text = body.decode(errors="replace").strip().splitlines()
         return CtlError(
             f"HTTP {http_status}: {text[0][:200] if text else 'no body'} (not rocd's answer?)"
@@ -141,7 +141,7 @@ class Client:
             return None  # type: ignore[return-value]
         try:
             return msgspec.json.decode(raw, type=into)
-        except msgspec.MsgspecError as exc:
+        except (msgspec.MsgspecError, UnicodeDecodeError) as exc:  # the latter: not UTF-8
             raise CtlError(f"{method} {path}: the answer is not rocd's: {exc}") from None
 
     def unreachable(self, exc: BaseException) -> CtlError:
