@@ -398,11 +398,16 @@ class PeerActor(Actor):
         remote = self.remote
         joining = bool(remote.trusted.join)
         if closed.code == "join" or (joining and closed.code == "refused"):
-            remote.reason = f"join refused: {closed.reason}"
+            why = closed.reason
+            if closed.code == "refused":
+                # The inviter's handshake lets unknown keys in only while one of its
+                # invites is open: none is, so ours is unknown to it, used or expired.
+                why = f"the join token is unknown, used or expired ({why})"
+            remote.reason = f"join refused: {why}"
             remote.refusal = RocdError(remote.reason)
             remote.settled.set()
             self._leaving = True
-            self._runtime.join_refused(remote.trusted, closed.reason)
+            self._runtime.join_refused(remote.trusted, why)
         elif closed.by_remote or closed.code == "refused":
             remote.reason = f"refused: {closed.reason}"
         elif closed.code == "wrong-key":

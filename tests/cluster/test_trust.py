@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,11 +103,20 @@ def test_an_invite_sets_up_trust_both_ways_once(trio_of: dict[str, Instance]) ->
     for one, other in ((a, e), (e, a)):
         one.wait_state(other, "online")
         assert one.peer(other)["role"] == "viewer"
-    # The token was for one instance only.
+    # The token was for one instance only; the joiner is told so (A has no invite open
+    # now, so it refuses D's key at the handshake, before any token is shown).
     r = d.post("/cluster/join", {"token": invite["token"]})
     assert r.status_code == 403, r.text
     assert "join refused" in r.json()["message"]
+    assert "the join token is unknown, used or expired" in r.json()["message"]
     assert d.peer(a) == {}  # nothing kept of a refused join
+    # So is an invite that expired.
+    expiring = a.post("/cluster/invites", {"ttl_s": 1}).json()["token"]
+    time.sleep(1.2)
+    r = d.post("/cluster/join", {"token": expiring})
+    assert r.status_code == 403, r.text
+    assert "the join token is unknown, used or expired" in r.json()["message"]
+    assert d.peer(a) == {}
     bad = d.post("/cluster/join", {"token": "rocd1-garbage"})
     assert bad.status_code == 422
     assert bad.json()["details"][0]["field"] == "token"
