@@ -18,6 +18,7 @@ import trio
 
 from rocd._exception_groups import is_cancellation, root_cause
 from rocd.audio import AudioError
+from rocd.net.roc import ListenError
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -40,6 +41,8 @@ def first_error(exc: BaseException) -> BaseException:
 
 def describe_os_error(exc: OSError) -> str:
     """'Address already in use', or 'PATH: No such file or directory' when it names a file."""
+    if isinstance(exc, ListenError):
+        return str(exc)  # 'cannot listen on HOST:PORT: Address already in use'
     reason = exc.strerror or str(exc)
     return f"{exc.filename}: {reason}" if exc.filename else reason
 

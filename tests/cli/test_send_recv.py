@@ -260,9 +260,18 @@ def test_runtime_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:
             [*ROCD, "recv", "-o", "null", "-s", f"rtp://127.0.0.1:{port}"],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
+        # Of three endpoints, the line names the one whose port is taken.
+        busy_repair = subprocess.run(
+            [*ROCD, "recv", "-o", "null", "-s", "rtp+rs8m://127.0.0.1:0",
+             "-r", f"rs8m://127.0.0.1:{port}", "-c", "rtcp://127.0.0.1:0"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
     assert busy.returncode == 1
-    assert "Address already in use" in busy.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in busy.stderr
     assert "Traceback" not in busy.stderr
+    assert busy_repair.returncode == 1
+    assert len(busy_repair.stderr.strip().splitlines()) == 1, busy_repair.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in busy_repair.stderr
 
 
 def _one_line_exit_1(args: list[str], message: str) -> None:
@@ -305,7 +314,8 @@ def test_a_relay_on_a_busy_port_is_one_line() -> None:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
         _one_line_exit_1(
-            ["relay", "--route", f"127.0.0.1:{port}=127.0.0.1:9"], "Address already in use"
+            ["relay", "--route", f"127.0.0.1:{port}=127.0.0.1:9"],
+            f"cannot listen on 127.0.0.1:{port}: Address already in use",
         )
 
 

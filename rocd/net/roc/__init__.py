@@ -143,7 +143,15 @@ from ._rtp_filter import RtpFilter, RtpFilterStats
 from ._send_link import FrameInput, SendLink
 from ._sender import Datagram, Sender, SenderConfig, SenderIdentity, SenderMetrics
 from ._ticker import Step, Ticker, TickHandle
-from ._udp import Address, UdpEndpoint, UdpStats, open_udp_socket, read_batch, resolve_udp
+from ._udp import (
+    Address,
+    ListenError,
+    UdpEndpoint,
+    UdpStats,
+    open_udp_socket,
+    read_batch,
+    resolve_udp,
+)
 from ._watchdog import Watchdog, WatchdogVerdict
 from ._wrap import (
     SeqExtender,
@@ -223,6 +231,7 @@ __all__ = [
     "LatencyTuner",
     "LdpcStaircaseCodec",
     "LinkMeter",
+    "ListenError",
     "MalformedPacket",
     "MeasurementInfo",
     "MetricInterval",

@@ -29,7 +29,7 @@ import trio
 from ._due import DueQueue, clock_ns
 from ._impairment import ImpairmentConfig, ImpairmentCounters, ImpairmentModel
 from ._udp import BATCH as _BATCH
-from ._udp import Address, open_udp_socket, read_batch, resolve_udp
+from ._udp import Address, bind_udp, open_udp_socket, read_batch, resolve_udp
 
 __all__ = ["RelayCounters", "RelayRoute", "UdpRelay"]
 
@@ -197,7 +197,7 @@ class UdpRelay:
             family, listen = await resolve_udp(route.listen)
             sock = self._socket(family)
             self._listen.append(sock)
-            sock.bind(listen)
+            bind_udp(sock, listen)
             bound.append(sock.getsockname()[:2])
         return bound
 

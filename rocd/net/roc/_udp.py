@@ -42,8 +42,10 @@ from ._types import Buffer
 
 __all__ = [
     "Address",
+    "ListenError",
     "UdpEndpoint",
     "UdpStats",
+    "bind_udp",
     "open_udp_socket",
     "read_batch",
     "resolve_udp",
@@ -98,6 +100,28 @@ def read_batch(sock: socket.socket, size: int, limit: int = BATCH) -> list[tuple
         except OSError:
             continue  # an ICMP error surfaced on this socket: not a datagram
     return batch
+
+
+class ListenError(OSError):
+    """A UDP socket that could not be bound: the system's error (errno and strerror kept),
+    with the address it was for, so that one line can say which of several it was."""
+
+    def __init__(self, exc: OSError, address: Address) -> None:
+        super().__init__(exc.errno, exc.strerror)
+        self.address = address
+
+    def __str__(self) -> str:
+        host, port = self.address[:2]
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return f"cannot listen on {where}: {self.strerror}"
+
+
+def bind_udp(sock: socket.socket, address: Address) -> None:
+    """`sock.bind(address)`; ListenError (naming `address`) when the system refuses."""
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        raise ListenError(exc, address) from None
 
 
 async def resolve_udp(address: Address) -> tuple[int, Address]:
@@ -177,7 +201,7 @@ class UdpEndpoint:
             group = ipaddress.ip_address(resolved[0]).is_multicast
             if reuse_address or group:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(resolved)
+            bind_udp(sock, resolved)
             if group and multicast_iface is not None:
                 _join(sock, resolved[0], multicast_iface)
         except BaseException:
