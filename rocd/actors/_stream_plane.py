@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from rocd.audio import AudioError, PlaybackStream, PulseDriver
+from rocd.audio import AudioError, DeviceNotFound, PlaybackStream, PulseDriver
 from rocd.net.roc import FanoutLink, MixLink, Ticker
 
 from ._audio_types import DeviceEndpoint, audio_errors
@@ -116,8 +116,7 @@ class AudioPlane:
                 except (AudioError, OSError) as exc:
                     if first:
                         raise
-                    bus.broken = str(exc) or type(exc).__name__
-                    log.warning("output %s broke: %s", bus.device, bus.broken)
+                    bus.broken = _broken(bus.device, bus.broken, exc, "output")
                 await trio.sleep(RETRY_S)
 
     def _open_playback(
@@ -177,7 +176,20 @@ class AudioPlane:
                 except (AudioError, OSError) as exc:
                     if first:
                         raise
-                    bus.broken = str(exc) or type(exc).__name__
-                    log.warning("input %s broke: %s", bus.device, bus.broken)
+                    bus.broken = _broken(bus.device, bus.broken, exc, "input")
                     await trio.sleep(RETRY_S)
             await trio.sleep_forever()  # ended: held until the last user releases it
+
+
+def _broken(device: str, before: str | None, exc: Exception, side: str) -> str:
+    """Why a device's stream is down, in words (a device that is gone says so, not just
+    its id); logged as a warning when that changes, not at each retry (every `RETRY_S`)."""
+    if isinstance(exc, DeviceNotFound) and str(exc) == device:
+        why = f"{device} is gone (deleted, unplugged or its driver down); retrying"
+    else:
+        why = str(exc) or type(exc).__name__
+    if why != before:
+        log.warning("%s %s broke: %s", side, device, why)
+    else:
+        log.debug("%s %s still broken: %s", side, device, why)
+    return why

@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pulsectl
 import trio
@@ -70,6 +70,7 @@ from ._tasks import open_service_nursery
 from ._watch import EventHub, check_name, diff_devices
 
 Sleep = Callable[[float], Awaitable[None]]
+PulseStreamT = TypeVar("PulseStreamT", PulseCapture, PulsePlayback)
 
 
 class PulseDriver:
@@ -99,6 +100,8 @@ class PulseDriver:
         self._status = DriverStatus(DRIVER, up=False, reason="not started")
         self._refresh_lock = trio.Lock()
         self._dirty = trio.Event()
+        #: The open parec / pacat streams by device id (ended when their device goes).
+        self._streams: dict[str, set[PulseCapture | PulsePlayback]] = {}
 
     @property
     def name(self) -> str:
@@ -184,11 +187,37 @@ class PulseDriver:
             await self.refresh()
 
     async def refresh(self) -> None:
-        """List the server now and publish what changed (DriverUnavailable when down)."""
+        """List the server now and publish what changed (DriverUnavailable when down).
+        The streams of a device that is gone are ended: the server has moved them to
+        another device (its fallback), where they must not play or record."""
         async with self._refresh_lock:
             before = self._infos()
             await self._relist()
-            self._hub.publish_all(diff_devices(before, self._infos()))
+            events = diff_devices(before, self._infos())
+            for event in events:
+                if isinstance(event, DeviceRemoved):
+                    self._end_streams(event.device.id, "the device is gone")
+            self._hub.publish_all(events)
+
+    @asynccontextmanager
+    async def _tracked(
+        self, device_id: str, stream: AbstractAsyncContextManager[PulseStreamT]
+    ) -> AsyncIterator[PulseStreamT]:
+        async with stream as opened:
+            streams = self._streams.setdefault(device_id, set())
+            streams.add(opened)
+            try:
+                yield opened
+            finally:
+                streams.discard(opened)
+                if not streams:
+                    self._streams.pop(device_id, None)
+
+    def _end_streams(self, device_id: str, reason: str) -> list[PulseCapture | PulsePlayback]:
+        ended = list(self._streams.get(device_id, ()))
+        for stream in ended:
+            stream.end(reason)
+        return ended
 
     async def _relist(self) -> None:
         self._sinks, sources = await self._call(_list_all)
@@ -257,8 +286,11 @@ class PulseDriver:
             monitor = self._devices.get(f"pulse:source:{pa_name}")
             if monitor is None or monitor.info.monitor_of != device_id:
                 raise DeviceNotFound(f"{device_id} has no monitor to capture")
-        async with open_capture_stream(
-            self.pactl.env, pa_name, device_id, spec or d.info.spec, self.latency_ms
+        async with self._tracked(
+            device_id,
+            open_capture_stream(
+                self.pactl.env, pa_name, device_id, spec or d.info.spec, self.latency_ms
+            ),
         ) as stream:
             yield stream
 
@@ -290,8 +322,11 @@ class PulseDriver:
             if feed is None:
                 raise DeviceNotFound(f"{device_id} lost its feed sink")
             pa_name = feed.name
-        async with open_playback_stream(
-            self.pactl.env, pa_name, device_id, spec or d.info.spec, latency_ms, ring_ms
+        async with self._tracked(
+            device_id,
+            open_playback_stream(
+                self.pactl.env, pa_name, device_id, spec or d.info.spec, latency_ms, ring_ms
+            ),
         ) as stream:
             yield stream
 
@@ -372,6 +407,12 @@ class PulseDriver:
             feed = feed_of(self._sinks, d.pa_name)
             if feed is not None and feed.owner_module is not None:
                 modules.append(feed.owner_module)
+        # Ours first: the server would move them to its fallback device, which may be
+        # a real speaker, as soon as the module goes.
+        ended = self._end_streams(device_id, "deleted")
+        with trio.move_on_after(1.0):
+            for stream in ended:
+                await stream.gone.wait()
         with trio.CancelScope(shield=True):
             for module in modules:
                 await self._unload(module)

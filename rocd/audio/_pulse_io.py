@@ -104,10 +104,20 @@ class _PulseStream(StreamBase):
         super().__init__(device_id, spec)
         self._ring = ring
         self.broken: str | None = None  # why the child went away, once it has
+        self._proc: trio.Process | None = None
+        self.gone = trio.Event()  # set once the child has exited
 
     def _break(self, reason: str) -> None:
         if self.broken is None:
             self.broken = reason
+
+    def end(self, reason: str) -> None:
+        """Break the stream now (its device is going away): the child is killed, so the
+        server cannot move it to another device, and the reader or writer gets
+        StreamBroken with `reason`. Wait on `gone` for the child to be gone."""
+        self._break(reason)
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
 
 
 class PulseCapture(_PulseStream):
@@ -160,7 +170,7 @@ async def open_capture_stream(
     with FrameRing(spec.frames_for(max(0.5, 4 * latency_ms / 1000)), spec.channels) as ring:
         stream = PulseCapture(device_id, spec, ring)
         async with open_service_nursery() as nursery:
-            proc = await _start_child(nursery, args, env, writes=False)
+            proc = stream._proc = await _start_child(nursery, args, env, writes=False)
             nursery.start_soon(_pump_capture, proc, stream, ring)
             try:
                 yield stream
@@ -188,6 +198,7 @@ async def _pump_capture(proc: trio.Process, stream: PulseCapture, ring: FrameRin
             pass
     await proc.wait()
     stream._break(f"parec {_exit_reason(proc, stderr)}")
+    stream.gone.set()
     ring.close_write()
 
 
@@ -216,7 +227,7 @@ async def open_playback_stream(
     with FrameRing(capacity, spec.channels) as ring:
         stream = PulsePlayback(device_id, spec, ring)
         async with open_service_nursery() as nursery:
-            proc = await _start_child(nursery, args, env, writes=True)
+            proc = stream._proc = await _start_child(nursery, args, env, writes=True)
             assert proc.stdin is not None
             if hasattr(fcntl, "F_SETPIPE_SZ") and isinstance(proc.stdin, trio.lowlevel.FdStream):
                 fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
@@ -259,5 +270,6 @@ async def _pump_playback(
             pass
         await proc.wait()
         stream._break(f"pacat {_exit_reason(proc, stderr)}")
+        stream.gone.set()
         ring.close_read()
         done.set()

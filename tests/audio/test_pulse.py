@@ -1,5 +1,6 @@
 """The PulseAudio driver against a real, private PulseAudio server (no mocks)."""
 
+import re
 import subprocess
 from functools import partial
 from pathlib import Path
@@ -19,6 +20,7 @@ from rocd.audio import (
     DriverUnavailable,
     DriverUp,
     Frames,
+    PlaybackStream,
     PulseDriver,
     SampleSpec,
     StreamBroken,
@@ -252,3 +254,59 @@ async def test_driver_starts_down_without_a_server(tmp_path: Path) -> None:
                 assert pulse.status.up
             finally:
                 server.cleanup()
+
+
+def rocd_sink_inputs(server: PulseServer) -> list[str]:
+    """The sinks rocd's pacat streams play into now (by name)."""
+    sinks = {s["index"]: s["name"] for s in server.pactl_json("list", "sinks")}
+    return [
+        sinks[i["sink"]]
+        for i in server.pactl_json("list", "sink-inputs")
+        if i["properties"].get("application.name") == "rocd"
+    ]
+
+
+async def play_until_broken(stream: PlaybackStream) -> None:
+    block = np.full((480, 2), 0.25, np.float32)
+    while True:
+        await stream.write(block)
+
+
+@pytest.mark.parametrize("how", ["deleted", "unloaded behind its back"])
+async def test_a_stream_on_a_device_that_goes_breaks_and_moves_nowhere(
+    pulse: PulseDriver, pulse_server: PulseServer, how: str
+) -> None:
+    # The server moves the streams of a sink it unloads to its fallback sink (another
+    # virtual device here, a real speaker on a desktop): the stream must break instead.
+    broken: list[str] = []
+    ended = trio.Event()
+
+    async def writer(stream: PlaybackStream) -> None:
+        try:
+            await play_until_broken(stream)
+        except StreamBroken as exc:
+            broken.append(str(exc))
+            ended.set()
+
+    with trio.fail_after(15):
+        other = await pulse.create_virtual("speaker", "t_other", SPEC)
+        doomed = await pulse.create_virtual("speaker", "t_doomed", SPEC)
+        pulse_server.pactl("set-default-sink", "t_other")
+        try:
+            async with pulse.open_playback(doomed.id) as stream, trio.open_nursery() as nursery:
+                nursery.start_soon(writer, stream)
+                await trio.sleep(0.3)
+                assert rocd_sink_inputs(pulse_server) == ["t_doomed"]
+                if how == "deleted":
+                    await pulse.delete_virtual(doomed.id)
+                else:
+                    sinks = pulse_server.pactl_json("list", "sinks")
+                    (module,) = [s["owner_module"] for s in sinks if s["name"] == "t_doomed"]
+                    pulse_server.pactl("unload-module", str(module))
+                with trio.fail_after(3):
+                    await ended.wait()
+            assert re.search(r"t_doomed: (deleted|the device is gone)", broken[0]), broken
+            await trio.sleep(0.3)
+            assert rocd_sink_inputs(pulse_server) == []
+        finally:
+            await pulse.delete_virtual(other.id)

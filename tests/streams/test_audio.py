@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from bench.stream_start import _PLAYING, _SET_UP
+from tests.cluster.instances import wait_for
 from tests.e2e.relay import start_relay
 from tests.e2e.signals import assert_exact_stream, whole_fec_blocks
 from tests.ports import free_ports
@@ -265,3 +266,49 @@ def test_volume_changes_live_without_a_gap(
     assert blocks.min() > 0.04, "a gap in the audio"
     assert np.isclose(blocks[:50].max(), 0.4, atol=0.01)
     assert np.isclose(np.median(blocks[-50:]), 0.05, atol=0.005)
+
+
+def test_a_vad_remade_or_deleted_under_a_stream_takes_its_audio_nowhere_else(
+    daemons: tuple[Rocd, Rocd], pulse_server: PulseServer
+) -> None:
+    """The sound server moves the streams of a sink it unloads to its fallback sink (a
+    real speaker on a desktop). A VAD remade (a new rate) or deleted under a playing
+    stream ends rocd's playback first: remade, the stream plays into the new one;
+    deleted, the stream is degraded and plays nowhere."""
+    a, _ = daemons
+    r = a.http.post("/peers/self/vads", json={"name": "Fallback", "kind": "speaker"})
+    assert r.status_code == 201, r.text
+    fallback = r.json()["uid"]
+    pulse_server.pactl("set-default-sink", f"rocd_vad_{fallback}")  # where the server moves
+    r = a.http.post("/peers/self/vads", json={"name": "Doomed", "kind": "speaker"})
+    assert r.status_code == 201, r.text
+    vad = r.json()["uid"]
+    sink = f"rocd_vad_{vad}"
+
+    def playing() -> list[str]:
+        """The sinks rocd's playback into the VAD plays into now."""
+        sinks = {s["index"]: s for s in pulse_server.pactl_json("list", "sinks")}
+        return [
+            f"{sinks[i['sink']]['name']} {sinks[i['sink']]['sample_specification']}"
+            for i in pulse_server.pactl_json("list", "sink-inputs")
+            if i["properties"].get("media.name") == f"playback pulse:sink:{sink}"
+        ]
+
+    uid = a.create(device("tone:sine"), {"peer": "self", "vad": vad})["uid"]
+    try:
+        a.wait_state(uid, "active")
+        wait_for("playing into the VAD", playing, lambda p: p == [f"{sink} float32le 2ch 48000Hz"])
+        assert a.http.put(f"/peers/self/vads/{vad}", json={"rate": 32000}).status_code == 200
+        # Into the new sink (whose rate the server matches to the stream's 48 kHz).
+        wait_for("playing into the remade VAD", playing,
+                 lambda p: len(p) == 1 and p[0].startswith(f"{sink} "))  # fmt: skip
+        assert a.http.delete(f"/peers/self/vads/{vad}").status_code == 204
+        stream = a.wait_state(uid, "degraded")
+        assert f"pulse:sink:{sink}" in stream["reason"]
+        for _ in range(10):  # and it stays so
+            assert playing() == []
+            time.sleep(0.15)
+        assert a.stream(uid)["state"] == "degraded"
+    finally:
+        a.delete(uid)
+        a.http.delete(f"/peers/self/vads/{fallback}")
