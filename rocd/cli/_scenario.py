@@ -58,7 +58,8 @@ def run_check(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             status = EXIT_USAGE
             continue
-        say(f"{file}: ok ({len(scenario.nodes)} nodes, {len(scenario.steps)} steps)")
+        nodes, steps = len(scenario.nodes), len(scenario.steps)
+        say(f"{file}: ok ({nodes} node{'s' * (nodes != 1)}, {steps} step{'s' * (steps != 1)})")
     return status
 
 

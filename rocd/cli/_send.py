@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import trio
 
-from rocd.audio import SampleSpec, Tee
+from rocd.audio import SampleSpec, Tee, Unsupported
 from rocd.net.roc import (
     EndpointError,
     EndpointSet,
@@ -200,6 +200,11 @@ async def send(args: argparse.Namespace) -> int:
                 for config in configs
             ]
         except ValueError as exc:
+            if "no channel mapping" in str(exc):  # the input, not an option, is the problem
+                raise Unsupported(
+                    f"{args.input} has {source.spec.channels} channels; a stream carries 1"
+                    " or 2: mix it down first (say, sox IN.wav -c 2 OUT.wav)"
+                ) from None
             raise UsageError(str(exc)) from None
         async with trio.open_nursery() as nursery:
             # Each destination's packets leave from a send thread at their times; one

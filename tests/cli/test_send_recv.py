@@ -301,6 +301,12 @@ def test_files_that_cannot_be_used_say_why(tmp_path: Path) -> None:
         ["send", "-i", f"file:{tmp_path}/notes.txt", "-s", "rtp://127.0.0.1:5"],
         "cannot read",
     )
+    six = tmp_path / "six.wav"
+    sf.write(six, np.zeros((441, 6), np.float32), 44100)
+    _one_line_exit_1(
+        ["send", "-i", f"file:{six}", "-s", "rtp://127.0.0.1:5"],
+        "has 6 channels; a stream carries 1 or 2: mix it down first",
+    )
     state = tmp_path / "state-file"
     state.write_text("x")
     _one_line_exit_1(

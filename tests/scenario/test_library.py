@@ -53,3 +53,15 @@ def test_a_library_scenario_gives_its_verdict(file: Path, tmp_path: Path) -> Non
         assert done.returncode == 0, done.stdout + done.stderr
         assert report["verdict"] == "passed"
         assert all(s["status"] == "passed" for s in report["steps"])
+
+
+def test_check_says_what_each_file_holds() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rocd.cli", "scenario", "check", "scenarios/must_fail.toml",
+         "scenarios/hub_mix.toml"],
+        capture_output=True, text=True, check=True, timeout=60, cwd=LIBRARY[0].parents[1],
+    )  # fmt: skip
+    assert done.stdout.splitlines() == [
+        "scenarios/must_fail.toml: ok (1 node, 6 steps)",
+        "scenarios/hub_mix.toml: ok (4 nodes, 12 steps)",
+    ]
