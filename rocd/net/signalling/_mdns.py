@@ -118,13 +118,15 @@ class MdnsDiscovery:
         announced = self._properties()
         info = self._info(announced)
         try:
-            await trio.to_thread.run_sync(lambda: zc.register_service(info, allow_name_change=True))
+            # Abandoned on cancellation: a stop during the announcement (probing takes a
+            # second or two) does not wait for it; closing zeroconf (see `run`) ends it.
+            await trio.to_thread.run_sync(
+                lambda: zc.register_service(info, allow_name_change=True),
+                abandon_on_cancel=True,
+            )
         except Exception as exc:  # zeroconf's own errors: no announcement, browsing goes on
             log.warning("cannot announce this instance on the LAN: %s", exc)
             return
-        # The thread is not abandoned on cancellation: a stop during the announcement
-        # (probing takes a second or two) lands here, and must not log "announced".
-        await trio.lowlevel.checkpoint_if_cancelled()
         self.registered.set()
         log.info("announced on the LAN as %s", info.name)
         while True:
