@@ -12,6 +12,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+#: Characters of an error message an answer carries; the rest is cut (a message may
+#: quote what was sent: a 10,000-character id is not echoed whole).
+MAX_MESSAGE = 500
+
+
+def bounded(message: str) -> str:
+    """`message`, cut to `MAX_MESSAGE` characters (saying how many more there were)."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE} more characters)"
+
 
 class RocdError(Exception):
     """Base of every error that crosses an actor or API boundary."""
@@ -26,7 +37,7 @@ class RocdError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body every API error has: error code, message, details."""
-        return {"error": self.code, "message": self.message, "details": self.details}
+        return {"error": self.code, "message": bounded(self.message), "details": self.details}
 
 
 class NotFound(RocdError):

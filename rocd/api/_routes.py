@@ -17,7 +17,7 @@ import msgspec
 from quart import Quart, request
 
 from rocd.actors import NAME_PATTERN
-from rocd.errors import InvalidRequest
+from rocd.errors import InvalidRequest, bounded
 
 from ._context import ApiContext
 
@@ -32,6 +32,9 @@ class ErrorBody(msgspec.Struct):
     error: str  # machine-readable code: not_found, invalid, busy, timeout, ...
     message: str  # one human-readable sentence
     details: list[dict[str, Any]] = []
+
+    def __post_init__(self) -> None:
+        self.message = bounded(self.message)
 
 
 _PARAM = re.compile(r"{(\w+)(:path)?}")

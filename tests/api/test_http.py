@@ -93,6 +93,14 @@ async def test_unknown_peer_is_404_with_the_error_shape(rocd: RunningDaemon) -> 
     assert_error_shape(r, 404, "not_found")
 
 
+async def test_an_error_quotes_at_most_a_bounded_message(rocd: RunningDaemon) -> None:
+    long_id = "file:sink:" + "x" * 10_000
+    r = await rocd.http.get(f"/peers/self/devices/{long_id}")
+    body = assert_error_shape(r, 404, "not_found")
+    assert len(body["message"]) < 600
+    assert body["message"].endswith("more characters)")
+
+
 async def test_rename_is_answered_and_persisted(rocd: RunningDaemon, tmp_path: Path) -> None:
     r = await rocd.http.put("/peers/self", json={"name": "Kitchen speaker"})
     assert r.status_code == 200
