@@ -416,7 +416,10 @@ class StreamCoordinator(Actor):
                 )
             except RocdError as exc:
                 # Unreachable: the prepared end expires, a committed one is reconciled.
-                log.warning("stream %s: %s on %s not aborted: %s", spec.uid, role, peer, exc)
+                # An end never answered for (its step failed or was not reached) is
+                # most likely not there at all: no warning for it.
+                level = logging.WARNING if role in setup.made else logging.INFO
+                log.log(level, "stream %s: %s on %s not aborted: %s", spec.uid, role, peer, exc)
 
         async with trio.open_nursery() as nursery:
             for role, peer in made.items():

@@ -148,3 +148,20 @@ def test_a_kill_of_either_side_at_any_step_leaves_no_half_stream(
     else:
         took = wait_nothing_left(clean)
         print(f"{step}.{when}: nothing left {back + took:.2f} s after the restart")
+
+
+def test_a_stream_to_an_offline_peer_is_refused_without_a_false_alarm(clean: Pair) -> None:
+    a, b = clean.a, clean.b
+    assert b.stop() == 0
+    try:
+        a.wait_state(b, "offline", 10)
+        r = clean.post()
+        assert r.status_code == 503, r.text
+        assert "offline" in r.json()["message"]
+        assert uids(a) == []
+        # Nothing was prepared on b: no warning that its end could not be aborted.
+        assert "WARNING rocd.streams: stream" not in a.log()
+    finally:
+        b.start()
+        a.wait_state(b, "online", 20)
+        b.wait_state(a, "online", 20)
