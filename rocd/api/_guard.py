@@ -170,7 +170,9 @@ def install_guard(app: Quart, policy: GuardPolicy) -> None:
 
     async def guard_request() -> None:
         _check_host(policy, request.headers, request.scope)
-        if request.method in STATE_CHANGING:
+        if request.method in STATE_CHANGING or request.method == "OPTIONS":
+            # A preflight from a page not let in gets the same JSON refusal as the
+            # request it asks about would (not an empty 200 without CORS headers).
             _check_origin(policy, request.headers, request.scheme)
         _check_content_type()
 

@@ -76,6 +76,9 @@ async def test_a_foreign_origin_may_not_change_anything(rocd: RunningDaemon) -> 
     r = await rocd.http.get("/peers/self", headers={"origin": EVIL})
     assert r.status_code == 200
     assert "access-control-allow-origin" not in r.headers
+    # Its preflight is refused the same way (not an empty 200).
+    ask = {"origin": EVIL, "access-control-request-method": "PUT"}
+    refused(await rocd.http.options("/peers/self", headers=ask), 403, "cross_site", "Origin")
     # A page rocd serves itself is same-origin.
     r = await rocd.http.put("/peers/self", json={"name": "Own UI"}, headers={"origin": rocd.url})
     assert r.status_code == 200
