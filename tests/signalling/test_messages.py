@@ -87,6 +87,24 @@ def test_garbage_is_refused(data: bytes, why: str) -> None:
         decode(data)
 
 
+def test_a_value_nested_thousands_deep_is_refused_not_raised() -> None:
+    # Under MAX_FRAME_BYTES, a list nested 100,000 deep: msgspec gives up with a
+    # RecursionError, which must not escape the decoder (the link reads it as malformed).
+    deep = b"\x91" * 100_000 + b"\xc0"
+    envelope = b"\x95" + b"\x92\x01\x00" + b"\xa1a" + b"\xa1b"
+    assert len(envelope + deep) < MAX_FRAME_BYTES
+    with pytest.raises(MalformedMessage):
+        decode(envelope + deep + b"\xa0")
+    event = msgspec.msgpack.encode(
+        {"t": "event", "n": 1, "seq": 1, "time": 1.0, "kind": "k", "peer": "p", "data": {"x": 0}}
+    )
+    nested = event.replace(b"\xa1x\x00", b"\xa1x" + deep)
+    with pytest.raises(MalformedMessage):
+        decode(envelope + nested + b"\xa0")
+    with pytest.raises(MalformedMessage, match="bad body"):
+        decode_value(msgspec.Raw(deep), list[int])
+
+
 def test_an_oversized_frame_is_refused_unread() -> None:
     with pytest.raises(MalformedMessage, match="exceeds"):
         decode(b"\x00" * (MAX_FRAME_BYTES + 1))

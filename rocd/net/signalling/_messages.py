@@ -186,8 +186,9 @@ class _Tagged(msgspec.Struct, frozen=True):
     t: str
 
 
-#: What msgspec raises for bad input (a string that is not UTF-8 is a UnicodeDecodeError).
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+#: What msgspec raises for bad input (a string that is not UTF-8 is a UnicodeDecodeError,
+#: a value nested some thousand deep a RecursionError).
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
 _encoder = msgspec.msgpack.Encoder()
