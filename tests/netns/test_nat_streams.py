@@ -122,6 +122,9 @@ def nat(pulse_server: PulseServer, tmp_path_factory: pytest.TempPathFactory) -> 
             # I's first dial of O came before O trusted it: relayed through R until its
             # next direct dial (every 5 s) gets through.
             wait_for("i links o directly", lambda: i.peer(o)["route"], "direct".__eq__, 15)
+            # ...and o follows: its link to i moves from the relay to i's connection.
+            wait_for("o links i over i's connection", lambda: o.peer(i)["route"],
+                     "reverse".__eq__, 15)  # fmt: skip
             yield setup
         finally:
             for node in (r, i, o):
