@@ -258,8 +258,10 @@ async def test_an_unknown_key_never_gets_a_connection(ctx: Any) -> None:
 
 async def test_a_listener_with_another_key_is_told_apart_from_a_refusal(ctx: Any) -> None:
     # Dialling where another instance listens (it took the peer's old port): the CURVE
-    # handshake fails before any ZAP question, and the link ends with "wrong-key", which
-    # says the peer is not there (a "refused" would say it is, and refuses us).
+    # handshake fails before any ZAP question. The link ends with "wrong-key" when the
+    # socket reports the failure, or at the handshake timeout ("dead") when the listener
+    # only dropped the connection; never "refused", which would say the peer is there
+    # and refuses us (and would keep its new address from being tried).
     client_keys = keypair()
     with trio.fail_after(10):
         async with serving(ctx) as server:
@@ -273,11 +275,16 @@ async def test_a_listener_with_another_key_is_told_apart_from_a_refusal(ctx: Any
                 handshake_timeout=3.0,
             )
             t0 = trio.current_time()
-            with pytest.raises(HandshakeFailed, match="another key answers there") as failed:
+            with pytest.raises(HandshakeFailed) as failed:
                 await conn.run(task_status=trio.TASK_STATUS_IGNORED)
             elapsed = trio.current_time() - t0
-    assert failed.value.closed.code == "wrong-key"
-    assert elapsed < 1.0  # told by the handshake, not by the handshake timeout
+    closed = failed.value.closed
+    assert (closed.code, closed.by_remote) in (("wrong-key", False), ("dead", False)), closed
+    if closed.code == "wrong-key":
+        assert "another key answers there" in closed.reason
+        assert elapsed < 1.0  # told by the handshake, not by the handshake timeout
+    else:
+        assert closed.reason == "no welcome within 3 s"
     assert server.requests == []  # the listener never got to ask who we are
     assert server.handler.hellos == []
 

@@ -4,7 +4,9 @@ A monitor of the socket reports a CURVE handshake that failed, and the link then
 at once instead of waiting for a Welcome that cannot come: with code "refused" when the
 listener refused our key (its ZAP handler does not trust it), "wrong-key" when the
 handshake itself failed (the listener there holds another key than the one dialled: not
-the peer, say another instance that took its old port).
+the peer, say another instance that took its old port). Such a listener may also just
+drop the connection without the socket reporting anything: the link then ends at the
+handshake timeout ("dead"), which says as well that the peer did not answer there.
 
 `run` dials, says hello and reports the other side's `Welcome` as started; it then keeps
 the link (heartbeats, ask deadlines) and returns the `Closed` event when the link ends:
