@@ -56,22 +56,24 @@ async def test_health_and_version(rocd: RunningDaemon) -> None:
 async def test_health_tells_a_stalled_event_loop(
     rocd: RunningDaemon, caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = (await rocd.http.get("/health")).json()["loop"]
-    assert before["stalls"] == 0
-    assert before["last_stall_s_ago"] is None
+    before = (await rocd.http.get("/health")).json()["loop"]  # start-up may have had one
+    assert (before["stalls"] == 0) == (before["last_stall_s_ago"] is None)
     await trio.sleep(0.1)
     time.sleep(0.25)  # noqa: ASYNC251  (the daemon runs in this thread: this holds its loop)
     await trio.sleep(0.1)
     after = (await rocd.http.get("/health")).json()["loop"]
-    assert after["stalls"] == 1
-    assert 200 <= after["worst_ms"] < 1000
+    assert after["stalls"] >= before["stalls"] + 1  # (a loaded machine may add its own)
+    assert after["worst_ms"] >= 200
     assert 0 <= after["last_stall_s_ago"] < 5
-    assert "event loop stalled" in caplog.text
+    logged = [*caplog.get_records("setup"), *caplog.records]  # (one per 10 s at most)
+    assert any("event loop stalled" in r.getMessage() for r in logged)
     metrics = (await rocd.http.get("/metrics")).text
-    assert "rocd_loop_stalls_total 1.0" in metrics
+    stalls = re.search(r"^rocd_loop_stalls_total (\S+)$", metrics, re.M)
     worst = re.search(r"^rocd_loop_worst_lateness_seconds (\S+)$", metrics, re.M)
+    assert stalls is not None
     assert worst is not None
-    assert float(worst.group(1)) == after["worst_ms"] / 1000
+    assert float(stalls.group(1)) >= after["stalls"]
+    assert float(worst.group(1)) >= after["worst_ms"] / 1000
 
 
 async def test_peers_lists_this_instance_as_self(rocd: RunningDaemon) -> None:

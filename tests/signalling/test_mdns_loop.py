@@ -68,6 +68,6 @@ async def test_a_stop_during_the_announcement_does_not_log_it_as_done(
             await trio.sleep(0.3)
             stop = trio.current_time()
             nursery.cancel_scope.cancel()
-    assert trio.current_time() - stop < CLOSE_GRACE + 0.3
+    assert trio.current_time() - stop < CLOSE_GRACE + 1.0  # (the thread may take it all)
     assert not discovery.registered.is_set()
     assert "announced on the LAN" not in caplog.text
